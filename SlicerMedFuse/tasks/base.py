@@ -1,0 +1,71 @@
+"""What a task implements: a spec and a ``run`` from SimpleITK images to SimpleITK images.
+
+I/O, validation, geometry checks, atomic writing and reporting live in
+:func:`SlicerMedFuse.api.run_task`, so a task only does its own pipeline
+(pre-processing -> model -> post-processing) on images that are already loaded and checked.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from SlicerMedFuse.progress import Progress
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
+    from SlicerMedFuse.device import DeviceConfig
+    from SlicerMedFuse.tasks.contract import TaskSpec
+
+__all__ = ["Task", "TaskContext", "TaskResult"]
+
+
+@dataclasses.dataclass
+class TaskContext:
+    """Everything a running task may use besides its inputs and parameters.
+
+    Attributes:
+        device: the resolved compute device (see :func:`SlicerMedFuse.device.resolve_device`).
+        progress: where to report progress; ``span`` it for sub-stages.
+        work_dir: a private scratch folder, removed after the job unless debugging.
+        model: path of a model bundle folder chosen by the user, or None for the task's default.
+    """
+
+    device: DeviceConfig
+    progress: Progress
+    work_dir: Path
+    model: Path | None = None
+
+
+@dataclasses.dataclass
+class TaskResult:
+    """Images by output role (written by the caller) and a JSON-ready report."""
+
+    outputs: dict[str, sitk.Image]
+    report: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Task(abc.ABC):
+    """Base class of every task (built in or contributed through the ``SlicerMedFuse.tasks`` entry point)."""
+
+    spec: ClassVar[TaskSpec]
+
+    def validate_inputs(self, inputs: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> None:  # noqa: B027
+        """Task-specific checks beyond the generic ones (raise InputError). Default: none."""
+
+    @abc.abstractmethod
+    def run(self, inputs: Mapping[str, sitk.Image], params: Mapping[str, Any], context: TaskContext) -> TaskResult:
+        """Run the pipeline.
+
+        Args:
+            inputs: images by input role, already read, 3D, finite and non-empty.
+            params: every declared parameter, defaults filled in and validated.
+            context: device, progress and scratch space.
+
+        Returns:
+            The outputs by role, each on the grid its :class:`OutputSpec` names.
+        """

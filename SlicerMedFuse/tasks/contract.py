@@ -1,0 +1,249 @@
+"""The task contract: what a task takes, gives, labels and lets the user tune (DESIGN rule 2).
+
+A task declares this once as a :class:`TaskSpec`. The CLI (``medfuse tasks``, ``medfuse run``),
+the Slicer panels (selectors, segment names and colours), the model catalog and the docs all
+read it, so a label colour or a parameter range is never written twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from SlicerMedFuse.errors import UsageError
+
+__all__ = [
+    "CodedConcept",
+    "InputSpec",
+    "Label",
+    "OutputSpec",
+    "ParameterSpec",
+    "TaskSpec",
+    "Terminology",
+]
+
+InputKind = Literal["image", "labelmap", "mask", "transform"]
+OutputKind = Literal["image", "labelmap", "transform"]
+ParameterKind = Literal["float", "int", "bool", "choice", "str"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CodedConcept:
+    """A DICOM coded concept, e.g. ``CodedConcept("SCT", "12738006", "Brain")``."""
+
+    scheme: str
+    value: str
+    meaning: str
+
+    def serialize(self) -> str:
+        """Slicer's ``scheme^value^meaning`` form."""
+        return f"{self.scheme}^{self.value}^{self.meaning}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Terminology:
+    """DICOM segment terminology (category, type, optional modifier and anatomic region)."""
+
+    category: CodedConcept
+    type: CodedConcept
+    modifier: CodedConcept | None = None
+    region: CodedConcept | None = None
+
+    def to_slicer_entry(self, context: str = "Segmentation category and type - MedFuse") -> str:
+        """The string Slicer stores in a segment's ``TerminologyEntry`` tag.
+
+        Layout (vtkSlicerTerminologiesModuleLogic): ``context~category~type~typeModifier~
+        anatomicContext~region~regionModifier`` with codes as ``scheme^value^meaning``.
+        """
+        empty = "^^"
+        return "~".join(
+            [
+                context,
+                self.category.serialize(),
+                self.type.serialize(),
+                self.modifier.serialize() if self.modifier else empty,
+                "Anatomic codes - DICOM master list",
+                self.region.serialize() if self.region else empty,
+                empty,
+            ]
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Label:
+    """One output label value with its name, display colour (RGB 0-255) and terminology."""
+
+    value: int
+    name: str
+    color: tuple[int, int, int]
+    terminology: Terminology | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.value <= 0:
+            raise ValueError(f"label value must be > 0 (0 is background), got {self.value} for {self.name!r}")
+        if len(self.color) != 3 or not all(0 <= c <= 255 for c in self.color):
+            raise ValueError(f"label colour must be three values in 0..255, got {self.color} for {self.name!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """One input of a task, addressed by its role (``--input ROLE=PATH``)."""
+
+    role: str
+    title: str
+    kind: InputKind = "image"
+    modalities: tuple[str, ...] = ("any",)
+    required: bool = True
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputSpec:
+    """One output of a task. Image outputs land on the grid of ``reference_role``."""
+
+    role: str
+    title: str
+    kind: OutputKind = "image"
+    description: str = ""
+    reference_role: str | None = None
+    primary: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    """A tunable parameter with its type, default and allowed values.
+
+    ``parse`` turns command-line text into a value and ``validate`` checks any value; both raise
+    :class:`UsageError` with a message that names the parameter and the allowed values.
+    """
+
+    name: str
+    kind: ParameterKind
+    default: Any
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    unit: str = ""
+
+    def parse(self, text: str) -> Any:
+        try:
+            if self.kind == "float":
+                value: Any = float(text)
+            elif self.kind == "int":
+                value = int(text)
+            elif self.kind == "bool":
+                lowered = text.strip().lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError(text)
+                value = lowered in ("true", "1", "yes", "on")
+            else:
+                value = text
+        except ValueError:
+            raise UsageError(f"Parameter '{self.name}' needs a {self.kind} value; got {text!r}.") from None
+        return self.validate(value)
+
+    def validate(self, value: Any) -> Any:
+        if value is None and self.default is None:
+            return None
+        if self.kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UsageError(f"Parameter '{self.name}' needs a number; got {value!r}.")
+            value = float(value)
+        elif self.kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UsageError(f"Parameter '{self.name}' needs a whole number; got {value!r}.")
+        elif self.kind == "bool":
+            if not isinstance(value, bool):
+                raise UsageError(f"Parameter '{self.name}' needs true or false; got {value!r}.")
+        elif self.kind == "choice":
+            if value not in self.choices:
+                raise UsageError(f"Parameter '{self.name}' must be one of {', '.join(self.choices)}; got {value!r}.")
+        elif not isinstance(value, str):
+            raise UsageError(f"Parameter '{self.name}' needs text; got {value!r}.")
+        if self.kind in ("float", "int"):
+            if self.minimum is not None and value < self.minimum:
+                raise UsageError(f"Parameter '{self.name}' must be at least {self.minimum}{self.unit}; got {value}.")
+            if self.maximum is not None and value > self.maximum:
+                raise UsageError(f"Parameter '{self.name}' must be at most {self.maximum}{self.unit}; got {value}.")
+        return value
+
+    def describe(self) -> str:
+        allowed = ""
+        if self.choices:
+            allowed = f" [{'|'.join(self.choices)}]"
+        elif self.minimum is not None or self.maximum is not None:
+            allowed = f" [{'' if self.minimum is None else self.minimum}..{'' if self.maximum is None else self.maximum}]"
+        return f"{self.name} ({self.kind}{allowed}, default {self.default!r}{' ' + self.unit if self.unit else ''})"
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """The full declaration of a task."""
+
+    name: str
+    title: str
+    summary: str
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    parameters: tuple[ParameterSpec, ...] = ()
+    labels: tuple[Label, ...] = ()
+    references: tuple[str, ...] = ()
+    needs_model: bool = False
+
+    def __post_init__(self) -> None:
+        for kind, names in (
+            ("input role", [i.role for i in self.inputs]),
+            ("output role", [o.role for o in self.outputs]),
+            ("parameter", [p.name for p in self.parameters]),
+            ("label value", [lab.value for lab in self.labels]),
+        ):
+            if len(set(names)) != len(names):
+                raise ValueError(f"task {self.name!r} declares a {kind} twice: {names}")
+        if sum(o.primary for o in self.outputs) != 1:
+            raise ValueError(f"task {self.name!r} must mark exactly one output as primary")
+
+    def input(self, role: str) -> InputSpec:
+        for spec in self.inputs:
+            if spec.role == role:
+                return spec
+        raise UsageError(f"Task '{self.name}' has no input '{role}'; its inputs are {', '.join(i.role for i in self.inputs)}.")
+
+    def output(self, role: str) -> OutputSpec:
+        for spec in self.outputs:
+            if spec.role == role:
+                return spec
+        raise UsageError(f"Task '{self.name}' has no output '{role}'; its outputs are {', '.join(o.role for o in self.outputs)}.")
+
+    @property
+    def primary_output(self) -> OutputSpec:
+        return next(o for o in self.outputs if o.primary)
+
+    def parameter(self, name: str) -> ParameterSpec:
+        for spec in self.parameters:
+            if spec.name == name:
+                return spec
+        known = ", ".join(p.name for p in self.parameters) or "none"
+        raise UsageError(f"Task '{self.name}' has no parameter '{name}'; its parameters are {known}.")
+
+    def resolve_parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with ``given`` (values or command-line strings), each validated."""
+        values = {p.name: p.default for p in self.parameters}
+        for name, value in given.items():
+            spec = self.parameter(name)
+            values[name] = spec.parse(value) if isinstance(value, str) and spec.kind != "str" else spec.validate(value)
+        return values
+
+    def check_roles(self, roles: Sequence[str]) -> None:
+        """Raise UsageError for unknown roles or missing required ones."""
+        for role in roles:
+            self.input(role)
+        missing = [i.role for i in self.inputs if i.required and i.role not in roles]
+        if missing:
+            raise UsageError(f"Task '{self.name}' needs input {', '.join(missing)}; give it as --input {missing[0]}=PATH.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (``medfuse tasks --json``; read by the Slicer panels)."""
+        return dataclasses.asdict(self)
