@@ -62,7 +62,9 @@ def ijk_to_lps_matrix(spacing, origin, direction) -> np.ndarray:
         direction: 9 values, row-major 3x3, columns are the LPS directions of i, j, k.
     """
     matrix = np.eye(4)
-    matrix[:3, :3] = np.asarray(direction, dtype=np.float64).reshape(3, 3) @ np.diag(np.asarray(spacing, dtype=np.float64))
+    matrix[:3, :3] = np.asarray(direction, dtype=np.float64).reshape(3, 3) @ np.diag(
+        np.asarray(spacing, dtype=np.float64)
+    )
     matrix[:3, 3] = np.asarray(origin, dtype=np.float64)
     return matrix
 

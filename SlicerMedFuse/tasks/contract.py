@@ -89,7 +89,11 @@ class Label:
 
 @dataclasses.dataclass(frozen=True)
 class InputSpec:
-    """One input of a task, addressed by its role (``--input ROLE=PATH``)."""
+    """One input of a task, addressed by its role (``--input ROLE=PATH``).
+
+    ``aligned_with`` names another role whose voxel grid this input must share (a mask with its
+    image); :func:`SlicerMedFuse.api.run_task` checks it before the task runs.
+    """
 
     role: str
     title: str
@@ -97,6 +101,7 @@ class InputSpec:
     modalities: tuple[str, ...] = ("any",)
     required: bool = True
     description: str = ""
+    aligned_with: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +180,9 @@ class ParameterSpec:
         if self.choices:
             allowed = f" [{'|'.join(self.choices)}]"
         elif self.minimum is not None or self.maximum is not None:
-            allowed = f" [{'' if self.minimum is None else self.minimum}..{'' if self.maximum is None else self.maximum}]"
+            allowed = (
+                f" [{'' if self.minimum is None else self.minimum}..{'' if self.maximum is None else self.maximum}]"
+            )
         return f"{self.name} ({self.kind}{allowed}, default {self.default!r}{' ' + self.unit if self.unit else ''})"
 
 
@@ -204,18 +211,28 @@ class TaskSpec:
                 raise ValueError(f"task {self.name!r} declares a {kind} twice: {names}")
         if sum(o.primary for o in self.outputs) != 1:
             raise ValueError(f"task {self.name!r} must mark exactly one output as primary")
+        roles = {i.role for i in self.inputs}
+        for item in self.inputs:
+            if item.aligned_with is not None and item.aligned_with not in roles:
+                raise ValueError(
+                    f"input {item.role!r} of task {self.name!r} is aligned_with unknown role {item.aligned_with!r}"
+                )
 
     def input(self, role: str) -> InputSpec:
         for spec in self.inputs:
             if spec.role == role:
                 return spec
-        raise UsageError(f"Task '{self.name}' has no input '{role}'; its inputs are {', '.join(i.role for i in self.inputs)}.")
+        raise UsageError(
+            f"Task '{self.name}' has no input '{role}'; its inputs are {', '.join(i.role for i in self.inputs)}."
+        )
 
     def output(self, role: str) -> OutputSpec:
         for spec in self.outputs:
             if spec.role == role:
                 return spec
-        raise UsageError(f"Task '{self.name}' has no output '{role}'; its outputs are {', '.join(o.role for o in self.outputs)}.")
+        raise UsageError(
+            f"Task '{self.name}' has no output '{role}'; its outputs are {', '.join(o.role for o in self.outputs)}."
+        )
 
     @property
     def primary_output(self) -> OutputSpec:
@@ -242,7 +259,9 @@ class TaskSpec:
             self.input(role)
         missing = [i.role for i in self.inputs if i.required and i.role not in roles]
         if missing:
-            raise UsageError(f"Task '{self.name}' needs input {', '.join(missing)}; give it as --input {missing[0]}=PATH.")
+            raise UsageError(
+                f"Task '{self.name}' needs input {', '.join(missing)}; give it as --input {missing[0]}=PATH."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (``medfuse tasks --json``; read by the Slicer panels)."""

@@ -73,5 +73,7 @@ def get_task(name: str) -> Task:
     """
     references = _all_references()
     if name not in references:
-        raise UsageError(f"There is no task '{name}'; available tasks: {', '.join(sorted(references))} (see 'medfuse tasks').")
+        raise UsageError(
+            f"There is no task '{name}'; available tasks: {', '.join(sorted(references))} (see 'medfuse tasks')."
+        )
     return _load(references[name])()

@@ -1,0 +1,424 @@
+"""DICOM series: list the series of a folder, read one, and never silently mis-stack its slices.
+
+ITK's series reader assumes the slices are equally spaced along the normal of their
+ImageOrientationPatient (0020|0037). Two kinds of real series break that assumption:
+
+* **non-uniform spacing** (missing slices, variable-thickness protocols): the gaps between
+  ImagePositionPatient (0020|0032) values projected on the slice normal differ;
+* **gantry tilt** (many head CTs): the slice positions drift sideways, i.e. the stack is sheared,
+  while the tilt angle is in (0018|1120).
+
+Both are measured from the positions themselves (the tilt tag is only informational: a tilted
+acquisition whose positions lie along the normal is already a correct grid). With
+``regularize=True`` such a series is resampled onto a regular orthogonal grid, every slice being
+placed at its true physical position (bilinear in-plane, linear between slices), and a warning is
+logged on ``logging.getLogger("SlicerMedFuse")``; with ``regularize=False`` it is an
+:class:`~SlicerMedFuse.errors.InputError`.
+
+Voxel arrays follow SimpleITK: ``sitk.GetArrayFromImage`` gives ``(slice, row, column)`` = (k, j, i);
+positions are LPS millimetres.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from SlicerMedFuse.errors import InputError
+
+__all__ = ["DicomSeriesInfo", "list_dicom_series", "read_dicom_series"]
+
+logger = logging.getLogger("SlicerMedFuse")
+
+TAG_SERIES_UID = "0020|000e"
+TAG_DESCRIPTION = "0008|103e"
+TAG_MODALITY = "0008|0060"
+TAG_SLICE_THICKNESS = "0018|0050"
+TAG_POSITION = "0020|0032"
+TAG_ORIENTATION = "0020|0037"
+TAG_GANTRY_TILT = "0018|1120"
+
+#: Slices closer than this along the normal (mm) are taken as the same position (several volumes in one series).
+_DUPLICATE_MM = 1e-3
+
+
+def _tolerance(spacing: float) -> float:
+    """Position tolerance in mm for a spacing in mm: 1 % of it, at least 0.01 mm (DICOM positions are rounded)."""
+    return max(0.01, 0.01 * spacing)
+
+
+@dataclasses.dataclass(frozen=True)
+class DicomSeriesInfo:
+    """One DICOM series found in a folder.
+
+    Attributes:
+        uid: SeriesInstanceUID (0020|000e).
+        description: SeriesDescription (0008|103e), "" when absent.
+        modality: Modality (0008|0060), e.g. "CT", "MR"; "" when absent.
+        num_files: number of files (slices, or frames files) in the series.
+        slice_thickness: SliceThickness (0018|0050) in mm, None when absent.
+        files: the files, in GDCM's order (sorted along the slice normal where possible).
+    """
+
+    uid: str
+    description: str
+    modality: str
+    num_files: int
+    slice_thickness: float | None
+    files: tuple[str, ...] = dataclasses.field(repr=False, compare=False)
+
+    def summary(self) -> str:
+        """A short human-readable line, e.g. ``1.2.3 'Head 5mm' CT (120 files)``."""
+        description = f" '{self.description}'" if self.description else ""
+        modality = f" {self.modality}" if self.modality else ""
+        return f"{self.uid}{description}{modality} ({self.num_files} files)"
+
+
+@dataclasses.dataclass(frozen=True)
+class _SliceHeader:
+    """Geometry of one single-frame file: LPS origin (mm), unit row/column directions, in-plane spacing (mm)."""
+
+    file: str
+    origin: np.ndarray  # (3,) ImagePositionPatient
+    row: np.ndarray  # (3,) direction of increasing column index i
+    col: np.ndarray  # (3,) direction of increasing row index j
+    spacing: tuple[float, float]  # (along i, along j)
+    size: tuple[int, int]  # (columns, rows)
+    components: int
+    has_position: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _StackGeometry:
+    """How the slices of a series lie in space, sorted along the slice normal."""
+
+    headers: tuple[_SliceHeader, ...]  # sorted by depth
+    normal: np.ndarray  # (3,) unit slice normal, row x col
+    depths: np.ndarray  # (n,) position of each slice along the normal (mm), increasing
+    lateral: np.ndarray  # (n, 2) in-plane offset of each slice from the first, along (row, col) in mm
+    uniform: bool
+    tilted: bool
+
+    @property
+    def gaps(self) -> np.ndarray:
+        return np.diff(self.depths)
+
+
+def _meta(reader: sitk.ImageFileReader, key: str) -> str:
+    return reader.GetMetaData(key).strip() if reader.HasMetaDataKey(key) else ""
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text.split("\\")[0])
+    except ValueError:
+        return None
+
+
+def _check_folder(folder: str | os.PathLike[str]) -> Path:
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError(f"Cannot read DICOM from '{path}': it is not a folder; give the folder that holds the series.")
+    return path
+
+
+def _header_reader(file: str) -> sitk.ImageFileReader:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(file)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        raise InputError(
+            f"Cannot read the DICOM file '{file}': it is damaged or not DICOM; remove it from the folder."
+        ) from None
+    return reader
+
+
+def list_dicom_series(folder: str | os.PathLike[str]) -> list[DicomSeriesInfo]:
+    """List the DICOM series directly inside ``folder`` (not recursive).
+
+    Args:
+        folder: a folder of DICOM files.
+
+    Returns:
+        One :class:`DicomSeriesInfo` per SeriesInstanceUID, in GDCM's order; empty when the
+        folder holds no DICOM image.
+
+    Raises:
+        InputError: when ``folder`` is not a folder or a file of it cannot be parsed.
+    """
+    path = _check_folder(folder)
+    try:
+        uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+    except RuntimeError:
+        raise InputError(f"Cannot list the DICOM series in '{path}'; check that the folder is readable.") from None
+    series = []
+    for uid in uids:
+        files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), uid))
+        if not files:
+            continue
+        reader = _header_reader(files[0])
+        series.append(
+            DicomSeriesInfo(
+                uid=uid,
+                description=_meta(reader, TAG_DESCRIPTION),
+                modality=_meta(reader, TAG_MODALITY),
+                num_files=len(files),
+                slice_thickness=_float_or_none(_meta(reader, TAG_SLICE_THICKNESS)),
+                files=files,
+            )
+        )
+    return series
+
+
+def _choose_series(path: Path, series: list[DicomSeriesInfo], series_uid: str | None) -> DicomSeriesInfo:
+    if not series:
+        raise InputError(f"No DICOM series found in '{path}'; check that the folder holds the DICOM files of the scan.")
+    listing = "; ".join(s.summary() for s in series)
+    if series_uid is None:
+        if len(series) == 1:
+            return series[0]
+        raise InputError(
+            f"The folder '{path}' holds {len(series)} DICOM series ({listing}); choose one by appending "
+            f"'#SERIES_UID' to the path, e.g. '{path}#{series[0].uid}'."
+        )
+    for info in series:
+        if info.uid == series_uid:
+            return info
+    raise InputError(f"The folder '{path}' has no DICOM series '{series_uid}'; its series are: {listing}.")
+
+
+def _read_headers(files: tuple[str, ...]) -> list[_SliceHeader]:
+    headers = []
+    for file in files:
+        reader = _header_reader(file)
+        direction = np.asarray(reader.GetDirection(), dtype=np.float64).reshape(3, 3)
+        headers.append(
+            _SliceHeader(
+                file=file,
+                origin=np.asarray(reader.GetOrigin(), dtype=np.float64),
+                row=direction[:, 0],
+                col=direction[:, 1],
+                spacing=(float(reader.GetSpacing()[0]), float(reader.GetSpacing()[1])),
+                size=(int(reader.GetSize()[0]), int(reader.GetSize()[1])),
+                components=int(reader.GetNumberOfComponents()),
+                has_position=reader.HasMetaDataKey(TAG_POSITION) and reader.HasMetaDataKey(TAG_ORIENTATION),
+            )
+        )
+    return headers
+
+
+def _analyse(headers: list[_SliceHeader], what: str) -> _StackGeometry:
+    """Sort the slices along their normal and measure spacing uniformity and shear (gantry tilt)."""
+    first = headers[0]
+    if not all(h.has_position for h in headers):
+        raise InputError(
+            f"{what} lacks ImagePositionPatient/ImageOrientationPatient in some files, so its slices cannot be "
+            "placed in space; export the series with full geometry (or as NIfTI/NRRD)."
+        )
+    for h in headers[1:]:
+        if not (np.allclose(h.row, first.row, atol=1e-4) and np.allclose(h.col, first.col, atol=1e-4)):
+            raise InputError(
+                f"{what} mixes slices of different orientations (e.g. a localizer); export or select a series "
+                "with one orientation."
+            )
+        if h.size != first.size or not np.allclose(h.spacing, first.spacing, rtol=1e-4):
+            raise InputError(
+                f"{what} mixes slices of different matrix size or pixel spacing; select a consistent series."
+            )
+    normal = np.cross(first.row, first.col)
+    normal /= np.linalg.norm(normal)
+    origins = np.stack([h.origin for h in headers])  # (n, 3)
+    depth = origins @ normal
+    order = np.argsort(depth, kind="stable")
+    origins, depth = origins[order], depth[order]
+    sorted_headers = tuple(headers[i] for i in order)
+
+    gaps = np.diff(depth)
+    if gaps.size and gaps.min() < _DUPLICATE_MM:
+        distinct = int(np.sum(gaps >= _DUPLICATE_MM)) + 1
+        raise InputError(
+            f"{what} has {len(headers)} files at only {distinct} distinct slice positions, i.e. several volumes "
+            "(time points, echoes or phases) share one series UID; split them into separate series first."
+        )
+    offsets = origins - origins[0] - np.outer(depth - depth[0], normal)
+    lateral = np.stack([offsets @ first.row, offsets @ first.col], axis=1)  # (n, 2) mm
+    uniform, tilted = True, False
+    if gaps.size:
+        median = float(np.median(gaps))
+        uniform = bool(np.max(np.abs(gaps - median)) <= _tolerance(median))
+        tilted = bool(np.max(np.hypot(lateral[:, 0], lateral[:, 1])) > _tolerance(min(first.spacing)))
+    return _StackGeometry(sorted_headers, normal, depth, lateral, uniform, tilted)
+
+
+def _describe_problems(stack: _StackGeometry, tilt_tag: float | None) -> str:
+    problems = []
+    if not stack.uniform:
+        problems.append(
+            f"non-uniform slice spacing ({stack.gaps.min():.4g} to {stack.gaps.max():.4g} mm between slices)"
+        )
+    if stack.tilted:
+        extent = stack.depths[-1] - stack.depths[0]
+        shear = float(np.max(np.hypot(stack.lateral[:, 0], stack.lateral[:, 1])))
+        angle = tilt_tag if tilt_tag else float(np.degrees(np.arctan2(shear, extent)))
+        problems.append(f"slices sheared by a gantry tilt of about {abs(angle):.3g} degrees")
+    return " and ".join(problems)
+
+
+def _shift_axis(array: np.ndarray, start: float, count: int, axis: int) -> np.ndarray:
+    """Linearly sample ``array`` along ``axis`` at continuous indices ``start + arange(count)``; NaN outside."""
+    length = array.shape[axis]
+    index = start + np.arange(count, dtype=np.float64)
+    index = np.where(np.abs(index - np.round(index)) < 1e-6, np.round(index), index)  # snap float noise
+    inside = (index >= 0) & (index <= length - 1)
+    low = np.clip(np.floor(index).astype(np.int64), 0, max(length - 2, 0))
+    high = np.minimum(low + 1, length - 1)
+    weight = np.clip(index - low, 0.0, 1.0).astype(np.float32)
+    shape = [1] * array.ndim
+    shape[axis] = count
+    weight = weight.reshape(shape)
+    sampled = np.take(array, low, axis=axis) * (1 - weight) + np.take(array, high, axis=axis) * weight
+    outside: list[slice | np.ndarray] = [slice(None)] * array.ndim
+    outside[axis] = ~inside
+    sampled[tuple(outside)] = np.nan
+    return sampled
+
+
+def _regularize(stack: _StackGeometry, metadata: dict[str, str]) -> sitk.Image:
+    """Resample the slices onto a regular orthogonal grid: spacing = median gap, tilt removed, NaN-free.
+
+    Target frame: axes (row, col, normal) of the series, origin at the first slice's position
+    shifted so the grid covers every (sheared) slice. Returns float32.
+    """
+    first = stack.headers[0]
+    (nx, ny), (sx, sy) = first.size, first.spacing
+    spacing_z = float(np.median(stack.gaps))
+    u0, v0 = stack.lateral.min(axis=0)
+    u1, v1 = stack.lateral.max(axis=0)
+    nu = int(round((u1 - u0) / sx)) + nx
+    nv = int(round((v1 - v0) / sy)) + ny
+    # the last target slice may pass the last acquired one by the spacing tolerance (its value is then that slice's)
+    reach = stack.depths[-1] - stack.depths[0] + _tolerance(spacing_z)
+    nw = int(np.floor(reach / spacing_z)) + 1
+    targets = stack.depths[0] + spacing_z * np.arange(nw)
+
+    cache: dict[int, np.ndarray] = {}
+
+    def in_plane(k: int) -> np.ndarray:
+        """Slice k, read as float32 (rescale applied) and shifted onto the target in-plane grid: (nv, nu)."""
+        if k not in cache:
+            pixels = sitk.GetArrayFromImage(sitk.ReadImage(stack.headers[k].file, sitk.sitkFloat32))
+            pixels = pixels.reshape(ny, nx)
+            a, b = stack.lateral[k]
+            pixels = _shift_axis(pixels, (u0 - a) / sx, nu, axis=1)
+            cache[k] = _shift_axis(pixels, (v0 - b) / sy, nv, axis=0)
+        return cache[k]
+
+    volume = np.empty((nw, nv, nu), dtype=np.float32)
+    for j, w in enumerate(targets):
+        k = int(np.clip(np.searchsorted(stack.depths, w, side="right") - 1, 0, len(stack.depths) - 2))
+        t = float(np.clip((w - stack.depths[k]) / (stack.depths[k + 1] - stack.depths[k]), 0.0, 1.0))
+        for stale in [key for key in cache if key < k]:
+            del cache[stale]
+        volume[j] = in_plane(k) if t == 0.0 else (1 - t) * in_plane(k) + t * in_plane(k + 1)
+    outside = np.isnan(volume)
+    if outside.any():
+        volume[outside] = np.nanmin(volume)
+
+    image = sitk.GetImageFromArray(volume)
+    image.SetSpacing((sx, sy, spacing_z))
+    image.SetOrigin(tuple(float(x) for x in first.origin + u0 * first.row + v0 * first.col))
+    image.SetDirection(tuple(float(x) for x in np.column_stack([first.row, first.col, stack.normal]).ravel()))
+    for key, value in metadata.items():
+        image.SetMetaData(key, value)
+    return image
+
+
+def _read_regular(stack: _StackGeometry, metadata: dict[str, str]) -> sitk.Image:
+    """Read a uniformly spaced, unsheared stack and set its geometry from the measured positions."""
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([h.file for h in stack.headers])
+    try:
+        image = reader.Execute()
+    except RuntimeError:
+        raise InputError(
+            f"Cannot read the pixel data of DICOM series {metadata.get(TAG_SERIES_UID, '')}; the files may be "
+            "damaged or compressed with an unsupported transfer syntax."
+        ) from None
+    first = stack.headers[0]
+    if len(stack.headers) > 1:
+        spacing_z = float((stack.depths[-1] - stack.depths[0]) / (len(stack.depths) - 1))
+        image.SetSpacing((first.spacing[0], first.spacing[1], spacing_z))
+        image.SetOrigin(tuple(float(x) for x in first.origin))
+        image.SetDirection(tuple(float(x) for x in np.column_stack([first.row, first.col, stack.normal]).ravel()))
+    for key in list(image.GetMetaDataKeys()):
+        image.EraseMetaData(key)
+    for key, value in metadata.items():
+        image.SetMetaData(key, value)
+    return image
+
+
+def read_dicom_series(
+    folder: str | os.PathLike[str], series_uid: str | None = None, *, regularize: bool = True
+) -> sitk.Image:
+    """Read one DICOM series as a 3D image with its full LPS geometry.
+
+    Args:
+        folder: a folder of DICOM files (not searched recursively).
+        series_uid: the SeriesInstanceUID to read; may be omitted when the folder holds one series.
+        regularize: resample a series with non-uniform slice spacing or gantry tilt onto a regular
+            orthogonal grid (slice spacing = the median gap, float32, a warning is logged). When
+            False such a series raises :class:`InputError` instead.
+
+    Returns:
+        A 3D image, array axes (slice, row, column). Its metadata holds SeriesInstanceUID
+        ("0020|000e"), Modality ("0008|0060"), SeriesDescription ("0008|103e") and SliceThickness
+        ("0018|0050", mm) where the files have them.
+
+    Raises:
+        InputError: no series, several series and no ``series_uid``, an unknown ``series_uid``,
+            slices without position, mixed orientations, several volumes in one series, or an
+            irregular series with ``regularize=False``.
+    """
+    path = _check_folder(folder)
+    info = _choose_series(path, list_dicom_series(path), series_uid)
+    first = _header_reader(info.files[0])
+    metadata = {key: _meta(first, key) for key in (TAG_SERIES_UID, TAG_MODALITY, TAG_DESCRIPTION, TAG_SLICE_THICKNESS)}
+    metadata = {key: value for key, value in metadata.items() if value}
+    what = f"The DICOM series {info.uid} in '{path}'"
+
+    if info.num_files == 1:  # a single (possibly multi-frame) file: ITK places its frames itself
+        image = sitk.ReadImage(info.files[0])
+        for key, value in metadata.items():
+            image.SetMetaData(key, value)
+        return image
+
+    stack = _analyse(_read_headers(info.files), what)
+    if stack.uniform and not stack.tilted:
+        return _read_regular(stack, metadata)
+    tilt_tag = _float_or_none(_meta(first, TAG_GANTRY_TILT))
+    problems = _describe_problems(stack, tilt_tag)
+    if not regularize:
+        raise InputError(
+            f"{what} has {problems}; read it with regularize=True to resample it onto a regular grid, or "
+            "export a regularized series."
+        )
+    if stack.headers[0].components != 1:
+        raise InputError(
+            f"{what} has {problems} and colour pixels, which cannot be regularized; export it as grayscale."
+        )
+    image = _regularize(stack, metadata)
+    logger.warning(
+        "%s has %s; resampled it onto a regular grid of %d slices %.4g mm apart (each slice at its true "
+        "physical position, linear interpolation between slices).",
+        what,
+        problems,
+        image.GetSize()[2],
+        image.GetSpacing()[2],
+    )
+    return image

@@ -1,0 +1,1 @@
+"""Through-plane super-resolution of thick-slice volumes (SR4ZCT and interpolation baselines)."""
