@@ -35,7 +35,7 @@ import SimpleITK as sitk
 from SlicerMedFuse.errors import InputError, ResourceError
 from SlicerMedFuse.io import write_image
 
-__all__ = ["SAMPLES", "SampleSpec", "fetch_sample", "sample_cache_dir"]
+__all__ = ["SAMPLES", "SampleSpec", "fetch_sample", "read_invesalius_project", "sample_cache_dir"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,20 +69,16 @@ def _run(command: list[str], cwd: Path, what: str) -> None:
         raise ResourceError(f"Could not download {what} ({detail[0]}); run 'apt-get update' or pass your own image.")
 
 
-def _fetch_invesalius_head_ct(dest: Path, sha256: str) -> Path:
-    """apt-get download invesalius-examples, unpack Cranium.inv3, check and convert its CT matrix."""
-    with tempfile.TemporaryDirectory(prefix="medfuse-sample-") as tmp:
-        work = Path(tmp)
-        _run(["apt-get", "download", "invesalius-examples"], work, "the Debian package invesalius-examples")
-        deb = next(work.glob("invesalius-examples_*.deb"))
-        _run(["dpkg-deb", "-x", str(deb), str(work / "pkg")], work, "the Debian package invesalius-examples")
-        project = next((work / "pkg").rglob("Cranium.inv3"))
-        with tarfile.open(project, "r:gz") as archive:
-            members = {Path(m.name).name: m for m in archive.getmembers() if m.isfile()}
-            header = plistlib.loads(archive.extractfile(members["main.plist"]).read())
-            raw = archive.extractfile(members[header["matrix"]["filename"]]).read()
-    if _sha256(raw) != sha256:
-        raise ResourceError("The downloaded head CT does not match its sha256; it was discarded. Try again later.")
+def read_invesalius_project(project: Path) -> tuple[sitk.Image, bytes]:
+    """The CT volume of an InVesalius 3 project (``.inv3``: a gzip tar of plists and raw arrays).
+
+    Returns:
+        The image (int16 HU, LPS) and the raw matrix bytes (what the sample's sha256 covers).
+    """
+    with tarfile.open(project, "r:gz") as archive:
+        members = {Path(m.name).name: m for m in archive.getmembers() if m.isfile()}
+        header = plistlib.loads(archive.extractfile(members["main.plist"]).read())
+        raw = archive.extractfile(members[header["matrix"]["filename"]]).read()
     shape = tuple(header["matrix"]["shape"])  # (slices, rows, columns)
     array = np.frombuffer(raw, dtype=np.dtype(header["matrix"]["dtype"]).newbyteorder("<")).reshape(shape)
     image = sitk.GetImageFromArray(array.astype(np.int16))
@@ -91,10 +87,22 @@ def _fetch_invesalius_head_ct(dest: Path, sha256: str) -> Path:
     # No DICOM header survives in the project: rows run anterior->posterior flipped (VTK row order),
     # slices inferior->superior; left/right follows the DICOM default (columns toward patient left).
     image.SetDirection((1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0))
-    size = np.array(image.GetSize(), dtype=float)
-    extent = (size - 1) * np.array(spacing)
-    image.SetOrigin((-extent[0] / 2, extent[1] / 2, -extent[2] / 2))  # centred, as in ../shared/data
+    half_extent = np.array(image.GetSize(), dtype=float) * np.array(spacing) / 2
+    image.SetOrigin((-half_extent[0], half_extent[1], -half_extent[2]))  # centred, as in ../shared/data
     image.SetMetaData("0008|0060", "CT")
+    return image, raw
+
+
+def _fetch_invesalius_head_ct(dest: Path, sha256: str) -> Path:
+    """apt-get download invesalius-examples, unpack Cranium.inv3, check and convert its CT matrix."""
+    with tempfile.TemporaryDirectory(prefix="medfuse-sample-") as tmp:
+        work = Path(tmp)
+        _run(["apt-get", "download", "invesalius-examples"], work, "the Debian package invesalius-examples")
+        deb = next(work.glob("invesalius-examples_*.deb"))
+        _run(["dpkg-deb", "-x", str(deb), str(work / "pkg")], work, "the Debian package invesalius-examples")
+        image, raw = read_invesalius_project(next((work / "pkg").rglob("Cranium.inv3")))
+    if _sha256(raw) != sha256:
+        raise ResourceError("The downloaded head CT does not match its sha256; it was discarded. Try again later.")
     write_image(image, dest)
     return dest
 
