@@ -1,0 +1,52 @@
+"""MedFuseLib: the Slicer-side library shared by every MedFuse module.
+
+* :mod:`MedFuseLib.mrml_bridge` - volume nodes <-> SimpleITK images (LPS/RAS handled), label maps ->
+  segmentations with task labels, displacement fields -> grid transforms, subject hierarchy placement.
+* :mod:`MedFuseLib.runner` - the backend command line, a subprocess runner streaming JSON-line
+  events, cancelling the whole process tree.
+* :mod:`MedFuseLib.task_job` - :class:`BackendTaskJob`: export input nodes, run a task, read results.
+* :mod:`MedFuseLib.installer` - first-use install of torch and the backend requirements.
+
+Its core needs only MRML and VTK (no ``qt``, ``ctk`` or ``slicer.app``), so it runs headless on
+slicer-core. Names are imported lazily: ``import MedFuseLib`` loads nothing heavy, and the runner
+and installer never import ``slicer``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "displacement_field_to_grid_transform": "mrml_bridge",
+    "image_to_volume_node": "mrml_bridge",
+    "labelmap_to_segmentation": "mrml_bridge",
+    "place_under_study": "mrml_bridge",
+    "segmentation_to_labelmap": "mrml_bridge",
+    "volume_node_to_image": "mrml_bridge",
+    "Job": "runner",
+    "ProcessRunner": "runner",
+    "SubprocessRunner": "runner",
+    "backend_command": "runner",
+    "backend_environment": "runner",
+    "default_python_executable": "runner",
+    "run_to_completion": "runner",
+    "BackendTaskJob": "task_job",
+    "BackendInstaller": "installer",
+    "InstallDeclined": "installer",
+    "InstallOutcome": "installer",
+    "slicer_pip_install": "installer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'MedFuseLib' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"MedFuseLib.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

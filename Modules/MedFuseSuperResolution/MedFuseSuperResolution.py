@@ -1,0 +1,468 @@
+"""MedFuse Super-Resolution: thinner slices for thick-slice CT and MRI volumes.
+
+The panel reads and writes a typed parameter node; the work is done by
+:class:`MedFuseSuperResolutionLib.SuperResolutionLogic`, which runs the backend's ``superres``
+task out of process and needs no Qt (see that package for scripting from the Python console).
+"""
+
+import sys
+from typing import Annotated
+
+import qt
+import slicer
+import vtk
+from MedFuseLib.installer import BackendInstaller
+from MedFuseSuperResolutionLib import (
+    DEVICE_CHOICES,
+    SuperResolutionLogic,
+    methodChoices,
+    methodNote,
+    parameterRange,
+    taskSpec,
+)
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+#
+# MedFuseSuperResolution
+#
+
+
+class MedFuseSuperResolution(ScriptedLoadableModule):
+    """Module description shown in Slicer's module list and help panel."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("MedFuse Super-Resolution")
+        self.parent.categories = ["MedFuse"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["SlicerMedFuse contributors"]
+        self.parent.helpText = _(
+            "Computes a volume with thinner slices from a thick-slice CT or MRI volume. The in-plane "
+            "grid is kept; new slices are placed between the measured ones, spanning the same "
+            "anatomy, so the result lines up with the input in every view.<br><br>"
+            "<b>Status:</b> today the methods are interpolation baselines (linear, cubic B-spline, "
+            "windowed sinc). They give smoother reformats but cannot recover detail the scanner did "
+            "not record. The SR4ZCT self-supervised network, which learns through-plane detail from "
+            "the volume's own in-plane resolution, arrives as a further method with its project issue; "
+            "until then no learned model is offered.<br><br>"
+            "The input volume is never modified. Computation runs in a separate process and can be "
+            "cancelled. See the "
+            '<a href="https://github.com/SlicerMedFuse/SlicerMedFuse#readme">SlicerMedFuse documentation</a>.'
+        )
+        self.parent.acknowledgementText = _(
+            "Method reference: Shi J., Pelt D.M., Batenburg K.J., SR4ZCT: Self-supervised Through-plane "
+            "Resolution Enhancement for CT Images with Arbitrary Resolution and Overlap, MLMI 2023. "
+            "Built on 3D Slicer, SimpleITK, MONAI and PyTorch; the module layout follows Slicer's "
+            "scripted module template and KitwareMedical/SlicerNNUnet."
+        )
+
+
+#
+# MedFuseSuperResolutionParameterNode
+#
+
+
+@parameterNodeWrapper
+class MedFuseSuperResolutionParameterNode:
+    """What the panel shows, saved with the scene. Choices and ranges come from the backend's task declaration.
+
+    inputVolume - thick-slice volume (never modified).
+    outputVolume - volume that receives the result; None creates one at Apply.
+    method - interpolation baseline now; network methods later.
+    targetSpacing - new slice spacing in mm; 0 = the in-plane spacing (isotropic voxels).
+    factor - when > 0, new slice spacing = slice spacing / factor (overrides targetSpacing).
+    sliceThickness - slice thickness in mm; 0 = detect (DICOM Slice Thickness, else the spacing).
+    device - where network methods run.
+    """
+
+    inputVolume: slicer.vtkMRMLScalarVolumeNode
+    outputVolume: slicer.vtkMRMLScalarVolumeNode
+    method: Annotated[str, Choice(methodChoices())] = taskSpec().parameter("method").default
+    targetSpacing: Annotated[float, WithinRange(*parameterRange("target_spacing"))] = 0.0
+    factor: Annotated[float, WithinRange(*parameterRange("factor"))] = 0.0
+    sliceThickness: Annotated[float, WithinRange(*parameterRange("slice_thickness"))] = 0.0
+    device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
+
+
+#
+# MedFuseSuperResolutionWidget
+#
+
+
+class MedFuseSuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """The panel: parameter node <-> widgets, Apply/Cancel, progress, and a side-by-side view of the result."""
+
+    POLL_INTERVAL_MS = 200
+    #: Slice view to compare in, by the orientation of the input's slices: one that cuts across them.
+    COMPARE_ORIENTATION = {"axial": "Coronal", "coronal": "Sagittal", "sagittal": "Coronal"}
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._jobOutputVolume = None
+        self._cancelRequested = False
+        self._backendReady = False
+        self._pollTimer = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedFuseSuperResolution.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = MedFuseSuperResolutionLogic()
+
+        self._pollTimer = qt.QTimer()
+        self._pollTimer.setInterval(self.POLL_INTERVAL_MS)
+        self._pollTimer.connect("timeout()", self._onPollTimer)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.progressBar.visible = False
+
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        """Called when the application closes or the module is reloaded."""
+        self.removeObservers()
+        if self._pollTimer is not None:
+            self._pollTimer.stop()
+        self._discardJob()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        # A running job keeps going (the timer still polls); only the GUI binding is released.
+        self._releaseParameterNode()
+
+    def onReload(self) -> None:
+        """Reload the module and its Lib packages: dropping them from ``sys.modules`` makes the reload import fresh copies."""
+        for name in list(sys.modules):
+            if name.split(".")[0] in ("MedFuseSuperResolutionLib", "MedFuseLib"):
+                del sys.modules[name]
+        ScriptedLoadableModuleWidget.onReload(self)
+
+    # --- parameter node ---------------------------------------------------------------------------
+    def onSceneStartClose(self, caller, event) -> None:
+        self._discardJob()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            for volume in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
+                if not volume.IsA("vtkMRMLLabelMapVolumeNode"):
+                    self._parameterNode.inputVolume = volume
+                    break
+
+    def setParameterNode(self, parameterNode) -> None:
+        self._releaseParameterNode()
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            # Each widget in the .ui names its field with the dynamic property SlicerParameterName.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        self._onParameterNodeModified()
+
+    def _releaseParameterNode(self) -> None:
+        if self._parameterNode is None:
+            return
+        if self._parameterNodeGuiTag is not None:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+        self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+
+    def _onParameterNodeModified(self, caller=None, event=None) -> None:
+        parameters = self._parameterNode
+        self.ui.methodNoteLabel.text = methodNote(parameters.method) if parameters else ""
+        self.ui.geometryLabel.text = self._geometryText()
+        self._updateApplyButton()
+
+    def _geometryText(self) -> str:
+        parameters = self._parameterNode
+        if not parameters or not parameters.inputVolume:
+            return _("Select a volume.")
+        try:
+            geometry = self.logic.detectSliceGeometry(parameters.inputVolume, parameters.sliceThickness)
+        except ValueError as error:
+            return str(error)
+        return SuperResolutionLogic.describeSliceGeometry(geometry)
+
+    def _updateApplyButton(self) -> None:
+        if self._job is not None:
+            self.ui.applyButton.text = _("Cancel")
+            self.ui.applyButton.toolTip = _("Stop the computation; nothing is added to the scene.")
+            self.ui.applyButton.enabled = True
+            return
+        self.ui.applyButton.text = _("Apply")
+        ready = bool(self._parameterNode and self._parameterNode.inputVolume)
+        self.ui.applyButton.enabled = ready
+        self.ui.applyButton.toolTip = (
+            _("Compute the super-resolved volume.") if ready else _("Select a thick-slice input volume.")
+        )
+
+    # --- running ----------------------------------------------------------------------------------
+    def onApplyButton(self) -> None:
+        """Start a job, or cancel the running one (the button doubles as Cancel)."""
+        if self._job is not None:
+            self._cancelRequested = True
+            self._job.cancel()
+            self.ui.statusLabel.text = _("Cancelling...")
+            return
+        with slicer.util.tryWithErrorDisplay(_("Super-resolution could not start."), waitCursor=True):
+            if not self._ensureBackendRequirements():
+                return
+            self._jobOutputVolume = self._parameterNode.outputVolume
+            self._cancelRequested = False
+            self._job = self.logic.startJob(self._parameterNode)
+            self.ui.progressBar.value = 0
+            self.ui.progressBar.visible = True
+            self.ui.statusLabel.text = _("Starting the backend...")
+            self._setRunning(True)
+            self._pollTimer.start()
+
+    def _ensureBackendRequirements(self) -> bool:
+        """Install the backend's Python packages on first use, after asking. False when Slicer must restart."""
+        if self._backendReady:
+            return True
+        installer = BackendInstaller.for_slicer()
+        if installer.missing_requirements():
+            self.ui.statusLabel.text = _("Installing the backend's Python packages; this can take several minutes...")
+            slicer.app.processEvents()
+            outcome = installer.install(
+                lambda message: slicer.util.confirmOkCancelDisplay(message, windowTitle=_("MedFuse"))
+            )
+            self.ui.statusLabel.text = ""
+            if outcome.restart_required:
+                slicer.util.infoDisplay(_("The packages were installed. Restart Slicer, then press Apply again."))
+                return False
+        self._backendReady = True
+        return True
+
+    def _onPollTimer(self) -> None:
+        job = self._job
+        if job is None:
+            self._pollTimer.stop()
+            return
+        job.poll()
+        self.ui.progressBar.value = int(round(100 * job.fraction))
+        if not self._cancelRequested:
+            latest = job.messages[-1] if job.messages else ""
+            self.ui.statusLabel.text = f"{job.stage}: {latest}" if latest else job.stage
+        if job.done:
+            self._pollTimer.stop()
+            self._job = None
+            self._finish(job)
+
+    def _finish(self, job) -> None:
+        outputVolume = self._jobOutputVolume
+        if outputVolume is not None and outputVolume.GetScene() is None:
+            outputVolume = None  # the user deleted it while the job ran
+        self._jobOutputVolume = None
+        self._setRunning(False)
+        if not job.succeeded:
+            job.cleanup()
+            if self._cancelRequested:
+                self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
+            else:
+                self.ui.statusLabel.text = _("Failed: {message}").format(message=job.error_message)
+                slicer.util.errorDisplay(_("Super-resolution failed.") + "\n\n" + job.error_message)
+            return
+        with slicer.util.tryWithErrorDisplay(_("The result could not be loaded."), waitCursor=True):
+            outputVolume = self.logic.finishJob(job, outputVolume)
+            if self._parameterNode:
+                self._parameterNode.outputVolume = outputVolume
+            self.ui.statusLabel.text = self._doneText(job.report)
+            self._showSideBySide(job.input_nodes["volume"], outputVolume)
+
+    @staticmethod
+    def _doneText(report: dict) -> str:
+        size = report.get("output_size", [])
+        spacing = report.get("output_spacing_mm", [])
+        axis = report.get("slice_axis", 2)
+        seconds = report.get("timings_s", {}).get("total") or report.get("timings_s", {}).get("interpolate", 0.0)
+        if len(size) != 3 or len(spacing) != 3:
+            return _("Done.")
+        return _("Done: {size} voxels, slices every {spacing:.3g} mm ({method}, {seconds:.1f} s).").format(
+            size=" x ".join(str(n) for n in size),
+            spacing=spacing[axis],
+            method=report.get("method", ""),
+            seconds=seconds,
+        )
+
+    def _setRunning(self, running: bool) -> None:
+        for section in (
+            self.ui.inputsCollapsibleButton,
+            self.ui.parametersCollapsibleButton,
+            self.ui.advancedCollapsibleButton,
+            self.ui.outputsCollapsibleButton,
+        ):
+            section.enabled = not running
+        self._updateApplyButton()
+
+    def _discardJob(self) -> None:
+        """Cancel a running job and remove its files (scene close, module cleanup)."""
+        if self._pollTimer is not None:
+            self._pollTimer.stop()
+        job, self._job = self._job, None
+        if job is not None:
+            job.cancel()
+            job.cleanup()
+            self._setRunning(False)
+
+    def _showSideBySide(self, inputVolume, outputVolume) -> None:
+        """Input left, result right, linked, in a view that cuts across the input's slices."""
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is None:
+            return
+        try:
+            orientation = self.COMPARE_ORIENTATION[self.logic.detectSliceGeometry(inputVolume)["orientation"]]
+        except ValueError:
+            orientation = "Coronal"
+        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
+        for viewName, volume in (("Red", inputVolume), ("Yellow", outputVolume)):
+            sliceWidget = layoutManager.sliceWidget(viewName)
+            if sliceWidget is None:
+                continue
+            compositeNode = sliceWidget.mrmlSliceCompositeNode()
+            compositeNode.SetBackgroundVolumeID(volume.GetID())
+            compositeNode.SetForegroundVolumeID(None)
+            compositeNode.SetLinkedControl(True)
+            sliceWidget.mrmlSliceNode().SetOrientation(orientation)
+            sliceWidget.sliceLogic().FitSliceToAll()
+
+
+#
+# MedFuseSuperResolutionLogic
+#
+
+
+class MedFuseSuperResolutionLogic(ScriptedLoadableModuleLogic):
+    """The module's logic: owns the parameter node and delegates the work to :class:`SuperResolutionLogic`.
+
+    Args:
+        superResolution: the Lib logic to delegate to; default one that reads Slice Thickness from
+            Slicer's DICOM database.
+    """
+
+    def __init__(self, superResolution: SuperResolutionLogic | None = None) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.superResolution = superResolution or SuperResolutionLogic(
+            dicomDatabase=getattr(slicer, "dicomDatabase", None)
+        )
+
+    def getParameterNode(self) -> MedFuseSuperResolutionParameterNode:
+        return MedFuseSuperResolutionParameterNode(super().getParameterNode())
+
+    def startJob(self, parameters: MedFuseSuperResolutionParameterNode):
+        """Start the backend with the parameter node's settings; see :meth:`SuperResolutionLogic.startJob`."""
+        return self.superResolution.startJob(
+            parameters.inputVolume,
+            parameters.outputVolume,
+            method=parameters.method,
+            targetSpacing=parameters.targetSpacing,
+            factor=parameters.factor,
+            sliceThickness=parameters.sliceThickness,
+            device=parameters.device,
+        )
+
+    def finishJob(self, job, outputVolume=None):
+        return self.superResolution.finishJob(job, outputVolume)
+
+    def process(self, inputVolume, outputVolume=None, **options):
+        """Blocking run for scripts; see :meth:`SuperResolutionLogic.process`."""
+        return self.superResolution.process(inputVolume, outputVolume, **options)
+
+    def detectSliceGeometry(self, volumeNode, sliceThickness: float = 0.0) -> dict:
+        return self.superResolution.detectSliceGeometry(volumeNode, sliceThickness)
+
+
+#
+# MedFuseSuperResolutionTest
+#
+
+
+class MedFuseSuperResolutionTest(ScriptedLoadableModuleTest):
+    """Self-test run inside Slicer (Reload & Test, or ctest): a synthetic thick-slice volume through the real backend."""
+
+    def setUp(self) -> None:
+        slicer.mrmlScene.Clear()
+
+    def runTest(self) -> None:
+        import unittest
+
+        for test in (self.test_ThickSlicesBecomeThin, self.test_IsotropicVolumeIsRejected):
+            self.setUp()
+            try:
+                test()
+            except unittest.SkipTest as reason:
+                self.delayDisplay(f"Skipped {test.__name__}: {reason}")
+
+    def _skipWithoutBackend(self) -> None:
+        missing = BackendInstaller.for_slicer().missing_requirements()
+        if missing:
+            self.skipTest(
+                "the backend's packages are not installed ("
+                + ", ".join(missing)
+                + "); press Apply once in the module to install them"
+            )
+
+    @staticmethod
+    def _syntheticVolume(name: str, spacing: tuple):
+        """A 40 x 40 x 9 CT-like box (air around a water ball with a bone shell), HU as int16."""
+        import numpy as np
+
+        k, j, i = np.mgrid[0:9, 0:40, 0:40].astype(float)
+        radius = np.sqrt(((i - 19.5) * spacing[0]) ** 2 + ((j - 19.5) * spacing[1]) ** 2 + ((k - 4) * spacing[2]) ** 2)
+        voxels = np.full(radius.shape, -1000, dtype=np.int16)
+        voxels[radius < 17] = 1000
+        voxels[radius < 15] = 40
+        volume = slicer.util.addVolumeFromArray(voxels, name=name)
+        volume.SetSpacing(*spacing)
+        return volume
+
+    def test_ThickSlicesBecomeThin(self) -> None:
+        self._skipWithoutBackend()
+        self.delayDisplay("Super-resolving a synthetic 4 mm slice volume by a factor of 4")
+        thick = self._syntheticVolume("thick", (1.0, 1.0, 4.0))
+        before = slicer.util.arrayFromVolume(thick).copy()
+
+        fine = MedFuseSuperResolutionLogic().process(thick, method="linear", factor=4.0)
+
+        self.assertEqual(fine.GetImageData().GetDimensions(), (40, 40, 33))  # (9 - 1) * 4 + 1 slices
+        for got, expected in zip(fine.GetSpacing(), (1.0, 1.0, 1.0), strict=True):
+            self.assertAlmostEqual(got, expected, places=4)
+        for got, expected in zip(fine.GetOrigin(), thick.GetOrigin(), strict=True):
+            self.assertAlmostEqual(got, expected, places=4)
+        voxels = slicer.util.arrayFromVolume(fine)
+        self.assertGreaterEqual(int(voxels.min()), -1000)
+        self.assertLessEqual(int(voxels.max()), 1000)
+        self.assertTrue((slicer.util.arrayFromVolume(thick) == before).all(), "the input volume was modified")
+        self.delayDisplay("Test passed")
+
+    def test_IsotropicVolumeIsRejected(self) -> None:
+        iso = self._syntheticVolume("isotropic", (1.0, 1.0, 1.0))
+        self.assertTrue(MedFuseSuperResolutionLogic().detectSliceGeometry(iso)["isotropic"])
+        with self.assertRaises(ValueError) as raised:
+            MedFuseSuperResolutionLogic().superResolution.taskParameters(iso)
+        self.assertIn("nothing to super-resolve", str(raised.exception))
+        self.delayDisplay("Test passed")

@@ -1,0 +1,375 @@
+"""Through-plane super-resolution of a volume node, computed by the backend's ``superres`` task.
+
+The flow is: check the input here (one clear sentence per problem, the backend's own rules) ->
+start the backend out of process (:class:`MedFuseLib.task_job.BackendTaskJob`) -> poll it -> put
+the result into a volume node beside the input. Only MRML and VTK are used (no ``qt``, ``ctk`` or
+``slicer.app``), so this runs headless on slicer-core and inside the Slicer application alike.
+
+Slice geometry follows SR4ZCT (Shi et al., MLMI 2023): slices are ``d`` mm apart (slice spacing),
+each averages ``r`` mm of tissue (slice thickness), so neighbours overlap by ``r - d``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import SimpleITK as sitk
+import vtk
+from MedFuseLib import mrml_bridge
+from MedFuseLib.runner import ProcessRunner
+from MedFuseLib.task_job import BackendTaskJob
+
+from SlicerMedFuse.device import DEVICE_CHOICES
+from SlicerMedFuse.errors import MedFuseError
+from SlicerMedFuse.superres.slice_geometry import DICOM_SLICE_THICKNESS, detect_slice_geometry
+from SlicerMedFuse.tasks.contract import TaskSpec
+from SlicerMedFuse.tasks.registry import get_task
+
+if TYPE_CHECKING:
+    from slicer import vtkMRMLScalarVolumeNode
+
+__all__ = [
+    "DEVICE_CHOICES",
+    "SuperResolutionLogic",
+    "TASK_NAME",
+    "methodChoices",
+    "methodNote",
+    "parameterRange",
+    "taskSpec",
+]
+
+TASK_NAME = "superres"
+INPUT_ROLE = "volume"
+OUTPUT_ROLE = "volume"
+
+#: Node attributes that may carry the DICOM Slice Thickness (0018,0050) in mm, first match wins.
+THICKNESS_ATTRIBUTES = ("DICOM.SliceThickness", "dicom.SliceThickness", "SliceThickness")
+#: Attribute Slicer's DICOM import puts on a volume: its instance UIDs, space separated.
+INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
+
+#: What each method does and costs, shown under the method selector. A method the backend adds
+#: (e.g. the SR4ZCT network) without a note here shows its generic description instead.
+METHOD_NOTES = {
+    "linear": "Linear interpolation between neighbouring slices. Fastest and softest; adds no detail.",
+    "bspline": "Cubic B-spline interpolation. Smooth and a little sharper than linear; adds no detail.",
+    "sinc": "Windowed-sinc interpolation. Sharpest baseline; may ring at bone edges (clipped to the input range).",
+}
+
+#: Slice orientation named by the anatomical axis the slices are stacked along (R, A, S).
+_ORIENTATION_BY_AXIS = ("sagittal", "coronal", "axial")
+_AXIS_NAMES = ("left-right", "posterior-anterior", "inferior-superior")
+
+_log = logging.getLogger(__name__)
+
+
+def taskSpec() -> TaskSpec:
+    """The backend's declaration of the ``superres`` task (inputs, outputs, parameters)."""
+    return get_task(TASK_NAME).spec
+
+
+def methodChoices() -> list[str]:
+    """The methods the installed backend offers, in its order."""
+    return list(taskSpec().parameter("method").choices)
+
+
+def parameterRange(name: str) -> tuple[float, float]:
+    """(minimum, maximum) of a numeric task parameter, e.g. ``parameterRange("target_spacing")``."""
+    spec = taskSpec().parameter(name)
+    if spec.minimum is None or spec.maximum is None:
+        raise ValueError(f"task parameter {name!r} has no bounded range")
+    return float(spec.minimum), float(spec.maximum)
+
+
+def methodNote(method: str) -> str:
+    """One line on what ``method`` does, for the panel."""
+    return METHOD_NOTES.get(method, taskSpec().parameter("method").description)
+
+
+class DicomDatabase(Protocol):
+    """The part of ``slicer.dicomDatabase`` used to read a loaded series' Slice Thickness."""
+
+    def fileForInstance(self, sopInstanceUID: str) -> str: ...
+
+    def fileValue(self, fileName: str, tag: str) -> str: ...
+
+
+class SuperResolutionLogic:
+    """Runs the backend ``superres`` task on volume nodes.
+
+    Args:
+        runner: starts the backend process (:class:`MedFuseLib.runner.ProcessRunner`); default a
+            :class:`MedFuseLib.runner.SubprocessRunner`. Tests inject fakes here.
+        python: interpreter for the backend; default ``PythonSlicer`` inside Slicer, else ``sys.executable``.
+        dicomDatabase: ``slicer.dicomDatabase`` inside the application, to read the Slice Thickness of
+            volumes loaded from DICOM; None where there is none (headless).
+    """
+
+    def __init__(
+        self,
+        runner: ProcessRunner | None = None,
+        python: str | None = None,
+        dicomDatabase: DicomDatabase | None = None,
+    ) -> None:
+        self.runner = runner
+        self.python = python
+        self.dicomDatabase = dicomDatabase
+
+    # --- geometry ---------------------------------------------------------------------------------
+    def detectSliceGeometry(self, volumeNode: vtkMRMLScalarVolumeNode, sliceThickness: float = 0.0) -> dict[str, Any]:
+        """The through-plane geometry of a volume, by the same rules the backend applies.
+
+        Args:
+            volumeNode: a ``vtkMRMLScalarVolumeNode`` with image data.
+            sliceThickness: the user's thickness in mm; 0 detects it (DICOM Slice Thickness when
+                recorded on the node or in Slicer's DICOM database, else the slice spacing).
+
+        Returns:
+            ``sliceAxis`` (IJK index 0-2 along which slices are stacked), ``orientation`` ("axial",
+            "coronal" or "sagittal"), ``direction`` (e.g. "inferior-superior"), ``sliceSpacing``,
+            ``inPlaneSpacing``, ``thickness`` and ``overlap`` in mm, ``thicknessSource`` ("user",
+            "dicom" or "spacing"), ``isotropic`` (bool) and ``dimensions`` (voxels along I, J, K).
+        """
+        self._checkVolume(volumeNode)
+        geometry = detect_slice_geometry(self._geometryProxy(volumeNode), float(sliceThickness))
+        anatomicalAxis = self._anatomicalAxis(volumeNode, geometry.axis)
+        return {
+            "sliceAxis": geometry.axis,
+            "orientation": _ORIENTATION_BY_AXIS[anatomicalAxis],
+            "direction": _AXIS_NAMES[anatomicalAxis],
+            "sliceSpacing": geometry.slice_spacing,
+            "inPlaneSpacing": geometry.in_plane_spacing,
+            "thickness": geometry.thickness,
+            "thicknessSource": geometry.thickness_source,
+            "overlap": geometry.overlap,
+            "isotropic": geometry.is_isotropic,
+            "dimensions": tuple(volumeNode.GetImageData().GetDimensions()),
+        }
+
+    @staticmethod
+    def describeSliceGeometry(geometry: Mapping[str, Any]) -> str:
+        """A one-line summary of :meth:`detectSliceGeometry`'s result for the panel."""
+        source = {"dicom": "from DICOM", "user": "as entered", "spacing": "assumed = spacing"}
+        text = (
+            f"{geometry['orientation']} slices every {geometry['sliceSpacing']:.3g} mm, "
+            f"{geometry['thickness']:.3g} mm thick ({source.get(geometry['thicknessSource'], geometry['thicknessSource'])}); "
+            f"in-plane {geometry['inPlaneSpacing']:.3g} mm"
+        )
+        return text + (" (already isotropic)" if geometry["isotropic"] else "")
+
+    def recordedSliceThickness(self, volumeNode: vtkMRMLScalarVolumeNode) -> float | None:
+        """Slice Thickness (mm) recorded for the volume, or None when nothing is recorded."""
+        for attribute in THICKNESS_ATTRIBUTES:
+            value = _positiveFloat(volumeNode.GetAttribute(attribute))
+            if value is not None:
+                return value
+        uids = (volumeNode.GetAttribute(INSTANCE_UIDS_ATTRIBUTE) or "").split()
+        if uids and self.dicomDatabase is not None:
+            try:
+                fileName = self.dicomDatabase.fileForInstance(uids[0])
+                return _positiveFloat(self.dicomDatabase.fileValue(fileName, "0018,0050")) if fileName else None
+            except Exception as error:  # a stale database must not block the module
+                _log.warning(
+                    "Could not read Slice Thickness of '%s' from the DICOM database: %s", volumeNode.GetName(), error
+                )
+        return None
+
+    # --- validation -------------------------------------------------------------------------------
+    def taskParameters(
+        self,
+        inputVolume: vtkMRMLScalarVolumeNode | None,
+        outputVolume: vtkMRMLScalarVolumeNode | None = None,
+        *,
+        method: str = "bspline",
+        targetSpacing: float = 0.0,
+        factor: float = 0.0,
+        sliceThickness: float = 0.0,
+    ) -> dict[str, Any]:
+        """Check the inputs and return the backend parameters for them.
+
+        Raises:
+            ValueError: one sentence naming the problem and the fix (no input, 2D input, output
+                equal to the input, already isotropic, target not finer than the slices, ...).
+        """
+        self._checkVolume(inputVolume)
+        if outputVolume is not None and outputVolume is inputVolume:
+            raise ValueError("Choose another output volume: the input volume is never overwritten.")
+        if sliceThickness == 0:
+            sliceThickness = self.recordedSliceThickness(inputVolume) or 0.0
+        given = {
+            "method": method,
+            "target_spacing": float(targetSpacing),
+            "factor": float(factor),
+            "slice_thickness": float(sliceThickness),
+        }
+        task = get_task(TASK_NAME)
+        try:
+            params = task.spec.resolve_parameters(given)
+            task.validate_inputs({INPUT_ROLE: self._geometryProxy(inputVolume)}, params)
+        except MedFuseError as error:
+            raise ValueError(error.message) from None
+        return params
+
+    # --- running ----------------------------------------------------------------------------------
+    def startJob(
+        self,
+        inputVolume: vtkMRMLScalarVolumeNode | None,
+        outputVolume: vtkMRMLScalarVolumeNode | None = None,
+        *,
+        method: str = "bspline",
+        targetSpacing: float = 0.0,
+        factor: float = 0.0,
+        sliceThickness: float = 0.0,
+        device: str = "auto",
+        runner: ProcessRunner | None = None,
+    ) -> BackendTaskJob:
+        """Validate and start the backend; returns at once. Poll the job, then call :meth:`finishJob`.
+
+        Args:
+            inputVolume: the thick-slice ``vtkMRMLScalarVolumeNode`` (never modified).
+            outputVolume: the node :meth:`finishJob` will fill (only checked here), or None.
+            method: one of :func:`methodChoices`.
+            targetSpacing: new slice spacing in mm; 0 uses the in-plane spacing (isotropic voxels).
+            factor: when > 0 the new slice spacing is the slice spacing / factor (overrides targetSpacing).
+            sliceThickness: slice thickness in mm; 0 detects it (see :meth:`detectSliceGeometry`).
+            device: ``auto``, ``cpu``, ``cuda`` or ``mps`` (matters for network methods).
+            runner: overrides the logic's process runner for this job.
+
+        Raises:
+            ValueError: the inputs cannot be super-resolved as asked (one sentence).
+        """
+        params = self.taskParameters(
+            inputVolume,
+            outputVolume,
+            method=method,
+            targetSpacing=targetSpacing,
+            factor=factor,
+            sliceThickness=sliceThickness,
+        )
+        job = BackendTaskJob(
+            TASK_NAME,
+            {INPUT_ROLE: inputVolume},
+            [OUTPUT_ROLE],
+            params,
+            device=device,
+            runner=runner or self.runner,
+            python=self.python,
+        )
+        job.start()
+        return job
+
+    def finishJob(
+        self, job: BackendTaskJob, outputVolume: vtkMRMLScalarVolumeNode | None = None
+    ) -> vtkMRMLScalarVolumeNode:
+        """Put a finished job's result into a volume node and release the job's files.
+
+        The output gets the input's study (subject hierarchy) and window/level; the input node is
+        not touched. A failed or cancelled job changes nothing in the scene.
+
+        Args:
+            job: a job from :meth:`startJob` whose ``done`` is True.
+            outputVolume: node to overwrite, or None to add a new "<input> super-resolved" volume.
+
+        Returns:
+            The output ``vtkMRMLScalarVolumeNode``.
+
+        Raises:
+            RuntimeError: the job is still running, failed (the backend's message) or was cancelled.
+        """
+        if not job.done:
+            raise RuntimeError("The super-resolution job is still running; wait for it or cancel it first.")
+        try:
+            if not job.succeeded:
+                raise RuntimeError(job.error_message or "Super-resolution failed without a message.")
+            inputVolume = job.input_nodes[INPUT_ROLE]
+            image: sitk.Image = job.result_images()[OUTPUT_ROLE]
+            scene = inputVolume.GetScene()
+            name = scene.GenerateUniqueName(f"{inputVolume.GetName()} super-resolved")
+            outputVolume = mrml_bridge.image_to_volume_node(
+                image, scene, name, node=outputVolume, class_name="vtkMRMLScalarVolumeNode", reference_node=inputVolume
+            )
+            outputVolume.SetAttribute("MedFuse.task", TASK_NAME)
+            outputVolume.SetAttribute("MedFuse.method", str(job.params.get("method", "")))
+            outputVolume.SetAttribute("MedFuse.sourceVolumeID", inputVolume.GetID())
+            return outputVolume
+        finally:
+            job.cleanup()
+
+    def process(
+        self, inputVolume: vtkMRMLScalarVolumeNode, outputVolume: vtkMRMLScalarVolumeNode | None = None, **options: Any
+    ) -> vtkMRMLScalarVolumeNode:
+        """Super-resolve and wait: start the backend, run it to the end, return the output node.
+
+        Blocks until done (Ctrl+C cancels). For Slicer's Python console and scripts; the panel uses
+        :meth:`startJob` / :meth:`finishJob` so the application stays responsive. Example::
+
+            from MedFuseSuperResolutionLib import SuperResolutionLogic
+            thick = slicer.util.getNode("MRHead")
+            fine = SuperResolutionLogic().process(thick, method="bspline", factor=3)
+            print(fine.GetSpacing())
+
+        Args:
+            inputVolume, outputVolume: as in :meth:`startJob` / :meth:`finishJob`.
+            **options: the keyword arguments of :meth:`startJob` (method, targetSpacing, factor,
+                sliceThickness, device, runner).
+
+        Returns:
+            The output ``vtkMRMLScalarVolumeNode``.
+        """
+        job = self.startJob(inputVolume, outputVolume, **options)
+        try:
+            job.wait()
+        except BaseException:
+            job.cancel()
+            job.cleanup()
+            raise
+        return self.finishJob(job, outputVolume)
+
+    # --- helpers ----------------------------------------------------------------------------------
+    @staticmethod
+    def _checkVolume(volumeNode: vtkMRMLScalarVolumeNode | None) -> None:
+        if volumeNode is None:
+            raise ValueError("Select an input volume to super-resolve.")
+        imageData = volumeNode.GetImageData()
+        if imageData is None:
+            raise ValueError(f"The volume '{volumeNode.GetName()}' has no voxels; load or compute it first.")
+        if imageData.GetNumberOfScalarComponents() != 1:
+            raise ValueError(
+                f"The volume '{volumeNode.GetName()}' has colour or vector voxels; select a grey-scale CT or MRI volume."
+            )
+        dimensions = imageData.GetDimensions()
+        if min(dimensions) < 2:
+            raise ValueError(
+                f"Super-resolution needs a 3D volume; '{volumeNode.GetName()}' is a single slice "
+                f"({dimensions[0]} x {dimensions[1]} x {dimensions[2]} voxels)."
+            )
+
+    def _geometryProxy(self, volumeNode: vtkMRMLScalarVolumeNode) -> sitk.Image:
+        """A 1-voxel image with the volume's spacing (and recorded thickness) for the backend's geometry rules.
+
+        The backend sees the node's voxel axes in the same IJK order (``mrml_bridge`` writes them
+        unchanged), so the spacing tuple is what the backend will read from the file.
+        """
+        proxy = sitk.Image([1, 1, 1], sitk.sitkUInt8)
+        proxy.SetSpacing([float(s) for s in volumeNode.GetSpacing()])
+        thickness = self.recordedSliceThickness(volumeNode)
+        if thickness is not None:
+            proxy.SetMetaData(DICOM_SLICE_THICKNESS, str(thickness))
+        return proxy
+
+    @staticmethod
+    def _anatomicalAxis(volumeNode: vtkMRMLScalarVolumeNode, ijkAxis: int) -> int:
+        """0, 1 or 2 (R, A, S): the patient axis closest to the given voxel axis."""
+        directions = vtk.vtkMatrix4x4()
+        volumeNode.GetIJKToRASDirectionMatrix(directions)
+        column = [abs(directions.GetElement(row, ijkAxis)) for row in range(3)]
+        return column.index(max(column))
+
+
+def _positiveFloat(text: str | None) -> float | None:
+    try:
+        value = float(str(text).split("\\")[0])
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
