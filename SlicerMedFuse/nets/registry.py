@@ -123,3 +123,13 @@ def build_network(name: str, args: Mapping[str, Any] | None = None) -> torch.nn.
     if not isinstance(network, torch.nn.Module):
         raise ModelError(f"Architecture '{name}' did not build a torch.nn.Module (got {type(network).__name__}).")
     return network
+
+
+def _register_project_architectures() -> None:
+    """The networks this project implements from its papers (lazy references: no torch import here)."""
+    from SlicerMedFuse.nets.breast import register_fusion_architectures
+
+    register_fusion_architectures()
+
+
+_register_project_architectures()
