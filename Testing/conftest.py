@@ -38,3 +38,14 @@ def isolated_medfuse_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("MEDFUSE_HOME", str(home))
     monkeypatch.delenv("MEDFUSE_CATALOG", raising=False)
     return home
+
+
+@pytest.fixture
+def small_torch_work():
+    """One torch thread while the test runs: small convolutions are faster so, above all on a busy 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -38,13 +38,8 @@ SMALL = {"features": (4, 8, 16, 32, 64)}  # same structure, fast on a CPU
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # Small convolutions run faster on one thread, and much faster on a loaded 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seed_and_one_thread(small_torch_work):
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _count(module: torch.nn.Module) -> int:

@@ -12,13 +12,8 @@ SMALL_RESNET = {"resnet_widths": (8, 16, 32, 64)}
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # Small convolutions run faster on one thread, and much faster on a loaded 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seed_and_one_thread(small_torch_work):
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _inputs(batch: int = 2, size: int = 32, paths: int = 3) -> list[torch.Tensor]:

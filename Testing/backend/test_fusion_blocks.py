@@ -24,13 +24,8 @@ SIZES = {2: (12, 10), 3: (6, 8, 4)}
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # Small convolutions run faster on one thread, and much faster on a loaded 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seed_and_one_thread(small_torch_work):
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _features(spatial_dims: int, channels: int, batch: int = 2, grad: bool = False) -> torch.Tensor:
