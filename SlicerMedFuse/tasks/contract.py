@@ -14,6 +14,7 @@ from typing import Any, Literal
 from SlicerMedFuse.errors import UsageError
 
 __all__ = [
+    "TERMINOLOGY_CONTEXT",
     "CodedConcept",
     "InputSpec",
     "Label",
@@ -22,6 +23,9 @@ __all__ = [
     "TaskSpec",
     "Terminology",
 ]
+
+#: Name of the terminology context that holds every MedFuse label's codes (Slicer's .term.json).
+TERMINOLOGY_CONTEXT = "Segmentation category and type - MedFuse"
 
 InputKind = Literal["image", "labelmap", "mask", "transform"]
 OutputKind = Literal["image", "labelmap", "transform"]
@@ -50,7 +54,7 @@ class Terminology:
     modifier: CodedConcept | None = None
     region: CodedConcept | None = None
 
-    def to_slicer_entry(self, context: str = "Segmentation category and type - MedFuse") -> str:
+    def to_slicer_entry(self, context: str = TERMINOLOGY_CONTEXT) -> str:
         """The string Slicer stores in a segment's ``TerminologyEntry`` tag.
 
         Layout (vtkSlicerTerminologiesModuleLogic): ``context~category~type~typeModifier~
