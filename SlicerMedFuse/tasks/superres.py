@@ -1,7 +1,8 @@
 """Task ``superres``: finer slices for a thick-slice CT or MRI volume.
 
-Methods today are the interpolation baselines (linear, cubic B-spline, windowed sinc); the SR4ZCT
-self-supervised network (Shi et al., MLMI 2023) is added as another method of this same contract.
+Methods: SR4ZCT (Shi et al., MLMI 2023), a network trained on the input volume itself
+(:mod:`SlicerMedFuse.superres.sr4zct`), and the interpolation baselines linear, cubic B-spline and
+windowed sinc, all through one code path onto the same output grid.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError
 from SlicerMedFuse.superres.interpolation import INTERPOLATORS, fine_slice_reference, interpolate_slices
-from SlicerMedFuse.superres.slice_geometry import detect_slice_geometry
+from SlicerMedFuse.superres.msd import DEFAULT_DILATIONS
+from SlicerMedFuse.superres.slice_geometry import SliceGeometry, detect_slice_geometry
+from SlicerMedFuse.superres.sr4zct import QUALITIES, sr4zct_config, sr4zct_upsample
 from SlicerMedFuse.tasks.base import Task, TaskContext, TaskResult
 from SlicerMedFuse.tasks.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
 
-__all__ = ["SuperResolutionTask"]
+__all__ = ["METHODS", "SuperResolutionTask"]
+
+#: Every method of the task; the first is the default.
+METHODS = ("sr4zct", *INTERPOLATORS)
 
 
 class SuperResolutionTask(Task):
@@ -29,24 +35,69 @@ class SuperResolutionTask(Task):
         title="Super-resolution of thick-slice volumes",
         summary="Resamples a thick-slice CT or MRI volume onto thinner slices, keeping the in-plane grid.",
         inputs=(
-            InputSpec("volume", "Thick-slice volume", modalities=("CT", "MR"), description="CT or MRI volume with thick slices."),
+            InputSpec(
+                "volume",
+                "Thick-slice volume",
+                modalities=("CT", "MR"),
+                description="CT or MRI volume with thick slices.",
+            ),
         ),
         outputs=(
-            OutputSpec("volume", "Super-resolved volume", description="The same anatomy on thinner slices.", primary=True),
+            OutputSpec(
+                "volume", "Super-resolved volume", description="The same anatomy on thinner slices.", primary=True
+            ),
         ),
         parameters=(
-            ParameterSpec("method", "choice", "bspline", "How new slices are computed.", choices=INTERPOLATORS),
             ParameterSpec(
-                "target_spacing", "float", 0.0, "Output slice spacing; 0 uses the in-plane spacing (isotropic).", minimum=0.0, maximum=20.0, unit="mm"
+                "method",
+                "choice",
+                METHODS[0],
+                "SR4ZCT (self-supervised network) or an interpolation baseline.",
+                choices=METHODS,
             ),
             ParameterSpec(
-                "factor", "float", 0.0, "Slice spacing divided by this factor; overrides target_spacing when > 0.", minimum=0.0, maximum=16.0
+                "target_spacing",
+                "float",
+                0.0,
+                "Output slice spacing; 0 uses the in-plane spacing (isotropic).",
+                minimum=0.0,
+                maximum=20.0,
+                unit="mm",
             ),
             ParameterSpec(
-                "slice_thickness", "float", 0.0, "Slice thickness r; 0 detects it (DICOM SliceThickness, else the spacing).", minimum=0.0, maximum=20.0, unit="mm"
+                "factor",
+                "float",
+                0.0,
+                "Slice spacing divided by this factor; overrides target_spacing when > 0.",
+                minimum=0.0,
+                maximum=16.0,
+            ),
+            ParameterSpec(
+                "slice_thickness",
+                "float",
+                0.0,
+                "Slice thickness r; 0 detects it (DICOM SliceThickness, else the spacing).",
+                minimum=0.0,
+                maximum=20.0,
+                unit="mm",
+            ),
+            ParameterSpec(
+                "quality",
+                "choice",
+                "fast",
+                "SR4ZCT configuration: fast (CPU, minutes) or faithful (the paper's, GPU).",
+                choices=QUALITIES,
+            ),
+            ParameterSpec(
+                "epochs", "int", 0, "SR4ZCT training epochs; 0 uses the quality's default.", minimum=0, maximum=10000
+            ),
+            ParameterSpec(
+                "seed", "int", 0, "Seed of SR4ZCT's initial weights and training samples.", minimum=0, maximum=2**31 - 1
             ),
         ),
-        references=("Shi et al., SR4ZCT: Self-supervised Through-plane Resolution Enhancement for CT Images with Arbitrary Resolution and Overlap, MLMI 2023.",),
+        references=(
+            "Shi et al., SR4ZCT: Self-supervised Through-plane Resolution Enhancement for CT Images with Arbitrary Resolution and Overlap, MLMI 2023.",
+        ),
     )
 
     def validate_inputs(self, inputs: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> None:
@@ -62,6 +113,27 @@ class SuperResolutionTask(Task):
                 f"The target spacing {target:.3g} mm is not finer than the slice spacing {geometry.slice_spacing:.3g} mm; "
                 "choose a smaller target_spacing or a factor above 1."
             )
+        if params["method"] == "sr4zct":
+            self._validate_sr4zct(inputs["volume"], geometry)
+
+    @staticmethod
+    def _validate_sr4zct(image: sitk.Image, geometry: SliceGeometry) -> None:
+        size, spacing = image.GetSize(), image.GetSpacing()
+        in_plane = [index for index in range(3) if index != geometry.axis]
+        smallest = min(size[index] for index in in_plane)
+        if smallest <= max(DEFAULT_DILATIONS):
+            raise InputError(
+                f"SR4ZCT needs slices of more than {max(DEFAULT_DILATIONS)} pixels on each side (this one has {smallest}); "
+                "use method=linear, bspline or sinc."
+            )
+        if size[geometry.axis] < 2:
+            raise InputError("SR4ZCT needs at least 2 slices; use a volume with more slices.")
+        extent = min(size[index] * spacing[index] for index in in_plane)
+        if extent < geometry.thickness + geometry.slice_spacing:
+            raise InputError(
+                f"The slices ({extent:.3g} mm across) are too small to simulate two {geometry.thickness:.3g} mm slices for "
+                "SR4ZCT training; use method=linear, bspline or sinc."
+            )
 
     @staticmethod
     def _target_spacing(slice_spacing: float, in_plane_spacing: float, params: Mapping[str, Any]) -> float:
@@ -75,13 +147,11 @@ class SuperResolutionTask(Task):
         image = inputs["volume"]
         geometry = detect_slice_geometry(image, params["slice_thickness"])
         target = self._target_spacing(geometry.slice_spacing, geometry.in_plane_spacing, params)
-        context.progress.update(0.05, "planning", f"slice axis {geometry.axis}, {geometry.slice_spacing:.3g} mm -> {target:.3g} mm")
+        context.progress.update(
+            0.02, "planning", f"slice axis {geometry.axis}, {geometry.slice_spacing:.3g} mm -> {target:.3g} mm"
+        )
         reference = fine_slice_reference(image, geometry, target)
-        started = time.perf_counter()
-        output = interpolate_slices(image, reference, params["method"])
-        seconds = time.perf_counter() - started
-        context.progress.update(1.0, "interpolated")
-        report = {
+        report: dict[str, Any] = {
             "method": params["method"],
             "slice_axis": geometry.axis,
             "slice_spacing_mm": geometry.slice_spacing,
@@ -91,6 +161,25 @@ class SuperResolutionTask(Task):
             "slice_overlap_mm": geometry.overlap,
             "output_spacing_mm": list(reference.GetSpacing()),
             "output_size": list(reference.GetSize()),
-            "timings_s": {"interpolate": round(seconds, 3)},
         }
+        started = time.perf_counter()
+        if params["method"] == "sr4zct":
+            config = sr4zct_config(params["quality"], params["epochs"])
+            result = sr4zct_upsample(
+                image,
+                reference,
+                geometry,
+                config,
+                device_config=context.device,
+                progress=context.progress.span(0.02, 1.0),
+                seed=params["seed"],
+            )
+            output = result.image
+            details = result.report()
+            report["timings_s"] = details.pop("timings_s")
+            report["sr4zct"] = {**details, "seed": params["seed"], "device": context.device.name}
+        else:
+            output = interpolate_slices(image, reference, params["method"])
+            report["timings_s"] = {"interpolate": round(time.perf_counter() - started, 3)}
+        context.progress.update(1.0, "done")
         return TaskResult(outputs={"volume": output}, report=report)

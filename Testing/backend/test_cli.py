@@ -41,7 +41,7 @@ def test_version_tasks_and_info():
     assert (
         listing.returncode == 0
         and "superres" in listing.stdout
-        and "method (choice [linear|bspline|sinc]" in listing.stdout
+        and "method (choice [sr4zct|linear|bspline|sinc]" in listing.stdout
     )
     specs = json.loads(medfuse("tasks", "--json").stdout)
     assert specs[0]["name"] == "superres" and specs[0]["inputs"][0]["role"] == "volume"
@@ -79,7 +79,7 @@ def test_run_with_json_progress_writes_output_and_report(shared_data, tmp_path):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     # isotropic target: the in-plane 0.957 mm, adjusted so slices land exactly on the span
     assert sitk.ReadImage(str(out)).GetSpacing()[2] == pytest.approx(0.957, rel=0.01)
-    assert json.loads(report.read_text())["method"] == "sinc"
+    assert json.loads(report.read_text(encoding="utf-8"))["method"] == "sinc"
 
 
 def test_bad_input_gives_one_sentence_and_writes_nothing(tmp_path):
