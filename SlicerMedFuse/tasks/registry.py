@@ -25,6 +25,8 @@ ENTRY_POINT_GROUP = "SlicerMedFuse.tasks"
 
 _BUILTIN: dict[str, str] = {
     "superres": "SlicerMedFuse.tasks.superres:SuperResolutionTask",
+    "hemorrhage": "SlicerMedFuse.tasks.hemorrhage:HemorrhageTask",
+    "registration": "SlicerMedFuse.tasks.registration:RegistrationTask",
 }
 
 _log = logging.getLogger(__name__)
