@@ -128,8 +128,10 @@ def build_network(name: str, args: Mapping[str, Any] | None = None) -> torch.nn.
 def _register_project_architectures() -> None:
     """The networks this project implements from its papers (lazy references: no torch import here)."""
     from SlicerMedFuse.nets.breast import register_fusion_architectures
+    from SlicerMedFuse.nets.hemorrhage import register_hemorrhage_architectures
 
     register_fusion_architectures()
+    register_hemorrhage_architectures()
 
 
 _register_project_architectures()

@@ -38,7 +38,7 @@ def test_superres_on_real_ct_keeps_extent_and_input_slices(thick_ct, tmp_path):
     assert last_out == pytest.approx(last_in)
     # every input slice is an output slice
     np.testing.assert_array_equal(sitk.GetArrayFromImage(fine)[::3], sitk.GetArrayFromImage(thick_ct))
-    written = json.loads(report.read_text())
+    written = json.loads(report.read_text(encoding="utf-8"))
     assert written["slice_spacing_mm"] == pytest.approx(4.5)
     assert written["outputs"]["volume"] == str(out)
     assert result.report["timings_s"]["total"] > 0

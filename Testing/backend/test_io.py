@@ -161,12 +161,12 @@ def test_atomic_path_commits_on_success_and_cleans_up_on_error(tmp_path: Path) -
     with atomic_path(target) as temp:
         assert temp.name == target.name and temp.parent.parent == tmp_path
         temp.write_text("done")
-    assert target.read_text() == "done"
+    assert target.read_text(encoding="utf-8") == "done"
 
     with pytest.raises(KeyError), atomic_path(target) as temp:
         temp.write_text("partial")
         raise KeyError("boom")
-    assert target.read_text() == "done"
+    assert target.read_text(encoding="utf-8") == "done"
     assert _leftovers(tmp_path) == []
 
     with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "never.txt"):
@@ -190,7 +190,7 @@ def test_commit_outputs_renames_none_when_one_writer_fails(tmp_path: Path) -> No
     with pytest.raises(RuntimeError, match="model crashed"):
         commit_outputs(writers)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json"]
-    assert existing.read_text() == "old"
+    assert existing.read_text(encoding="utf-8") == "old"
 
 
 def test_commit_outputs_writes_all(tmp_path: Path) -> None:
@@ -202,7 +202,7 @@ def test_commit_outputs_writes_all(tmp_path: Path) -> None:
         }
     )
     assert [p.name for p in paths] == ["seg.nrrd", "report.json"]
-    assert json.loads((tmp_path / "report.json").read_text()) == {"dice": 0.5}
+    assert json.loads((tmp_path / "report.json").read_text(encoding="utf-8")) == {"dice": 0.5}
     assert_same_geometry(read_image(tmp_path / "seg.nrrd"), image)
     assert _leftovers(tmp_path) == []
     with pytest.raises(ValueError, match="same output path"):
@@ -211,7 +211,7 @@ def test_commit_outputs_writes_all(tmp_path: Path) -> None:
 
 def test_write_json_atomic_converts_numpy_and_fails_cleanly(tmp_path: Path) -> None:
     path = write_json_atomic({"n": np.int64(3), "v": np.arange(2), "p": tmp_path}, tmp_path / "r.json")
-    assert json.loads(path.read_text()) == {"n": 3, "v": [0, 1], "p": str(tmp_path)}
+    assert json.loads(path.read_text(encoding="utf-8")) == {"n": 3, "v": [0, 1], "p": str(tmp_path)}
     with pytest.raises(TypeError):
         write_json_atomic({"bad": object()}, tmp_path / "bad.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]

@@ -303,7 +303,7 @@ def test_altered_weights_fail_verify_and_load(
 
 def test_manifest_missing_field_is_named(bundle: Path) -> None:
     path = bundle / "manifest.json"
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     del data["intended_use"]
     path.write_text(json.dumps(data))
     with pytest.raises(ModelError, match="field 'intended_use' is missing"):
@@ -315,7 +315,7 @@ def test_manifest_missing_field_is_named(bundle: Path) -> None:
 
 def test_unknown_architecture(bundle: Path) -> None:
     path = bundle / "manifest.json"
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     data["architecture"]["name"] = "os.system"
     path.write_text(json.dumps(data))
     with pytest.raises(ModelError, match="unknown architecture.*'architecture.name'.*monai.UNet"):
@@ -324,7 +324,7 @@ def test_unknown_architecture(bundle: Path) -> None:
 
 def test_state_dict_mismatch(bundle: Path) -> None:
     path = bundle / "manifest.json"
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     data["architecture"]["args"]["channels"] = [4, 16]  # weights no longer fit
     path.write_text(json.dumps(data))
     with pytest.raises(ModelError, match="The bundle's weights do not fit its architecture 'monai.UNet'"):

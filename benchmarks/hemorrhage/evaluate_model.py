@@ -1,0 +1,131 @@
+"""Benchmark a hemorrhage bundle: held-out Dice (BHSD Table 1 layout), false positives, time and peak memory.
+
+Usage::
+
+    python benchmarks/hemorrhage/evaluate_model.py --model BUNDLE_DIR --data SIM_DATASET --output OUT_DIR \
+        [--ct ../shared/data/head_ct/invesalius_ct0051_head.nii.gz] [--threads 2] [--mirroring] [--large]
+
+1. Every held-out case (``imagesTs``) is segmented through ``medfuse run hemorrhage`` in its own
+   process (wall time and peak RSS of that process from ``os.wait4``); predictions go to
+   ``OUT_DIR/pred`` and are scored against ``labelsTs`` with ``medfuse evaluate hemorrhage``'s code.
+2. The real normal head CT is segmented the same way: every voxel called hemorrhage is a false positive.
+3. ``--large``: the real CT resampled to 512 x 512 x 40 (BHSD-like grid) for the timing of the issue.
+
+Writes ``OUT_DIR/results.json`` and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import SimpleITK as sitk
+
+from SlicerMedFuse.hemorrhage.evaluation import evaluate_folders, format_table
+from SlicerMedFuse.training.nnunet_dataset import read_nnunet_dataset
+
+DEFAULT_CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "head_ct" / "invesalius_ct0051_head.nii.gz"
+
+
+def run_case(image: Path, output: Path, model: Path, threads: int, mirroring: bool) -> dict[str, Any]:
+    """Segment one CT in a fresh process; returns its report, wall time (s) and peak RSS (MB)."""
+    report = output.with_name(output.name.replace(".nii.gz", ".json"))
+    command = [
+        sys.executable, "-m", "SlicerMedFuse", "run", "hemorrhage", "--input", f"ct={image}", "--output", str(output),
+        "--model", str(model), "--threads", str(threads), "--device", "cpu", "--report", str(report),
+        "--param", f"mirroring={str(mirroring).lower()}", "--progress", "none",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"segmenting {image} failed: {process.stderr.read() if process.stderr else ''}")
+    data = json.loads(report.read_text(encoding="utf-8"))
+    return {"wall_s": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "report": data}
+
+
+def large_ct(ct_path: Path, folder: Path) -> Path:
+    """The real CT resampled to 512 x 512 x 40 voxels over the same extent (linear)."""
+    ct = sitk.ReadImage(str(ct_path))
+    size = (512, 512, 40)
+    spacing = [sz * sp / n for sz, sp, n in zip(ct.GetSize(), ct.GetSpacing(), size, strict=True)]
+    origin = ct.TransformContinuousIndexToPhysicalPoint(
+        [-0.5 + 0.5 * sp / old for sp, old in zip(spacing, ct.GetSpacing(), strict=True)]
+    )
+    large = sitk.Resample(
+        ct, size, sitk.Transform(), sitk.sitkLinear, origin, spacing, ct.GetDirection(), -1024.0, sitk.sitkInt16
+    )
+    path = folder / "head_ct_512x512x40.nii.gz"
+    sitk.WriteImage(large, str(path))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, type=Path, help="bundle folder")
+    parser.add_argument("--data", required=True, type=Path, help="simulated dataset (imagesTs, labelsTs)")
+    parser.add_argument("--output", required=True, type=Path, help="results folder")
+    parser.add_argument("--ct", type=Path, default=DEFAULT_CT, help="real normal head CT (false positives, timing)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mirroring", action="store_true")
+    parser.add_argument("--large", action="store_true", help="also time a 512 x 512 x 40 version of the real CT")
+    args = parser.parse_args(argv)
+    dataset = read_nnunet_dataset(args.data)
+    pred = args.output / "pred"
+    pred.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for case in dataset.test:
+        runs[case.case_id] = run_case(
+            case.images[0], pred / f"{case.case_id}.nii.gz", args.model, args.threads, args.mirroring
+        )
+        print(
+            f"{case.case_id}: {runs[case.case_id]['wall_s']} s, {runs[case.case_id]['peak_rss_mb']} MB", file=sys.stderr
+        )
+    scores = evaluate_folders(pred, args.data / "labelsTs")
+    results: dict[str, Any] = {
+        "model": str(args.model),
+        "mirroring": args.mirroring,
+        "threads": args.threads,
+        "held_out": scores.to_dict(),
+        "held_out_table": format_table(scores, args.model.name),
+        "per_case": {k: {"wall_s": v["wall_s"], "peak_rss_mb": v["peak_rss_mb"]} for k, v in runs.items()},
+    }
+    normal = run_case(args.ct, args.output / "normal_ct_labels.nii.gz", args.model, args.threads, args.mirroring)
+    results["normal_ct"] = {
+        "wall_s": normal["wall_s"],
+        "peak_rss_mb": normal["peak_rss_mb"],
+        "false_positive_ml": {k: v["volume_ml"] for k, v in normal["report"]["classes"].items()},
+        "timings_s": normal["report"]["timings_s"],
+    }
+    if args.large:
+        with tempfile.TemporaryDirectory() as folder:
+            big = run_case(
+                large_ct(args.ct, Path(folder)),
+                args.output / "large_ct_labels.nii.gz",
+                args.model,
+                args.threads,
+                args.mirroring,
+            )
+        results["large_ct_512x512x40"] = {
+            "wall_s": big["wall_s"],
+            "peak_rss_mb": big["peak_rss_mb"],
+            "timings_s": big["report"]["timings_s"],
+        }
+    (args.output / "results.json").write_text(json.dumps(results, indent=1))
+    print(results["held_out_table"])
+    print(
+        json.dumps({k: v for k, v in results.items() if k not in ("held_out", "held_out_table", "per_case")}, indent=1)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
