@@ -221,8 +221,11 @@ def test_ui_loads_with_qt(ui_file: Path, qt_application):
 
     root = ET.parse(ui_file).getroot()
     loader = QUiLoader()
-    for cls, base in _custom_widgets(root).items():
-        loader.registerCustomWidget(_stand_in(cls, base))
+    # Keep the stand-in classes referenced until loading is done: the loader does not own them, and a
+    # collected class makes QUiLoader crash (seen with a QTableView-based stand-in).
+    stand_ins = [_stand_in(cls, base) for cls, base in _custom_widgets(root).items()]
+    for stand_in in stand_ins:
+        loader.registerCustomWidget(stand_in)
     device = QFile(str(ui_file))
     assert device.open(QIODevice.OpenModeFlag.ReadOnly)
     try:

@@ -32,7 +32,7 @@ class FakeEnvironment:
     def pip(self, args: list[str]) -> None:
         self.pip_calls.append(list(args))
         if "-c" in args:
-            self.constraints.append(Path(args[args.index("-c") + 1]).read_text())
+            self.constraints.append(Path(args[args.index("-c") + 1]).read_text(encoding="utf-8"))
         for requirement in args:
             if requirement.startswith("-") or Path(requirement).exists():
                 continue

@@ -31,7 +31,7 @@ def _alive(pid: int) -> bool:
     status = Path(f"/proc/{pid}/status")
     if status.exists():
         try:
-            return "\nState:\tZ" not in status.read_text()
+            return "\nState:\tZ" not in status.read_text(encoding="utf-8")
         except OSError:
             return False
     try:
@@ -61,6 +61,18 @@ def test_backend_command_formatting() -> None:
     assert backend_command("t", {}, {"o": "x"})[0] == default_python_executable() == sys.executable
     with pytest.raises(ValueError, match="--input"):
         backend_command("t", {"a=b": "x"}, {"o": "x"})
+
+
+def test_backend_command_passes_the_model_only_when_given() -> None:
+    base = backend_command("hemorrhage", {"ct": "/in/ct.nrrd"}, {"labels": "/out/l.nrrd"}, python="py")
+    assert "--model" not in base
+    assert backend_command("hemorrhage", {}, {"labels": "x"}, python="py", model="") == base[:3] + [
+        "run", "hemorrhage", "--output", "labels=x", "--device", "auto", "--progress", "json",
+    ]  # fmt: skip
+    with_id = backend_command("hemorrhage", {}, {"labels": "x"}, python="py", model="demo@1.0.0", report="r.json")
+    assert with_id[-4:] == ["--model", "demo@1.0.0", "--report", "r.json"]
+    with_folder = backend_command("hemorrhage", {}, {"labels": "x"}, python="py", model=Path("/models/demo"))
+    assert with_folder[-2:] == ["--model", str(Path("/models/demo"))]
 
 
 def test_backend_environment_finds_backend_package() -> None:
@@ -121,9 +133,9 @@ def test_cancel_ends_the_whole_process_tree(tmp_path: Path) -> None:
     )
     job = SubprocessRunner(cancel_grace_s=1.0).start([sys.executable, str(script)])
     deadline = time.monotonic() + 20
-    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+    while not (pid_file.exists() and pid_file.read_text(encoding="utf-8")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    grandchild = int(pid_file.read_text())
+    grandchild = int(pid_file.read_text(encoding="utf-8"))
     assert _alive(grandchild)
     assert not job.done
 

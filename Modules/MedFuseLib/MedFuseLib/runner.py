@@ -104,6 +104,7 @@ def backend_command(
     device: str = "auto",
     python: str | None = None,
     report: str | None = None,
+    model: str | os.PathLike | None = None,
 ) -> list[str]:
     """The argument list of ``python -m SlicerMedFuse run TASK ... --progress json``.
 
@@ -115,6 +116,8 @@ def backend_command(
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         python: interpreter; default :func:`default_python_executable`.
         report: optional path for the JSON job report.
+        model: model bundle id (``id`` or ``id@version``) or bundle folder, passed as ``--model``;
+            None lets the backend use the task's default model.
     """
     if not task:
         raise ValueError("task must be a task name, got an empty string")
@@ -129,6 +132,8 @@ def backend_command(
         if value is not None:
             command += _pair("--param", name, value)
     command += ["--device", device, "--progress", "json"]
+    if model is not None and os.fspath(model):
+        command += ["--model", os.fspath(model)]
     if report is not None:
         command += ["--report", os.fspath(report)]
     return command

@@ -41,6 +41,8 @@ class BackendTaskJob:
         output_roles: the output roles to request; each is written as ``<role>.nrrd``.
         params: task parameters (name -> value); validated by the backend.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        model: model bundle id or folder for tasks that run a network (``--model``); None uses the
+            task's default model.
         runner: process runner; default :class:`~MedFuseLib.runner.SubprocessRunner`.
         python: interpreter for the backend; default ``PythonSlicer`` in Slicer, else ``sys.executable``.
         keep_temp: keep the temporary folder after :meth:`cleanup` (also env ``MEDFUSE_KEEP_TEMP=1``).
@@ -55,6 +57,7 @@ class BackendTaskJob:
         params: Mapping[str, Any] | None = None,
         *,
         device: str = "auto",
+        model: str | os.PathLike | None = None,
         runner: ProcessRunner | None = None,
         python: str | None = None,
         keep_temp: bool = False,
@@ -70,6 +73,7 @@ class BackendTaskJob:
         self.output_roles = list(output_roles)
         self.params = dict(params or {})
         self.device = device
+        self.model = model
         self.runner: ProcessRunner = runner if runner is not None else SubprocessRunner()
         self.python = python
         self.keep_temp = keep_temp or os.environ.get(_KEEP_TEMP_ENV, "") == "1"
@@ -105,6 +109,7 @@ class BackendTaskJob:
                 device=self.device,
                 python=self.python,
                 report=str(self.temp_dir / "report.json"),
+                model=self.model,
             )
             self._job = self.runner.start(self.command, env=backend_environment(), cwd=str(self.temp_dir))
         except BaseException:

@@ -1,0 +1,538 @@
+"""MedFuse Hemorrhage: epidural, intraparenchymal, intraventricular, subarachnoid and subdural bleeds on head CT.
+
+The panel reads and writes a typed parameter node; the work is done by
+:class:`MedFuseHemorrhageLib.HemorrhageLogic`, which runs the backend's ``hemorrhage`` task out of
+process and needs no Qt (see that package for scripting from the Python console).
+"""
+
+import sys
+from typing import Annotated
+
+import qt
+import slicer
+import vtk
+from MedFuseHemorrhageLib import (
+    DEVICE_CHOICES,
+    DISPLAY_WINDOWS,
+    EDH_NOTE,
+    HemorrhageLogic,
+    parameterRange,
+    taskSpec,
+)
+from MedFuseLib.installer import BackendInstaller
+from MedFuseLib.terminology import loadTerminology
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+#
+# MedFuseHemorrhage
+#
+
+
+class MedFuseHemorrhage(ScriptedLoadableModule):
+    """Module description shown in Slicer's module list and help panel."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("MedFuse Hemorrhage")
+        self.parent.categories = ["MedFuse"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["SlicerMedFuse contributors"]
+        self.parent.helpText = _(
+            "Segments intracranial hemorrhage on a non-contrast head CT into the five BHSD classes: "
+            "epidural (EDH), intraparenchymal (IPH), intraventricular (IVH), subarachnoid (SAH) and "
+            "subdural (SDH). The result is a segmentation with one named, coloured and coded segment per "
+            "class (empty classes included, so they can be painted), a table with each class's volume "
+            "(mL), number of components and slice range, and the CT shown in a brain window. Correct the "
+            "result with the embedded segment editor.<br><br>"
+            "<b>Models:</b> the network comes from a model bundle installed in the MedFuse model store "
+            "(<tt>medfuse models install ID</tt>, or a bundle folder dropped into the store). The panel "
+            "shows each model's licence and intended use. The demo model is trained on simulated bleeds "
+            "painted into one real head CT and is <b>not for clinical use</b>.<br><br>"
+            "The CT is never modified (only its display window). Computation runs in a separate process "
+            "and can be cancelled. See the "
+            '<a href="https://github.com/SlicerMedFuse/SlicerMedFuse#readme">SlicerMedFuse documentation</a>.'
+        )
+        self.parent.acknowledgementText = _(
+            "Task and labels: Wu et al., BHSD: A 3D Multi-class Brain Hemorrhage Segmentation Dataset, "
+            "MLMI 2023. Network: nnU-Net-style 3D U-Net (Isensee et al., Nat. Methods 2021) built with "
+            "MONAI. Built on 3D Slicer, SimpleITK, MONAI and PyTorch; the module layout follows Slicer's "
+            "scripted module template and KitwareMedical/SlicerNNUnet."
+        )
+
+
+#
+# MedFuseHemorrhageParameterNode
+#
+
+
+@parameterNodeWrapper
+class MedFuseHemorrhageParameterNode:
+    """What the panel shows, saved with the scene. Defaults and ranges come from the backend's task declaration.
+
+    inputVolume - head CT in HU (only its display window changes).
+    model - installed model as ``id@version``; empty = the default (demo) model.
+    device - where the network runs.
+    mirroring - average over left-right mirrored copies (test-time augmentation).
+    minComponentMl - components of a class smaller than this (mL) are removed.
+    overlap - sliding-window overlap (fraction of the patch).
+    displayWindow - CT window applied with the result (brain W80 L40, blood W160 L40).
+    outputSegmentation - segmentation that receives the segments; None creates one at Apply.
+    outputTable - table that receives the per-class volumes; None creates one at Apply.
+    """
+
+    inputVolume: slicer.vtkMRMLScalarVolumeNode
+    model: str = ""
+    device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
+    mirroring: bool = bool(taskSpec().parameter("mirroring").default)
+    minComponentMl: Annotated[float, WithinRange(*parameterRange("min_component_ml"))] = float(
+        taskSpec().parameter("min_component_ml").default
+    )
+    overlap: Annotated[float, WithinRange(*parameterRange("overlap"))] = float(taskSpec().parameter("overlap").default)
+    displayWindow: Annotated[str, Choice(list(DISPLAY_WINDOWS))] = "brain"
+    outputSegmentation: slicer.vtkMRMLSegmentationNode
+    outputTable: slicer.vtkMRMLTableNode
+
+
+#
+# MedFuseHemorrhageWidget
+#
+
+
+class MedFuseHemorrhageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """The panel: parameter node <-> widgets, model choice, Apply/Cancel, progress, table and segment editor."""
+
+    POLL_INTERVAL_MS = 200
+    SEGMENT_EDITOR_SINGLETON_TAG = "MedFuseHemorrhageSegmentEditor"
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._jobOutputs = (None, None)
+        self._cancelRequested = False
+        self._backendReady = False
+        self._pollTimer = None
+        self._updatingModels = False
+        self._models = {}
+        self._defaultModelReference = ""
+        self._inputCheck = (None, "")
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedFuseHemorrhage.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = MedFuseHemorrhageLogic()
+        loadTerminology()  # segment codes listed by Slicer's terminology selector
+
+        self._pollTimer = qt.QTimer()
+        self._pollTimer.setInterval(self.POLL_INTERVAL_MS)
+        self._pollTimer.connect("timeout()", self._onPollTimer)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.refreshModelsButton.connect("clicked(bool)", self.refreshModels)
+        self.ui.modelComboBox.connect("currentIndexChanged(int)", self._onModelSelected)
+        self.ui.progressBar.visible = False
+        self.ui.edhNoteLabel.text = EDH_NOTE
+        self._setupSegmentEditor()
+
+        self.initializeParameterNode()
+        self.refreshModels()
+
+    def _setupSegmentEditor(self) -> None:
+        editor = self.ui.segmentEditorWidget
+        editor.setMRMLScene(slicer.mrmlScene)
+        # The CT is the source volume, set when a result arrives; its selector would only invite mistakes.
+        for setter in ("setSourceVolumeNodeSelectorVisible", "setMasterVolumeNodeSelectorVisible"):
+            if hasattr(editor, setter):
+                getattr(editor, setter)(False)
+                break
+        editor.setMRMLSegmentEditorNode(self._segmentEditorNode())
+
+    def _segmentEditorNode(self):
+        """This module's own segment editor node (a singleton, so the Segment Editor module's settings stay apart)."""
+        node = slicer.mrmlScene.GetSingletonNode(self.SEGMENT_EDITOR_SINGLETON_TAG, "vtkMRMLSegmentEditorNode")
+        if node is None:
+            node = slicer.vtkMRMLSegmentEditorNode()
+            node.SetSingletonTag(self.SEGMENT_EDITOR_SINGLETON_TAG)
+            node = slicer.mrmlScene.AddNode(node)
+        return node
+
+    def cleanup(self) -> None:
+        """Called when the application closes or the module is reloaded."""
+        self.removeObservers()
+        if self._pollTimer is not None:
+            self._pollTimer.stop()
+        self._discardJob()
+        self.ui.segmentEditorWidget.setActiveEffect(None)
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+        self.refreshModels()
+        self.ui.segmentEditorWidget.installKeyboardShortcuts()
+
+    def exit(self) -> None:
+        # A running job keeps going (the timer still polls); only the GUI binding is released.
+        self.ui.segmentEditorWidget.setActiveEffect(None)
+        self.ui.segmentEditorWidget.uninstallKeyboardShortcuts()
+        self._releaseParameterNode()
+
+    def onReload(self) -> None:
+        """Reload the module and its Lib packages: dropping them from ``sys.modules`` makes the reload import fresh copies."""
+        for name in list(sys.modules):
+            if name.split(".")[0] in ("MedFuseHemorrhageLib", "MedFuseLib"):
+                del sys.modules[name]
+        ScriptedLoadableModuleWidget.onReload(self)
+
+    # --- parameter node ---------------------------------------------------------------------------
+    def onSceneStartClose(self, caller, event) -> None:
+        self._discardJob()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self._segmentEditorNode())
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            for volume in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
+                if not volume.IsA("vtkMRMLLabelMapVolumeNode"):
+                    self._parameterNode.inputVolume = volume
+                    break
+
+    def setParameterNode(self, parameterNode) -> None:
+        self._releaseParameterNode()
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            # Each widget in the .ui names its field with the dynamic property SlicerParameterName.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        self._onParameterNodeModified()
+
+    def _releaseParameterNode(self) -> None:
+        if self._parameterNode is None:
+            return
+        if self._parameterNodeGuiTag is not None:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+        self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+
+    def _onParameterNodeModified(self, caller=None, event=None) -> None:
+        self.ui.inputCheckLabel.text = self._inputCheckText()
+        self._selectModelInCombo()
+        self._updateApplyButton()
+
+    def _inputCheckText(self) -> str:
+        parameters = self._parameterNode
+        if not parameters or not parameters.inputVolume:
+            return _("Select a head CT.")
+        volume = parameters.inputVolume
+        imageData = volume.GetImageData()
+        # The check reads a voxel sample: redo it only when the volume or its voxels changed.
+        key = (volume.GetID(), imageData.GetMTime() if imageData else 0, tuple(volume.GetSpacing()))
+        if self._inputCheck[0] != key:
+            try:
+                warnings = self.logic.hemorrhage.checkInput(volume)
+                spacing = " x ".join(f"{s:.3g}" for s in volume.GetSpacing())
+                text = "\n".join([_("CT in HU, voxels {spacing} mm.").format(spacing=spacing), *warnings])
+            except ValueError as error:
+                text = str(error)
+            self._inputCheck = (key, text)
+        return self._inputCheck[1]
+
+    # --- models -----------------------------------------------------------------------------------
+    def refreshModels(self) -> None:
+        """List the installed hemorrhage models in the model selector."""
+        models = self.logic.hemorrhage.installedModels()
+        self._models = {HemorrhageLogic.modelReference(model.manifest): model.manifest for model in models}
+        default = self.logic.hemorrhage.defaultModel()
+        self._defaultModelReference = HemorrhageLogic.modelReference(default.manifest) if default else ""
+        combo = self.ui.modelComboBox
+        self._updatingModels = True
+        try:
+            combo.clear()
+            for reference, manifest in self._models.items():
+                combo.addItem(f"{manifest.title} ({manifest.version})", reference)
+            combo.enabled = bool(models)
+        finally:
+            self._updatingModels = False
+        if models:
+            self._selectModelInCombo()
+            self._onModelSelected(combo.currentIndex)
+        else:
+            self.ui.modelInfoLabel.text = self.logic.hemorrhage.noModelMessage()
+            self.ui.modelWarningLabel.text = ""
+        self._updateApplyButton()
+
+    def _selectModelInCombo(self) -> None:
+        """Show the parameter node's model in the selector (the default model when it names none)."""
+        combo = self.ui.modelComboBox
+        if combo.count == 0 or not self._parameterNode:
+            return
+        index = combo.findData(self._parameterNode.model or self._defaultModelReference)
+        if index < 0:
+            index = 0  # a model saved with the scene that is not installed here: the first one instead
+        if combo.currentIndex != index:
+            combo.currentIndex = index  # emits currentIndexChanged -> _onModelSelected
+
+    def _onModelSelected(self, index: int) -> None:
+        if self._updatingModels or index < 0:
+            return
+        reference = self.ui.modelComboBox.itemData(index)
+        manifest = self._models.get(reference)
+        if manifest is None:
+            return
+        self.ui.modelInfoLabel.text = HemorrhageLogic.describeModel(manifest)
+        self.ui.modelWarningLabel.text = "\n".join(HemorrhageLogic.modelWarnings(manifest))
+        if self._parameterNode and self._parameterNode.model != reference:
+            self._parameterNode.model = reference
+
+    def _updateApplyButton(self) -> None:
+        if self._job is not None:
+            self.ui.applyButton.text = _("Cancel")
+            self.ui.applyButton.toolTip = _("Stop the computation; nothing is added to the scene.")
+            self.ui.applyButton.enabled = True
+            return
+        self.ui.applyButton.text = _("Apply")
+        hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
+        hasModel = self.ui.modelComboBox.count > 0
+        self.ui.applyButton.enabled = hasInput and hasModel
+        if not hasModel:
+            self.ui.applyButton.toolTip = _("Install a hemorrhage model first (see the Model section).")
+        elif not hasInput:
+            self.ui.applyButton.toolTip = _("Select a head CT.")
+        else:
+            self.ui.applyButton.toolTip = _("Segment the hemorrhage in the selected CT.")
+
+    # --- running ----------------------------------------------------------------------------------
+    def onApplyButton(self) -> None:
+        """Start a job, or cancel the running one (the button doubles as Cancel)."""
+        if self._job is not None:
+            self._cancelRequested = True
+            self._job.cancel()
+            self.ui.statusLabel.text = _("Cancelling...")
+            return
+        with slicer.util.tryWithErrorDisplay(_("Hemorrhage segmentation could not start."), waitCursor=True):
+            if not self._ensureBackendRequirements():
+                return
+            self._jobOutputs = (self._parameterNode.outputSegmentation, self._parameterNode.outputTable)
+            self._cancelRequested = False
+            self._job = self.logic.startJob(self._parameterNode)
+            self.ui.progressBar.value = 0
+            self.ui.progressBar.visible = True
+            self.ui.statusLabel.text = _("Starting the backend...")
+            self._setRunning(True)
+            self._pollTimer.start()
+
+    def _ensureBackendRequirements(self) -> bool:
+        """Install the backend's Python packages on first use, after asking. False when Slicer must restart."""
+        if self._backendReady:
+            return True
+        installer = BackendInstaller.for_slicer()
+        if installer.missing_requirements():
+            self.ui.statusLabel.text = _("Installing the backend's Python packages; this can take several minutes...")
+            slicer.app.processEvents()
+            outcome = installer.install(
+                lambda message: slicer.util.confirmOkCancelDisplay(message, windowTitle=_("MedFuse"))
+            )
+            self.ui.statusLabel.text = ""
+            if outcome.restart_required:
+                slicer.util.infoDisplay(_("The packages were installed. Restart Slicer, then press Apply again."))
+                return False
+        self._backendReady = True
+        return True
+
+    def _onPollTimer(self) -> None:
+        job = self._job
+        if job is None:
+            self._pollTimer.stop()
+            return
+        job.poll()
+        self.ui.progressBar.value = int(round(100 * job.fraction))
+        if not self._cancelRequested:
+            latest = job.messages[-1] if job.messages else ""
+            self.ui.statusLabel.text = f"{job.stage}: {latest}" if latest else job.stage
+        if job.done:
+            self._pollTimer.stop()
+            self._job = None
+            self._finish(job)
+
+    def _finish(self, job) -> None:
+        # Nodes the user deleted while the job ran are replaced by new ones.
+        segmentationNode, tableNode = (
+            node if node is not None and node.GetScene() is not None else None for node in self._jobOutputs
+        )
+        self._jobOutputs = (None, None)
+        self._setRunning(False)
+        if not job.succeeded:
+            job.cleanup()
+            if self._cancelRequested:
+                self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
+            else:
+                self.ui.statusLabel.text = _("Failed: {message}").format(message=job.error_message)
+                slicer.util.errorDisplay(_("Hemorrhage segmentation failed.") + "\n\n" + job.error_message)
+            return
+        with slicer.util.tryWithErrorDisplay(_("The result could not be loaded."), waitCursor=True):
+            window = self._parameterNode.displayWindow if self._parameterNode else "brain"
+            ctNode = job.input_nodes["ct"]
+            segmentationNode, tableNode = self.logic.finishJob(job, segmentationNode, tableNode, window=window)
+            if self._parameterNode:
+                self._parameterNode.outputSegmentation = segmentationNode
+                self._parameterNode.outputTable = tableNode
+            warnings = [w for w in job.report.get("warnings", []) if w not in self.ui.modelWarningLabel.text]
+            self.ui.statusLabel.text = "\n".join([HemorrhageLogic.resultSummary(tableNode, job.report), *warnings])
+            self._showResult(ctNode, segmentationNode, tableNode)
+
+    def _showResult(self, ctNode, segmentationNode, tableNode) -> None:
+        """CT in the slice views with the segments over it, the table in the panel, the editor ready."""
+        slicer.util.setSliceViewerLayers(background=ctNode, foreground=None, label=None, fit=True)
+        self.ui.volumesTableView.setMRMLTableNode(tableNode)
+        editor = self.ui.segmentEditorWidget
+        editor.setSegmentationNode(segmentationNode)
+        if hasattr(editor, "setSourceVolumeNode"):
+            editor.setSourceVolumeNode(ctNode)
+        else:  # Slicer < 5.2
+            editor.setMasterVolumeNode(ctNode)
+        self.ui.resultsCollapsibleButton.collapsed = False
+        self.ui.correctionCollapsibleButton.collapsed = False
+
+    def _setRunning(self, running: bool) -> None:
+        for section in (
+            self.ui.inputsCollapsibleButton,
+            self.ui.modelCollapsibleButton,
+            self.ui.advancedCollapsibleButton,
+            self.ui.outputsCollapsibleButton,
+            self.ui.correctionCollapsibleButton,
+        ):
+            section.enabled = not running
+        self._updateApplyButton()
+
+    def _discardJob(self) -> None:
+        """Cancel a running job and remove its files (scene close, module cleanup)."""
+        if self._pollTimer is not None:
+            self._pollTimer.stop()
+        job, self._job = self._job, None
+        if job is not None:
+            job.cancel()
+            job.cleanup()
+            self._setRunning(False)
+
+
+#
+# MedFuseHemorrhageLogic
+#
+
+
+class MedFuseHemorrhageLogic(ScriptedLoadableModuleLogic):
+    """The module's logic: owns the parameter node and delegates the work to :class:`HemorrhageLogic`.
+
+    Args:
+        hemorrhage: the Lib logic to delegate to; default one on the user's model store.
+    """
+
+    def __init__(self, hemorrhage: HemorrhageLogic | None = None) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.hemorrhage = hemorrhage or HemorrhageLogic()
+
+    def getParameterNode(self) -> MedFuseHemorrhageParameterNode:
+        return MedFuseHemorrhageParameterNode(super().getParameterNode())
+
+    def startJob(self, parameters: MedFuseHemorrhageParameterNode):
+        """Start the backend with the parameter node's settings; see :meth:`HemorrhageLogic.startJob`."""
+        return self.hemorrhage.startJob(
+            parameters.inputVolume,
+            model=parameters.model or None,
+            device=parameters.device,
+            mirroring=parameters.mirroring,
+            minComponentMl=parameters.minComponentMl,
+            overlap=parameters.overlap,
+        )
+
+    def finishJob(self, job, segmentationNode=None, tableNode=None, window: str = "brain"):
+        return self.hemorrhage.finishJob(job, segmentationNode, tableNode, window=window)
+
+    def process(self, ctNode, model=None, **options):
+        """Blocking run for scripts; see :meth:`HemorrhageLogic.process`. Returns (segmentationNode, tableNode)."""
+        return self.hemorrhage.process(ctNode, model, **options)
+
+
+#
+# MedFuseHemorrhageTest
+#
+
+
+class MedFuseHemorrhageTest(ScriptedLoadableModuleTest):
+    """Self-test run inside Slicer (Reload & Test, or ctest): a synthetic head CT through the real backend."""
+
+    def setUp(self) -> None:
+        slicer.mrmlScene.Clear()
+
+    def runTest(self) -> None:
+        import unittest
+
+        for test in (self.test_MRIsRejected, self.test_SyntheticHeadIsSegmented):
+            self.setUp()
+            try:
+                test()
+            except unittest.SkipTest as reason:
+                self.delayDisplay(f"Skipped {test.__name__}: {reason}")
+
+    @staticmethod
+    def _syntheticHead(name: str, air: int = -1000, brain: int = 35, bone: int = 1200):
+        """A 96 x 96 x 40 head-like volume (2 mm voxels): air, an ellipsoidal skull, brain, and one 65 HU blob."""
+        import numpy as np
+
+        k, j, i = np.mgrid[0:40, 0:96, 0:96].astype(float)
+        radius = np.sqrt(((i - 47.5) / 38) ** 2 + ((j - 47.5) / 44) ** 2 + ((k - 19.5) / 30) ** 2)
+        voxels = np.full(radius.shape, air, dtype=np.int16)
+        voxels[radius < 1.0] = bone
+        voxels[radius < 0.9] = brain
+        blob = np.sqrt((i - 35) ** 2 + (j - 45) ** 2 + (k - 20) ** 2) < 5
+        voxels[blob] = brain + 30
+        volume = slicer.util.addVolumeFromArray(voxels, name=name)
+        volume.SetSpacing(2.0, 2.0, 2.0)
+        return volume
+
+    def test_MRIsRejected(self) -> None:
+        mr = self._syntheticHead("MR-like", air=0, brain=400, bone=80)
+        with self.assertRaises(ValueError) as raised:
+            HemorrhageLogic().checkInput(mr)
+        self.assertIn("Hounsfield", str(raised.exception))
+        self.delayDisplay("Test passed")
+
+    def test_SyntheticHeadIsSegmented(self) -> None:
+        missing = BackendInstaller.for_slicer().missing_requirements()
+        if missing:
+            self.skipTest("the backend's packages are not installed (" + ", ".join(missing) + ")")
+        logic = HemorrhageLogic()
+        if logic.defaultModel() is None:
+            self.skipTest(logic.noModelMessage())
+        self.delayDisplay("Segmenting a synthetic head CT with the default model")
+        ct = self._syntheticHead("synthetic head")
+        before = slicer.util.arrayFromVolume(ct).copy()
+
+        segmentation, table = MedFuseHemorrhageLogic().process(ct, device="cpu")
+
+        names = [segment.GetName() for segment in (segmentation.GetSegmentation().GetNthSegment(n) for n in range(5))]
+        self.assertEqual(names, [label.name for label in taskSpec().labels])
+        self.assertEqual(table.GetNumberOfRows(), 5)
+        self.assertTrue((slicer.util.arrayFromVolume(ct) == before).all(), "the CT was modified")
+        self.assertEqual(ct.GetDisplayNode().GetWindow(), DISPLAY_WINDOWS["brain"][0])
+        self.delayDisplay("Test passed")
