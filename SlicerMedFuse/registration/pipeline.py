@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from SlicerMedFuse.errors import InputError
 from SlicerMedFuse.geometry import ImageGeometry, physical_overlap, resample_to_reference, same_grid
 from SlicerMedFuse.registration.affine import register_affine
+from SlicerMedFuse.registration.initial_field import deformable_from_total
 from SlicerMedFuse.registration.instance_optimization import optimize_displacement
 from SlicerMedFuse.registration.presets import RegistrationSettings, load_preset, settings_from_parameters
 from SlicerMedFuse.registration.regularizers import jacobian_stats
@@ -209,6 +210,7 @@ def register(
     fixed_mask: sitk.Image | None = None,
     moving_mask: sitk.Image | None = None,
     initial_transform: sitk.Transform | None = None,
+    initial_displacement: sitk.Image | None = None,
     device: torch.device | str = "cpu",
     progress: Callable[[float, str], None] | None = None,
 ) -> RegistrationResult:
@@ -222,6 +224,10 @@ def register(
         fixed_mask, moving_mask: optional masks (> 0 inside) on their image's grid; only voxels
             inside count for the similarity.
         initial_transform: optional linear transform (fixed -> moving) replacing the initialisation.
+        initial_displacement: optional whole-transform field (LPS mm, fixed -> moving, like
+            ``RegistrationResult.displacement``, e.g. a learned model's prediction) the deformable stage
+            starts from, re-expressed after this run's linear stage (:mod:`.initial_field`); in
+            diffeomorphic mode it starts the velocity (first-order: exact for small fields).
         device: torch device for the optimisation.
         progress: called with (fraction 0..1, stage name); may raise to cancel.
 
@@ -315,6 +321,9 @@ def register(
             spacing=grid_spacing,
             fixed_mask=fixed_weight,
             moving_mask=moving_weight,
+            initial=None
+            if initial_displacement is None
+            else deformable_from_total(initial_displacement, linear, grid, device),
             tick=lambda fraction: report_progress(0.15 + 0.75 * fraction, "deformable"),
         )
         u = deformable.displacement
