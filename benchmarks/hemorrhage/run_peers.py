@@ -1,0 +1,641 @@
+"""Peers of the hemorrhage benchmark: BLAST-CT (pretrained, real scans) and nnU-Net v2's predictor, beside ours.
+
+Usage (from the repository root, with the project's venv; every heavy step runs in its own process)::
+
+    python benchmarks/hemorrhage/run_peers.py --bench-python /work/bench-venv-hem/bin/python \
+        --blast-weights ../shared/peers/blast-ct --data SIM_DATASET --work WORK_DIR \
+        [--model BUNDLE_DIR] [--cases 2] [--blast-members 1] [--threads 1] [--nnunet-mirroring] [--reuse]
+
+The peers live only in a separate benchmark venv (``--bench-python``; see
+``benchmarks/hemorrhage/README.md``): nothing of BLAST-CT or nnU-Net ships with SlicerMedFuse. This
+one file is both the driver (project venv) and, called as ``... run_peers.py worker-<name>`` by the
+driver, the worker that imports a peer inside the benchmark venv.
+
+1. **BLAST-CT** (Monteiro et al., Lancet Digit. Health 2020; PyPI ``blast-ct`` 2.1.0 code, its
+   DeepMedic ensemble from ``--blast-weights`` loaded with ``torch.load(weights_only=True)``; the
+   first ``--blast-members`` members, averaged as its ``ModelInferenceEnsemble`` does). It runs on
+   the real normal head CT (every voxel it calls a lesion is a false positive, reported in mL per
+   class) and on the first ``--cases`` held-out bleed cases of ``--data`` (``imagesTs``): classes are
+   mapped BHSD -> BLAST-CT as IPH -> IPH, IVH -> IVH, EDH + SDH -> EAH (SAH has no BLAST-CT class);
+   Dice per mapped class and the detection rate per BHSD class (a case's class counts as detected
+   when the mapped BLAST-CT class overlaps it; for SAH any BLAST-CT haemorrhage class) -- the check
+   that a model trained on real scans sees the simulated bleeds. BLAST-CT's data loader runs
+   in-process (``num_workers=0``) so that the job uses one process and ``--threads`` threads.
+2. **nnU-Net v2 predictor timing**: a model folder for ``nnUNetPredictor`` is written with a
+   ``plans.json`` whose ``3d_fullres`` configuration has our network's topology (kernels, strides,
+   features per stage, two convolutions per stage; PlainConvUNet = DynUNet without residuals), our
+   patch and spacing, and ``CTNormalization`` statistics that reproduce BHSD's clip [-40, 120] HU and
+   ``(HU - 40) / 80``; the checkpoint holds random weights of nnU-Net's own network. (nnU-Net reads
+   checkpoints with ``torch.load(weights_only=False)``; the file is written by this script a moment
+   before, so unpickling it is safe.) nnU-Net's sequential predictor (no worker processes) and ours
+   (``medfuse run hemorrhage``) then segment the real CT resampled to 512 x 512 x 40 voxels, in the
+   same run with the same thread count, without and (``--nnunet-mirroring``) with mirroring along
+   our model's mirror axes.
+3. **Ours** (``--model``): the same cases and CTs through ``medfuse run hemorrhage``, scored both on
+   BLAST-CT's mapped classes and on BHSD's five. Without ``--model`` ours is timed with random
+   weights of the default plan (BHSD patch 32 x 128 x 128, nnU-Net filters 32-320, ``--spacing``),
+   and the tables say so.
+
+Every run is a fresh process whose wall time and peak RSS come from ``os.wait4``; with ``--reuse``
+a run whose record is already in ``--work`` is not repeated (its record says when it was measured).
+Writes ``OUTPUT/hemorrhage_peers.json`` and ``OUTPUT/hemorrhage_peers.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+DEFAULT_CT = REPO.parent / "shared" / "data" / "head_ct" / "invesalius_ct0051_head.nii.gz"
+DEFAULT_BLAST = REPO.parent / "shared" / "peers" / "blast-ct"
+DEFAULT_OUTPUT = REPO / "benchmarks" / "results"
+
+#: BLAST-CT's label values (its config ``class_names``; 0 is background).
+BLAST_CLASSES = {"IPH": 1, "EAH": 2, "oedema": 3, "IVH": 4}
+#: BHSD label values that make up each compared class (BLAST-CT's EAH = epidural + subdural).
+MAPPED_BHSD = {"IPH": (2,), "IVH": (3,), "EAH": (1, 5)}
+#: BHSD class -> the BLAST-CT classes that count as detecting it (SAH: any haemorrhage class).
+DETECTED_BY = {"EDH": ("EAH",), "IPH": ("IPH",), "IVH": ("IVH",), "SAH": ("IPH", "EAH", "IVH"), "SDH": ("EAH",)}
+BHSD_VALUES = {"EDH": 1, "IPH": 2, "IVH": 3, "SAH": 4, "SDH": 5}
+
+
+# --- workers (run inside the benchmark venv; import only the peer, torch, numpy, SimpleITK) --------
+
+
+def _worker_blast(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="run_peers.py worker-blast")
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--weights", required=True, type=Path)
+    parser.add_argument("--members", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report", required=True)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+    import SimpleITK as sitk
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from blast_ct.nifti.savers import NiftiPatchSaver
+    from blast_ct.read_config import get_model, get_test_loader
+    from blast_ct.trainer.model_trainer import task_predict_fn_dict
+
+    config = json.loads((args.weights / "config.json").read_text(encoding="utf-8"))
+    config["test"]["num_workers"] = 0  # one process: the patches are cut in the main process
+    members = sorted(args.weights.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))[: args.members]
+    states = [torch.load(p, map_location="cpu", weights_only=True) for p in members]
+    timings = {"import_and_load": time.perf_counter() - started}
+    with tempfile.TemporaryDirectory() as job:
+        table = Path(job) / "test.csv"
+        pd.DataFrame([["case", args.input]], columns=["id", "image"]).to_csv(table, index=False)
+        model = get_model(config)
+        loader = get_test_loader(config, model, str(table), use_cuda=False)
+        saver = NiftiPatchSaver(job, loader, write_prob_maps=False)
+        predict = task_predict_fn_dict[config["data"]["task"]]
+        model.eval()
+        stage = time.perf_counter()
+        patches = 0
+        for inputs in loader:
+            summed = None
+            for state in states:  # BLAST-CT's ModelInferenceEnsemble: mean of the members' softmax
+                model.load_state_dict(state)
+                with torch.no_grad():
+                    logits, extra = model(**inputs)
+                probabilities, _ = predict(logits)
+                summed = probabilities if summed is None else summed + probabilities
+            assert summed is not None
+            extra.update({"pred": torch.argmax(summed, dim=1), "prob": summed / len(states), "logits": summed})
+            saver(extra)
+            patches += int(inputs["image"].shape[0])
+        timings["inference"] = time.perf_counter() - stage
+        prediction = sitk.ReadImage(str(Path(job) / "predictions" / "case_prediction.nii.gz"))
+    labels = sitk.Cast(prediction, sitk.sitkUInt8)
+    sitk.WriteImage(labels, args.output, True)
+    voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
+    counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=5)
+    report = {
+        "members": [p.name for p in members],
+        "patches": patches,
+        "volumes_ml": {name: round(float(counts[v]) * voxel_ml, 3) for name, v in BLAST_CLASSES.items()},
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    Path(args.report).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return 0
+
+
+def _nnunet_plans(arch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """nnU-Net v2 ``plans.json`` and ``dataset.json`` for our topology, patch, spacing and normalisation."""
+    stages = len(arch["filters"])
+    configuration = {
+        "data_identifier": "nnUNetPlans_3d_fullres",
+        "preprocessor_name": "DefaultPreprocessor",
+        "batch_size": 2,
+        "patch_size": arch["patch_size_zyx"],
+        "median_image_size_in_voxels": arch["patch_size_zyx"],
+        "spacing": arch["spacing_zyx"],
+        "normalization_schemes": ["CTNormalization"],
+        "use_mask_for_norm": [False],
+        "resampling_fn_data": "resample_data_or_seg_to_shape",
+        "resampling_fn_seg": "resample_data_or_seg_to_shape",
+        "resampling_fn_data_kwargs": {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None},
+        "resampling_fn_seg_kwargs": {"is_seg": True, "order": 1, "order_z": 0, "force_separate_z": None},
+        "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
+        "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 1, "order_z": 0, "force_separate_z": None},
+        "architecture": {
+            "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+            "arch_kwargs": {
+                "n_stages": stages,
+                "features_per_stage": arch["filters"],
+                "conv_op": "torch.nn.modules.conv.Conv3d",
+                "kernel_sizes": arch["kernel_size"],
+                "strides": arch["strides"],
+                "n_conv_per_stage": [2] * stages,
+                "n_conv_per_stage_decoder": [2] * (stages - 1),
+                "conv_bias": True,
+                "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+                "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+                "dropout_op": None,
+                "dropout_op_kwargs": None,
+                "nonlin": "torch.nn.LeakyReLU",
+                "nonlin_kwargs": {"inplace": True},
+            },
+            "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
+        },
+        "batch_dice": True,
+    }
+    # CTNormalization clips to [percentile_00_5, percentile_99_5] and standardises with mean and std:
+    # these values make it BHSD's clip [-40, 120] HU and (HU - 40) / 80.
+    intensity = {"max": 120.0, "mean": 40.0, "median": 40.0, "min": -40.0}
+    intensity |= {"percentile_00_5": -40.0, "percentile_99_5": 120.0, "std": 80.0}
+    plans = {
+        "dataset_name": "Dataset901_MedFuseHemorrhageTiming",
+        "plans_name": "nnUNetPlans",
+        "original_median_spacing_after_transp": arch["spacing_zyx"],
+        "original_median_shape_after_transp": arch["patch_size_zyx"],
+        "image_reader_writer": "SimpleITKIO",
+        "transpose_forward": [0, 1, 2],
+        "transpose_backward": [0, 1, 2],
+        "configurations": {"3d_fullres": configuration},
+        "experiment_planner_used": "ExperimentPlanner",
+        "label_manager": "LabelManager",
+        "foreground_intensity_properties_per_channel": {"0": intensity},
+    }
+    labels = {"background": 0, "EDH": 1, "IPH": 2, "IVH": 3, "SAH": 4, "SDH": 5}
+    dataset = {"channel_names": {"0": "CT"}, "labels": labels, "numTraining": 1, "file_ending": ".nii.gz"}
+    return plans, dataset
+
+
+def _worker_nnunet_build(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="run_peers.py worker-nnunet-build")
+    parser.add_argument("--arch", required=True, type=Path, help="JSON: our topology, patch, spacing, mirror axes")
+    parser.add_argument("--folder", required=True, type=Path, help="nnU-Net model folder to write")
+    args = parser.parse_args(argv)
+    import torch
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    arch = json.loads(args.arch.read_text(encoding="utf-8"))
+    plans, dataset = _nnunet_plans(arch)
+    network_arch = plans["configurations"]["3d_fullres"]["architecture"]
+    torch.manual_seed(0)
+    network = get_network_from_plans(
+        network_arch["network_class_name"],
+        network_arch["arch_kwargs"],
+        network_arch["_kw_requires_import"],
+        arch["in_channels"],
+        arch["out_channels"],
+        deep_supervision=False,
+    )
+    (args.folder / "fold_0").mkdir(parents=True, exist_ok=True)
+    (args.folder / "plans.json").write_text(json.dumps(plans, indent=1), encoding="utf-8")
+    (args.folder / "dataset.json").write_text(json.dumps(dataset, indent=1), encoding="utf-8")
+    checkpoint = {
+        "network_weights": network.state_dict(),
+        "init_args": {"plans": plans, "configuration": "3d_fullres", "fold": 0, "dataset_json": dataset},
+        "trainer_name": "nnUNetTrainer",
+        "inference_allowed_mirroring_axes": tuple(arch["mirror_axes"]),
+    }
+    torch.save(checkpoint, args.folder / "fold_0" / "checkpoint_final.pth")
+    parameters = sum(p.numel() for p in network.parameters())
+    print(json.dumps({"parameters": parameters}))
+    return 0
+
+
+def _worker_nnunet_predict(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="run_peers.py worker-nnunet-predict")
+    parser.add_argument("--folder", required=True, type=Path)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True, type=Path, help="output file stem folder")
+    parser.add_argument("--mirroring", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report", required=True)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    # nnU-Net's export sets torch's thread count to this (default 8); keep it at ours.
+    os.environ["nnUNet_def_n_proc"] = str(args.threads)
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        os.environ.setdefault(name, str(args.folder.parent))
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    predictor = nnUNetPredictor(
+        tile_step_size=0.5,
+        use_gaussian=True,
+        use_mirroring=args.mirroring,
+        perform_everything_on_device=False,
+        device=torch.device("cpu"),
+        allow_tqdm=False,
+    )
+    predictor.initialize_from_trained_model_folder(str(args.folder), use_folds=(0,))
+    timings = {"import_and_load": time.perf_counter() - started}
+    stage = time.perf_counter()
+    args.output.mkdir(parents=True, exist_ok=True)
+    predictor.predict_from_files_sequential([[args.input]], [str(args.output / "nnunet")], overwrite=True)
+    timings["predict"] = time.perf_counter() - stage
+    report = {
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "mirroring_axes": list(predictor.allowed_mirroring_axes or ()) if args.mirroring else [],
+        "threads": torch.get_num_threads(),
+    }
+    Path(args.report).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return 0
+
+
+WORKERS = {"worker-blast": _worker_blast, "worker-nnunet-build": _worker_nnunet_build}
+WORKERS["worker-nnunet-predict"] = _worker_nnunet_predict
+
+
+# --- driver (project venv) -------------------------------------------------------------------------
+
+
+def measured(command: list[str], record: Path, reuse: bool, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``command`` in a fresh process (or reuse its record); wall time, peak RSS, and its JSON report."""
+    if reuse and record.exists():
+        return json.loads(record.read_text(encoding="utf-8"))
+    log = record.with_suffix(".log")
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as stream:
+        process = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} ... failed; see {log}")
+    report_path = Path(command[command.index("--report") + 1]) if "--report" in command else None
+    result = {
+        "wall_s": round(seconds, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "load_1min": round(os.getloadavg()[0], 2),
+        "report": json.loads(report_path.read_text(encoding="utf-8")) if report_path else None,
+    }
+    record.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
+
+
+def run_blast(args: argparse.Namespace, image: Path, name: str) -> tuple[dict[str, Any], Path]:
+    folder = args.work / "blast"
+    folder.mkdir(parents=True, exist_ok=True)
+    output = folder / f"{name}.nii.gz"
+    command = [
+        str(args.bench_python), str(Path(__file__).resolve()), "worker-blast", "--input", str(image),
+        "--output", str(output), "--weights", str(args.blast_weights), "--members", str(args.blast_members),
+        "--threads", str(args.threads), "--report", str(folder / f"{name}.report.json"),
+    ]  # fmt: skip
+    return measured(command, folder / f"{name}.run.json", args.reuse), output
+
+
+def run_ours(args: argparse.Namespace, model: Path, image: Path, name: str, mirroring: bool) -> tuple[dict, Path]:
+    folder = args.work / "ours"
+    folder.mkdir(parents=True, exist_ok=True)
+    output = folder / f"{name}.nii.gz"
+    command = [
+        sys.executable, "-m", "SlicerMedFuse", "run", "hemorrhage", "--input", f"ct={image}", "--output", str(output),
+        "--model", str(model), "--threads", str(args.threads), "--device", "cpu", "--progress", "none",
+        "--param", f"mirroring={str(mirroring).lower()}", "--report", str(folder / f"{name}.report.json"),
+    ]  # fmt: skip
+    return measured(command, folder / f"{name}.run.json", args.reuse), output
+
+
+def mapped_scores(prediction: Any, truth: Any, prediction_is_bhsd: bool) -> dict[str, Any]:
+    """Dice per BLAST-CT class (IPH, IVH, EAH) and detection per BHSD class of one case (MONAI Dice)."""
+    import numpy as np
+    import SimpleITK as sitk
+    import torch
+    from monai.metrics import compute_dice
+    from monai.networks.utils import one_hot
+
+    pred = sitk.GetArrayFromImage(prediction)
+    gt = sitk.GetArrayFromImage(truth)
+    names = list(MAPPED_BHSD)
+    pred_masks = {
+        name: np.isin(pred, MAPPED_BHSD[name]) if prediction_is_bhsd else pred == BLAST_CLASSES[name] for name in names
+    }
+    gt_masks = {name: np.isin(gt, MAPPED_BHSD[name]) for name in names}
+    pred_map, gt_map = np.zeros(pred.shape, np.int64), np.zeros(gt.shape, np.int64)
+    for value, name in enumerate(names, start=1):
+        pred_map[pred_masks[name]] = value
+        gt_map[gt_masks[name]] = value
+    dice = compute_dice(
+        one_hot(torch.from_numpy(pred_map)[None, None], len(names) + 1),
+        one_hot(torch.from_numpy(gt_map)[None, None], len(names) + 1),
+        include_background=False,
+        ignore_empty=True,
+    )[0]
+    voxel_ml = float(np.prod(truth.GetSpacing())) / 1000.0
+    scores: dict[str, Any] = {"dice": {}, "gt_ml": {}, "pred_ml": {}, "detected": {}}
+    for i, name in enumerate(names):
+        present = bool(gt_masks[name].any())
+        scores["dice"][name] = float(dice[i]) if present else None
+        scores["gt_ml"][name] = round(float(gt_masks[name].sum()) * voxel_ml, 3)
+        scores["pred_ml"][name] = round(float(pred_masks[name].sum()) * voxel_ml, 3)
+    for bhsd, detectors in DETECTED_BY.items():
+        region = gt == BHSD_VALUES[bhsd]
+        if region.any():
+            hit = np.logical_or.reduce([pred_masks[d] for d in detectors])
+            scores["detected"][bhsd] = bool(np.logical_and(hit, region).any())
+        else:
+            scores["detected"][bhsd] = None
+    return scores
+
+
+def summarise(cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean Dice per mapped class over the cases that contain it; detection rate per BHSD class."""
+    dice, detection = {}, {}
+    for name in MAPPED_BHSD:
+        values = [c["dice"][name] for c in cases.values() if c["dice"][name] is not None]
+        dice[name] = {"mean": round(sum(values) / len(values), 4) if values else None, "cases": len(values)}
+    for name in DETECTED_BY:
+        flags = [c["detected"][name] for c in cases.values() if c["detected"][name] is not None]
+        detection[name] = {"detected": sum(flags), "cases": len(flags)}
+    available = [v["mean"] for v in dice.values() if v["mean"] is not None]
+    return {
+        "dice": dice,
+        "mean_dice": round(sum(available) / len(available), 4) if available else None,
+        "detection": detection,
+    }
+
+
+def held_out_cases(data: Path, count: int) -> list[tuple[str, Path, Path]]:
+    """The first ``count`` held-out bleed cases of a simulated dataset: (case id, image, labels)."""
+    dataset = json.loads((data / "dataset.json").read_text(encoding="utf-8"))
+    listed = dataset.get("simulation", {}).get("cases", {}).get("test")
+    ids = (
+        [c["case"] for c in listed if c["bleed"]]
+        if listed
+        else sorted(p.name[:-7] for p in (data / "labelsTs").glob("*.nii.gz"))
+    )
+    return [(i, data / "imagesTs" / f"{i}_0000.nii.gz", data / "labelsTs" / f"{i}.nii.gz") for i in ids[:count]]
+
+
+def architecture_for_timing(args: argparse.Namespace) -> tuple[dict[str, Any], Path, str]:
+    """Our network definition for the nnU-Net plan, and the bundle timed as ours (random weights without --model)."""
+    from SlicerMedFuse.hemorrhage.model_input import HemorrhagePreprocessing
+    from SlicerMedFuse.models.bundle import load_manifest
+
+    if args.model is None:
+        from SlicerMedFuse.hemorrhage.training import HemorrhageTrainingConfig, _manifest, network_definition
+        from SlicerMedFuse.models.bundle import save_bundle
+        from SlicerMedFuse.nets.registry import build_network
+
+        config = HemorrhageTrainingConfig(model_id="medfuse-hemorrhage-random", license="GPL-2.0-only")
+        preprocessing = HemorrhagePreprocessing(spacing_mm=tuple(args.spacing), patch_size_zyx=config.patch_size_zyx)
+        definition = network_definition(preprocessing, config)
+        import torch
+
+        torch.manual_seed(0)
+        notes = "random weights: the default plan's architecture, for timing only"
+        manifest = _manifest(preprocessing, definition, config, notes, True, notes, "run_peers.py")
+        bundle = save_bundle(build_network(*definition), manifest, args.work / "bundle", overwrite=True)
+        label = "default plan (BHSD patch, nnU-Net filters), random weights"
+    else:
+        bundle = args.model
+        label = f"{args.model.name}"
+    manifest = load_manifest(bundle)
+    preprocessing = HemorrhagePreprocessing.from_dict(manifest.preprocessing)
+    network_args = manifest.architecture_args
+    arch = {
+        "ours_architecture": manifest.architecture,
+        "in_channels": 1,  # nnU-Net gets the single brain-window channel (BHSD)
+        "out_channels": int(network_args["out_channels"]),
+        "kernel_size": network_args["kernel_size"],
+        "strides": network_args["strides"],
+        "filters": network_args["filters"],
+        "patch_size_zyx": list(preprocessing.patch_size_zyx),
+        "spacing_zyx": list(preprocessing.spacing_zyx),
+        "mirror_axes": list(preprocessing.mirror_axes),
+    }
+    return arch, bundle, label
+
+
+def run_timing(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    sys.path.insert(0, str(HERE))
+    from evaluate_model import large_ct
+
+    arch, bundle, label = architecture_for_timing(args)
+    folder = args.work / "nnunet"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "arch.json").write_text(json.dumps(arch, indent=1), encoding="utf-8")
+    model_folder = folder / "model"
+    build = [
+        str(args.bench_python), str(Path(__file__).resolve()), "worker-nnunet-build",
+        "--arch", str(folder / "arch.json"), "--folder", str(model_folder),
+    ]  # fmt: skip
+    subprocess.run(build, check=True, capture_output=True)
+    large = args.work / "head_ct_512x512x40.nii.gz"
+    if not large.exists():
+        large_ct(args.ct, args.work)  # writes exactly this file
+    timing: dict[str, Any] = {"input": "real head CT resampled to 512 x 512 x 40 (linear)", "ours_model": label}
+    timing["architecture"] = arch
+    for mirroring in (False, True) if args.nnunet_mirroring else (False,):
+        tag = "mirroring" if mirroring else "no_mirroring"
+        ours, _ = run_ours(args, bundle, large, f"large_{tag}", mirroring)
+        command = [
+            str(args.bench_python), str(Path(__file__).resolve()), "worker-nnunet-predict", "--folder",
+            str(model_folder), "--input", str(large), "--output", str(folder / f"pred_{tag}"),
+            "--threads", str(args.threads), "--report", str(folder / f"{tag}.report.json"),
+        ] + (["--mirroring"] if mirroring else [])  # fmt: skip
+        nnunet = measured(command, folder / f"{tag}.run.json", args.reuse)
+        timing[tag] = {"ours": _brief(ours), "nnunet": _brief(nnunet)}
+        print(f"timing {tag}: ours {ours['wall_s']} s, nnU-Net {nnunet['wall_s']} s", file=sys.stderr)
+    results["timing_512x512x40"] = timing
+
+
+def _brief(run: dict[str, Any]) -> dict[str, Any]:
+    report = run.get("report") or {}
+    return {
+        "wall_s": run["wall_s"],
+        "peak_rss_mb": run["peak_rss_mb"],
+        "timings_s": report.get("timings_s"),
+        "measured_at": run.get("measured_at"),
+        "load_1min": run.get("load_1min"),
+    }
+
+
+def run_blast_and_ours(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    import SimpleITK as sitk
+
+    blast_normal, _ = run_blast(args, args.ct, "normal_ct")
+    results["blast_ct"] = {
+        "members": blast_normal["report"]["members"],
+        "normal_ct": {**_brief(blast_normal), "false_positive_ml": blast_normal["report"]["volumes_ml"]},
+    }
+    print(f"BLAST-CT normal CT: {blast_normal['wall_s']} s {blast_normal['report']['volumes_ml']}", file=sys.stderr)
+    if args.model is not None:
+        ours_normal, _ = run_ours(args, args.model, args.ct, "normal_ct", False)
+        classes = ours_normal["report"]["classes"]
+        results["ours"] = {
+            "model": str(args.model),
+            "normal_ct": {**_brief(ours_normal), "false_positive_ml": {k: v["volume_ml"] for k, v in classes.items()}},
+        }
+    if args.data is None or args.cases == 0:
+        return
+    blast_cases, ours_cases, ours_bhsd = {}, {}, {}
+    for case_id, image, labels in held_out_cases(args.data, args.cases):
+        truth = sitk.ReadImage(str(labels))
+        run, output = run_blast(args, image, case_id)
+        blast_cases[case_id] = {**_brief(run), **mapped_scores(sitk.ReadImage(str(output)), truth, False)}
+        print(f"BLAST-CT {case_id}: {run['wall_s']} s, {blast_cases[case_id]['dice']}", file=sys.stderr)
+        if args.model is not None:
+            from SlicerMedFuse.hemorrhage.evaluation import evaluate_pair
+
+            run, output = run_ours(args, args.model, image, case_id, False)
+            prediction = sitk.ReadImage(str(output))
+            ours_cases[case_id] = {**_brief(run), **mapped_scores(prediction, truth, True)}
+            ours_bhsd[case_id] = evaluate_pair(prediction, truth, case_id).dice
+    results["blast_ct"]["held_out"] = {"cases": blast_cases, "summary": summarise(blast_cases)}
+    if ours_cases:
+        results["ours"]["held_out"] = {"cases": ours_cases, "summary": summarise(ours_cases), "bhsd_dice": ours_bhsd}
+
+
+def _cell(value: float | None, scale: float = 100.0) -> str:
+    return "-" if value is None else f"{scale * value:.1f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["# Hemorrhage peers: BLAST-CT and nnU-Net v2's predictor beside ours", ""]
+    lines.append(f"Measured {results['date']} on {results['machine']}; {results['threads']} thread(s) per run; ")
+    lines[-1] += "wall time and peak RSS of each run's own process (imports, model loading and I/O included)."
+    lines.append("")
+    blast = results.get("blast_ct")
+    if blast:
+        members = ", ".join(blast["members"])
+        lines += [f"## BLAST-CT ({members}; pretrained on real CT scans)", ""]
+        lines += ["### Real normal head CT: false positives (mL)", ""]
+        rows = [("BLAST-CT", blast["normal_ct"])]
+        if "ours" in results:
+            rows.append(("ours", results["ours"]["normal_ct"]))
+        lines += ["| model | false-positive volume per class (mL) | wall (s) | peak RSS (MB) |", "|---|---|---|---|"]
+        for name, entry in rows:
+            volumes = ", ".join(f"{k} {v:.2f}" for k, v in entry["false_positive_ml"].items())
+            lines.append(f"| {name} | {volumes} | {entry['wall_s']:.0f} | {entry['peak_rss_mb']:.0f} |")
+        lines.append("")
+        if "held_out" in blast:
+            lines += _held_out_tables(results)
+    timing = results.get("timing_512x512x40")
+    if timing:
+        arch = timing["architecture"]
+        lines += ["## Inference on a 512 x 512 x 40 head CT: nnU-Net v2 predictor vs ours", ""]
+        lines.append(
+            f"Same network topology in both (features {arch['filters']}, patch {arch['patch_size_zyx']}, spacing "
+            f"{arch['spacing_zyx']} mm z,y,x), random weights in nnU-Net's; ours: {timing['ours_model']}."
+        )
+        lines += ["", "| run | mirroring | wall (s) | network / predict (s) | peak RSS (MB) |", "|---|---|---|---|---|"]
+        for tag in ("no_mirroring", "mirroring"):
+            if tag not in timing:
+                continue
+            for name in ("ours", "nnunet"):
+                entry = timing[tag][name]
+                inner = entry["timings_s"] or {}
+                core = inner.get("network", inner.get("predict"))
+                label = "ours (`medfuse run hemorrhage`)" if name == "ours" else "nnU-Net v2 `nnUNetPredictor`"
+                lines.append(
+                    f"| {label} | {'yes' if tag == 'mirroring' else 'no'} | {entry['wall_s']:.1f} | {core} | "
+                    f"{entry['peak_rss_mb']:.0f} |"
+                )
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _held_out_tables(results: dict[str, Any]) -> list[str]:
+    blast = results["blast_ct"]["held_out"]
+    rows = [("BLAST-CT", blast)]
+    if "held_out" in results.get("ours", {}):
+        rows.append(("ours", results["ours"]["held_out"]))
+    n = len(blast["cases"])
+    lines = [f"### Held-out simulated cases ({n}): Dice (%) on BLAST-CT's classes", ""]
+    lines += ["| model | IPH | IVH | EAH (EDH+SDH) | mean | s/case | peak RSS (MB) |", "|---|---|---|---|---|---|---|"]
+    for name, entry in rows:
+        summary = entry["summary"]
+        cases = entry["cases"].values()
+        seconds = sum(c["wall_s"] for c in cases) / len(cases)
+        rss = max(c["peak_rss_mb"] for c in cases)
+        dice = " | ".join(_cell(summary["dice"][k]["mean"]) for k in MAPPED_BHSD)
+        lines.append(f"| {name} | {dice} | {_cell(summary['mean_dice'])} | {seconds:.0f} | {rss:.0f} |")
+    lines += ["", "### Detection rate per BHSD class (cases where the mapped class overlaps the bleed)", ""]
+    lines += ["| model | EDH | IPH | IVH | SAH (any class) | SDH |", "|---|---|---|---|---|---|"]
+    for name, entry in rows:
+        detection = entry["summary"]["detection"]
+        cells = " | ".join(f"{detection[k]['detected']}/{detection[k]['cases']}" for k in DETECTED_BY)
+        lines.append(f"| {name} | {cells} |")
+    lines.append("")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in WORKERS:
+        return WORKERS[argv[0]](argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench-python", required=True, type=Path, help="python of the benchmark venv (peers)")
+    parser.add_argument("--blast-weights", type=Path, default=DEFAULT_BLAST, help="BLAST-CT config.json + model_*.pt")
+    parser.add_argument("--blast-members", type=int, default=1, help="ensemble members used (BLAST-CT ships 7 here)")
+    parser.add_argument("--data", type=Path, help="simulated dataset with imagesTs / labelsTs (held-out cases)")
+    parser.add_argument("--cases", type=int, default=2, help="held-out bleed cases to run")
+    parser.add_argument("--ct", type=Path, default=DEFAULT_CT, help="real normal head CT")
+    parser.add_argument("--model", type=Path, help="our bundle folder (default: random weights of the default plan)")
+    parser.add_argument("--spacing", type=float, nargs=3, default=(2.0, 2.0, 3.0), help="spacing without --model")
+    parser.add_argument("--work", required=True, type=Path, help="scratch folder (predictions, logs, records)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where hemorrhage_peers.{json,md} go")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--nnunet-mirroring", action="store_true", help="also time both with mirroring")
+    parser.add_argument("--skip-blast", action="store_true")
+    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="reuse runs already recorded in --work")
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start",
+        "threads": args.threads,
+        "simulated_data": str(args.data) if args.data else None,
+    }
+    if not args.skip_blast:
+        run_blast_and_ours(args, results)
+    if not args.skip_timing:
+        run_timing(args, results)
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "hemorrhage_peers.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (args.output / "hemorrhage_peers.md").write_text(markdown(results), encoding="utf-8")
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
