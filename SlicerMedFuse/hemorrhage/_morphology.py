@@ -102,10 +102,21 @@ def keep_components(
     return labels, sizes, lookup[labels]
 
 
+_RECURSIVE_GAUSSIAN_MIN_SIZE = 4
+"""ITK's recursive Gaussian needs at least this many voxels along every axis."""
+
+
 def smooth_mm(array: np.ndarray, sigma_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
-    """Gaussian smoothing with ``sigma_mm`` (mm, isotropic in physical space); float32 output."""
-    image = as_image(array.astype(np.float32), spacing_zyx)
-    return sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigma_mm))).astype(np.float32)
+    """Gaussian smoothing with ``sigma_mm`` (mm, isotropic in physical space); float32 output.
+
+    Arrays thinner than 4 voxels along an axis (a small bleed box on a coarse grid, e.g. 3.8 mm
+    voxels) are edge-padded to 4 for ITK's recursive filter and cropped back.
+    """
+    short = [max(_RECURSIVE_GAUSSIAN_MIN_SIZE - n, 0) for n in array.shape]
+    padded = np.pad(array, [(0, n) for n in short], mode="edge") if any(short) else array
+    image = as_image(padded.astype(np.float32), spacing_zyx)
+    smoothed = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigma_mm))).astype(np.float32)
+    return smoothed[tuple(slice(0, n) for n in array.shape)]
 
 
 def smooth_noise(

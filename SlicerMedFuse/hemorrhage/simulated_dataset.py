@@ -94,18 +94,22 @@ def _case(
     rng = np.random.default_rng(seed)
     if bleed:
         case = simulate_hemorrhage(ct, None, seed=seed, config=spec.config, anatomy=anatomy)
-        image, labels, volumes = case.image, case.labels, case.volumes_ml
+        image, labels = case.image, case.labels
     else:
         image = ct
         labels = sitk.Image(ct.GetSize(), sitk.sitkUInt8)
         labels.CopyInformation(ct)
-        volumes = {name: 0.0 for name in ("EDH", "IPH", "IVH", "SAH", "SDH")}
     pose = _random_pose(ct, rng, spec.rotation_deg, spec.shift_mm)
     labels = _posed(labels, pose, label=True)
-    voxel_ml = float(np.prod(ct.GetSpacing())) / 1000.0
+    return _posed(image, pose, label=False), labels, _volumes_ml(labels)
+
+
+def _volumes_ml(labels: sitk.Image) -> dict[str, float]:
+    voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
     counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=6)
-    volumes = {name: round(float(counts[i + 1]) * voxel_ml, 3) for i, name in enumerate(volumes)}
-    return _posed(image, pose, label=False), labels, volumes
+    return {
+        name: round(float(counts[i + 1]) * voxel_ml, 3) for i, name in enumerate(("EDH", "IPH", "IVH", "SAH", "SDH"))
+    }
 
 
 def write_simulated_dataset(
@@ -115,6 +119,7 @@ def write_simulated_dataset(
     *,
     source_name: str = "",
     progress: Progress | None = None,
+    resume: bool = False,
 ) -> Path:
     """Simulate a BHSD-like dataset in a head CT and write it in the nnU-Net raw layout.
 
@@ -124,6 +129,9 @@ def write_simulated_dataset(
         spec: Counts, seeds and variation; defaults when None.
         source_name: How ``dataset.json`` names the CT (default: the file name or "in-memory CT").
         progress: Progress reporting (cancellable).
+        resume: Keep the cases an interrupted run with the same ``spec`` already wrote (image and
+            label files both present) instead of refusing a non-empty folder; every case is a pure
+            function of its seed, so the result equals an uninterrupted run.
 
     Returns:
         The dataset folder.
@@ -139,8 +147,8 @@ def write_simulated_dataset(
         ct = sitk.ReadImage(str(ct))
     source_name = source_name or "in-memory CT"
     root = Path(output)
-    if root.exists() and any(root.iterdir()):
-        raise UsageError(f"The dataset folder {root} is not empty; choose a new folder.")
+    if root.exists() and any(root.iterdir()) and not resume:
+        raise UsageError(f"The dataset folder {root} is not empty; choose a new folder (or resume).")
     progress.update(0.0, "analysing the CT")
     anatomy = analyze_head_ct(ct)
     plan = [("train", True, i) for i in range(spec.bleed_train)]
@@ -157,12 +165,17 @@ def write_simulated_dataset(
     for n, (split, bleed, index) in enumerate(plan):
         progress.update(0.05 + 0.95 * n / len(plan), f"simulating {split} cases", f"{n + 1}/{len(plan)}")
         seed = spec.seed * 10_000 + _SEED_BASE[split] + index
-        image, labels, volumes = _case(ct, anatomy, seed, bleed, spec)
         case_id = f"sim_{_SEED_BASE[split] + index:04d}"
         images_dir, labels_dir = folders[split]
-        write_image(image, root / images_dir / f"{case_id}_0000.nii.gz")
-        if labels_dir:
-            write_image(labels, root / labels_dir / f"{case_id}.nii.gz")
+        image_path = root / images_dir / f"{case_id}_0000.nii.gz"
+        label_path = root / labels_dir / f"{case_id}.nii.gz" if labels_dir else None
+        if resume and image_path.is_file() and label_path is not None and label_path.is_file():
+            volumes = _volumes_ml(sitk.ReadImage(str(label_path)))
+        else:
+            image, labels, volumes = _case(ct, anatomy, seed, bleed, spec)
+            write_image(image, image_path)
+            if label_path is not None:
+                write_image(labels, label_path)
         cases[split].append({"case": case_id, "seed": seed, "bleed": bleed, "volumes_ml": volumes})
     dataset = {
         "name": "MedFuseSimulatedHemorrhage",

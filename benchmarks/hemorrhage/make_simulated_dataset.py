@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/hemorrhage/make_simulated_dataset.py OUTPUT_DIR \
         [--ct ../shared/data/head_ct/invesalius_ct0051_head.nii.gz] [--bleed-train 60] [--no-bleed-train 20] \
-        [--bleed-test 20] [--no-bleed-test 5] [--unlabelled 0] [--seed 0]
+        [--bleed-test 20] [--no-bleed-test 5] [--unlabelled 0] [--seed 0] [--resume]
 
 Training and held-out cases use disjoint seeds; the same arguments give the same dataset.
 """
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = SimulatedDatasetSpec()
     for name in ("bleed_train", "no_bleed_train", "bleed_test", "no_bleed_test", "unlabelled", "seed"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    parser.add_argument("--resume", action="store_true", help="keep the cases an interrupted run already wrote")
     args = parser.parse_args(argv)
     spec = SimulatedDatasetSpec(
         bleed_train=args.bleed_train,
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
     progress = make_progress("bar" if sys.stderr.isatty() else "none")
-    root = write_simulated_dataset(args.ct, args.output, spec, progress=progress)
+    root = write_simulated_dataset(args.ct, args.output, spec, progress=progress, resume=args.resume)
     print(root)
     return 0
 
