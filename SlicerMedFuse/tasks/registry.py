@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
     "superres": "SlicerMedFuse.tasks.superres:SuperResolutionTask",
     "hemorrhage": "SlicerMedFuse.tasks.hemorrhage:HemorrhageTask",
     "registration": "SlicerMedFuse.tasks.registration:RegistrationTask",
+    "breast-mass": "SlicerMedFuse.tasks.breast_mass:BreastMassTask",
 }
 
 _log = logging.getLogger(__name__)
