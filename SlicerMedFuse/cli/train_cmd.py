@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from SlicerMedFuse.cli import train_registration
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import UsageError
 from SlicerMedFuse.progress import Progress, make_progress
@@ -37,6 +38,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train a model on a dataset and write a model bundle")
     tasks = parser.add_subparsers(dest="train_task", metavar="TASK", required=True)
     _add_hemorrhage(tasks)
+    train_registration.add_parser(tasks)
 
 
 def _add_hemorrhage(tasks: argparse._SubParsersAction) -> None:

@@ -129,9 +129,11 @@ def _register_project_architectures() -> None:
     """The networks this project implements from its papers (lazy references: no torch import here)."""
     from SlicerMedFuse.nets.breast import register_fusion_architectures
     from SlicerMedFuse.nets.hemorrhage import register_hemorrhage_architectures
+    from SlicerMedFuse.nets.registration import register_registration_architectures
 
     register_fusion_architectures()
     register_hemorrhage_architectures()
+    register_registration_architectures()
 
 
 _register_project_architectures()
