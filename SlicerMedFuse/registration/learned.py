@@ -1,8 +1,9 @@
 """Test-time instance optimisation starting from a learned TM-DCA model.
 
 :func:`register_with_model` is :func:`~SlicerMedFuse.registration.pipeline.register` with a better
-start for the deformable stage, the NIO recipe (Mok et al., MLMI 2023) applied to the field of a
-learned network rather than to its weights:
+start for the deformable stage: the learned network's field refined by instance optimisation, the
+"network + IO" baseline of Mok et al. (MLMI 2023, Table 1, LapIRN +IO). It is not their NIO,
+which optimises the network's weights; that needs a GPU for every pair. Steps:
 
 1. the pipeline's linear stage (centre of mass / moments, rigid, affine) on the normalised images;
 2. both images resampled onto the network grid: the fixed image's box in the training data's
@@ -53,7 +54,8 @@ def load_registration_model(model: str | os.PathLike[str], device: torch.device 
     Raises:
         ModelError: not a bundle, not installed, corrupt, or made for another task.
     """
-    bundle = load_bundle(ModelStore().resolve(model), device=device)
+    # a bare word is an installed id, anything else a path (the task context hands over ids as Path objects)
+    bundle = load_bundle(ModelStore().resolve(os.fspath(model)), device=device)
     manifest = bundle.manifest
     if manifest.task != "registration" or "input_shape_zyx" not in manifest.preprocessing:
         raise ModelError(
@@ -140,9 +142,9 @@ def predict_displacement(
 def register_with_model(
     fixed: sitk.Image,
     moving: sitk.Image,
-    model: str | os.PathLike[str] | LoadedBundle,
     parameters: Mapping[str, Any] | RegistrationSettings | None = None,
     *,
+    model: str | os.PathLike[str] | LoadedBundle,
     fixed_mask: sitk.Image | None = None,
     moving_mask: sitk.Image | None = None,
     initial_transform: sitk.Transform | None = None,
@@ -153,8 +155,8 @@ def register_with_model(
 
     Args:
         fixed, moving: 3D scalar images.
-        model: a loaded bundle, or a bundle folder / ``.zip`` / installed id.
         parameters: as :func:`register` (None: the ``fast`` preset).
+        model: a loaded bundle, or a bundle folder / ``.zip`` / installed id.
         fixed_mask, moving_mask, initial_transform, device, progress: as :func:`register`.
 
     Returns:

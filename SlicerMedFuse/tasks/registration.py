@@ -172,15 +172,20 @@ class RegistrationTask(Task):
 
     def run(self, inputs: Mapping[str, sitk.Image], params: Mapping[str, Any], context: TaskContext) -> TaskResult:
         # torch-heavy modules load here, not when tasks are listed
+        from functools import partial
+
         from SlicerMedFuse.geometry import resample_to_reference
+        from SlicerMedFuse.registration.learned import register_with_model
         from SlicerMedFuse.registration.pipeline import register
         from SlicerMedFuse.registration.transforms import resample_labels
 
         values = self._parameters(params)
         device = context.device.torch_device()
         progress = context.progress
+        # with a model bundle (run_task(model=...), medfuse run --model) its prediction starts the instance optimisation
+        register_pair = register if context.model is None else partial(register_with_model, model=context.model)
         try:
-            result = register(
+            result = register_pair(
                 inputs["fixed"],
                 inputs["moving"],
                 values,

@@ -205,8 +205,17 @@ def test_learned_initialisation_then_instance_optimisation(trained, small_torch_
     centre = sitk.GetArrayFromImage(field)[4:12, 8:24, 8:24].reshape(-1, 3)
     assert np.allclose(centre, expected, atol=1e-4)
 
-    result = register_with_model(fixed, moving, bundle, load_preset("fast") | {"iterations": [5, 5, 5]})
+    result = register_with_model(fixed, moving, load_preset("fast") | {"iterations": [5, 5, 5]}, model=bundle)
     assert result.report["learned_initialization"]["model"] == "tiny-tmdca-0.1.0"
     assert result.displacement.GetSize() == fixed.GetSize()
     assert np.isfinite(sitk.GetArrayFromImage(result.displacement)).all()
     assert result.report["similarity"]["after"] > result.report["similarity"]["before"]
+
+
+def test_registration_task_uses_a_model_bundle_when_given(trained, small_torch_work):
+    from SlicerMedFuse.api import run_task
+
+    data, _, bundle_folder = trained
+    images = {role: data / "imagesTr" / f"BRAIN_000{i}_0000.nii.gz" for i, role in enumerate(("fixed", "moving"))}
+    result = run_task("registration", images, params={"iterations": "3,3,3"}, device="cpu", model=bundle_folder)
+    assert result.report["learned_initialization"]["model"] == "tiny-tmdca-0.1.0"
