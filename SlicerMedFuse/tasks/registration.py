@@ -8,18 +8,29 @@ solved regularisers, optional diffeomorphic mode). Outputs lie on the fixed grid
 * ``displacement``: the ITK displacement field (LPS mm, fixed point -> moving point) holding the
   whole transform; Slicer loads it as a grid transform, ANTs/SimpleITK apply it as is;
 * ``warped``: the moving image resampled onto the fixed grid (float32, linear);
-* ``warped_labels``: the moving label map carried along (label-aware or nearest).
+* ``warped_labels``: the moving label map carried along (label-aware or nearest); it needs the
+  ``moving_labels`` input (:meth:`RegistrationTask.check_outputs` says so before anything runs).
+
+The same transform can also be written as an ITK ``.h5`` transform file (parameter
+``transform_file``): a ``DisplacementFieldTransform`` that ``sitk.ReadTransform``, ANTs and Slicer
+read, moving every point exactly as the ``.nii.gz`` field does.
+
+Voxel budget: a fixed image with more voxels than the preset's ``max_voxels`` (20 million in the
+built-in presets, e.g. 512 x 512 x 76) is registered on a coarser working grid of at most that
+many voxels; the outputs are still on the full fixed grid, and the report's ``warnings`` and the
+progress log say so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError, UsageError
+from SlicerMedFuse.io import atomic_path
 from SlicerMedFuse.registration.presets import PARAMETERS, PRESETS, load_preset, settings_from_parameters
 from SlicerMedFuse.tasks.base import Task, TaskContext, TaskResult
 from SlicerMedFuse.tasks.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
@@ -27,6 +38,10 @@ from SlicerMedFuse.tasks.contract import InputSpec, OutputSpec, ParameterSpec, T
 __all__ = ["RegistrationTask"]
 
 _LABEL_METHODS = ("label", "nearest")
+#: Extensions of the optional ITK transform file (HDF5; ITK's text formats cannot hold a dense field).
+TRANSFORM_FILE_EXTENSIONS = (".h5", ".hdf5")
+#: Outputs that need an optional input: output role -> input role.
+_OUTPUT_NEEDS_INPUT = {"warped_labels": "moving_labels"}
 
 
 def _override_specs() -> tuple[ParameterSpec, ...]:
@@ -132,6 +147,13 @@ class RegistrationTask(Task):
                 None,
                 "Optional linear transform file (.tfm/.h5/.txt, fixed -> moving) replacing the initialisation.",
             ),
+            ParameterSpec(
+                "transform_file",
+                "str",
+                None,
+                "Also write the whole transform here as an ITK .h5 transform file (a DisplacementFieldTransform, "
+                "the same mapping as the displacement output).",
+            ),
             *_override_specs(),
         ),
         references=(
@@ -147,8 +169,38 @@ class RegistrationTask(Task):
         values.update({name: params[name] for name in PARAMETERS if params.get(name) is not None})
         return values
 
+    @staticmethod
+    def check_outputs(output_roles: Iterable[str], input_roles: Iterable[str]) -> None:
+        """Raise :class:`UsageError` when an output is requested without the input it is made from.
+
+        Args:
+            output_roles: the outputs the caller will write (e.g. ``{"displacement", "warped_labels"}``).
+            input_roles: the inputs the caller gives.
+        """
+        given = set(input_roles)
+        for output, needed in _OUTPUT_NEEDS_INPUT.items():
+            if output in set(output_roles) and needed not in given:
+                raise UsageError(
+                    f"Output '{output}' needs the input '{needed}' (a label map of the moving image); "
+                    f"give --input {needed}=PATH or leave the output out."
+                )
+
+    @staticmethod
+    def _check_transform_file(path: str | None) -> None:
+        if not path:
+            return
+        target = Path(path)
+        if not target.name.lower().endswith(TRANSFORM_FILE_EXTENSIONS):
+            raise UsageError(
+                f"The transform file '{path}' must end in {' or '.join(TRANSFORM_FILE_EXTENSIONS)} "
+                "(an ITK HDF5 transform); write the field as .nii.gz through the displacement output instead."
+            )
+        if not target.parent.is_dir():
+            raise UsageError(f"The folder for the transform file does not exist: {target.parent}; create it first.")
+
     def validate_inputs(self, inputs: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> None:
         settings_from_parameters(self._parameters(params))  # raises UsageError naming a bad parameter
+        self._check_transform_file(params.get("transform_file"))
         fixed, moving = inputs["fixed"], inputs["moving"]
         if fixed.GetDimension() != moving.GetDimension():
             raise InputError(
@@ -208,8 +260,33 @@ class RegistrationTask(Task):
             outputs["warped_labels"] = resample_labels(
                 inputs["moving_labels"], result.displacement, method=method, device=device
             )
-        progress.update(1.0, "done")
         report = dict(result.report)
+        warnings = self._coarse_grid_warnings(inputs["fixed"], report, int(values["max_voxels"]))
+        if warnings:
+            report["warnings"] = [*report.get("warnings", []), *warnings]
+        if params.get("transform_file"):
+            progress.update(0.97, "writing the .h5 transform")
+            # written last, when nothing in the registration can fail any more; atomically, so never half a file
+            with atomic_path(params["transform_file"]) as staged:
+                sitk.WriteTransform(transform, str(staged))
+            report["transform_file"] = str(params["transform_file"])
+        progress.update(1.0, "done")
         report["preset"] = str(params["preset"])
         report["settings"] = {name: (list(v) if isinstance(v, tuple) else v) for name, v in values.items()}
         return TaskResult(outputs=outputs, report=report)
+
+    @staticmethod
+    def _coarse_grid_warnings(fixed: sitk.Image, report: Mapping[str, Any], max_voxels: int) -> list[str]:
+        """One sentence for the report when the fixed image exceeded the voxel budget and a coarser grid was used."""
+        working = report.get("working_grid", {}).get("size")
+        if not working or tuple(working) == tuple(fixed.GetSize()):
+            return []
+        spacing = report["working_grid"].get("spacing_mm", [])
+        voxels = 1
+        for n in fixed.GetSize():
+            voxels *= int(n)
+        return [
+            f"The fixed image has {voxels} voxels, more than the budget max_voxels={max_voxels}: it was registered "
+            f"on a coarser {' x '.join(str(n) for n in working)} grid ({max(spacing, default=0.0):.2f} mm voxels); "
+            "the outputs are on the full fixed grid."
+        ]
