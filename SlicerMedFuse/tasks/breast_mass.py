@@ -142,6 +142,7 @@ class BreastMassTask(Task):
         without a ``pre`` input also gives the pre-contrast when ``pre_phase`` is set.
         """
         from SlicerMedFuse.breast.sequences import phase_count, select_phase
+        from SlicerMedFuse.errors import InputError
 
         prepared = dict(images)
         if "t1c" in images:
@@ -151,8 +152,10 @@ class BreastMassTask(Task):
                 prepared["pre"] = select_phase(series, params["pre_phase"], "t1c", "pre_phase")
         if "pre" in images:
             prepared["pre"] = select_phase(images["pre"], params.get("pre_phase"), "pre", "pre_phase")
-        if "t2w" in images:
-            prepared["t2w"] = select_phase(images["t2w"], None, "t2w", "a single T2W volume")
+        if "t2w" in images and phase_count(images["t2w"]) > 1:
+            raise InputError(
+                f"Input 't2w' holds {phase_count(images['t2w'])} volumes; give a single T2W volume (one echo or series)."
+            )
         return prepared
 
     def validate_inputs(self, inputs: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> None:

@@ -151,6 +151,8 @@ def test_multi_phase_series_needs_a_phase_choice(study):
     )
     single = task.prepare_inputs(dict(study.images), {"phase": None, "pre_phase": None})
     assert all(single[r] is study.images[r] for r in single)
+    with pytest.raises(InputError, match="'t2w' holds 3 volumes; give a single T2W volume"):
+        task.prepare_inputs({"t1c": study.images["t1c"], "t2w": series}, {"phase": None, "pre_phase": None})
     with pytest.raises(InputError, match="Input '.*' is 4D"):  # the generic check without the phase step
         run_task("breast-mass", {"t1c": series})
 
@@ -179,3 +181,16 @@ def test_bundle_of_another_task_is_refused(study, tmp_path):
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="is for task 'hemorrhage'"):
         run_task("breast-mass", dict(study.images), model=bundle)
+
+
+def test_preprocessing_round_trip_and_checks():
+    prep = BreastPreprocessing(channels=("t1c", "t2w", "subtraction"), in_plane_size=96)
+    assert BreastPreprocessing.from_dict(prep.to_dict()) == prep and prep.roles == ("t1c", "t2w", "pre")
+    with pytest.raises(ModelError, match="not a breast-mass model"):
+        BreastPreprocessing.from_dict({"kind": "hemorrhage"})
+    with pytest.raises(ModelError, match="must start with 't1c'"):
+        BreastPreprocessing(channels=("t2w", "t1c"))
+    with pytest.raises(ModelError, match="in that order"):
+        BreastPreprocessing(channels=("t1c", "subtraction", "t2w"))
+    with pytest.raises(ModelError, match="multiple of 16"):
+        BreastPreprocessing(in_plane_size=100)

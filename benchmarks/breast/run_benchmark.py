@@ -1,0 +1,215 @@
+"""Breast benchmark, step 2: held-out scores, missing-T2W degradation, timing, demo bundle, results files.
+
+    python benchmarks/breast/run_benchmark.py evaluate --out /work/scratch/breast
+    cpuslot cpuslot python benchmarks/breast/run_benchmark.py timing --out /work/scratch/breast
+    python benchmarks/breast/run_benchmark.py report --out /work/scratch/breast
+
+``evaluate`` scores every bundle trained by ``train_models.py`` on the held-out phantoms (full
+inference path: study preparation, slice-wise network, threshold), and the fusion networks again
+without T2W (presence mask). ``timing`` renders a 512 x 512 x 120 three-sequence phantom study
+(T1C, T2W, pre-contrast at the real crop's 0.664 x 0.664 x 2.1 mm) and runs ``medfuse run
+breast-mass`` on it as a separate process with 2 threads (holding both CPU slots), for the demo
+bundle and for an untrained Table-1-sized proposed network at the paper's 256 x 256; wall time
+and peak RSS come from the child process. ``report`` writes ``benchmarks/results/breast.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ARCHITECTURES = ("unet", "fuseunet", "fuseunet-sa", "proposed")
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def _bundle(out: Path, architecture: str) -> Path:
+    folders = sorted((out / "models" / architecture).glob("medfuse-breast-mass-*"))
+    if not folders:
+        raise SystemExit(f"no trained bundle for {architecture} under {out / 'models'}; run train_models.py first")
+    return folders[-1]
+
+
+def evaluate(out: Path) -> None:
+    import torch
+
+    from SlicerMedFuse.breast.dataset_evaluation import evaluate_bundle_on_dataset
+    from SlicerMedFuse.device import resolve_device
+
+    torch.set_num_threads(1)
+    device = resolve_device("cpu", threads=1)
+    results = {}
+    for architecture in ARCHITECTURES:
+        bundle = _bundle(out, architecture)
+        log = json.loads((bundle.parent / "training_log.json").read_text())
+        entry = {"bundle": bundle.name, "training_seconds": log["seconds"], "final_loss": log["history"][-1]["loss"]}
+        started = time.perf_counter()
+        entry["all_sequences"] = evaluate_bundle_on_dataset(bundle, out / "data", device=device).to_dict()
+        if architecture != "unet":
+            entry["without_t2w"] = evaluate_bundle_on_dataset(
+                bundle, out / "data", device=device, drop=("t2w",)
+            ).to_dict()
+        entry["evaluation_seconds"] = round(time.perf_counter() - started, 1)
+        results[architecture] = entry
+        print(architecture, entry["all_sequences"]["dice"], entry.get("without_t2w", {}).get("dice"), flush=True)
+    (out / "evaluation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def _paper_size_bundle(out: Path) -> Path:
+    """An untrained two-sequence proposed network at Table 1's size (26.7 M) and 256 x 256 slices, for timing."""
+    import torch
+
+    from SlicerMedFuse.breast.model_input import BreastPreprocessing
+    from SlicerMedFuse.breast.training import BreastTrainingConfig, bundle_manifest, network_definition
+    from SlicerMedFuse.models.bundle import save_bundle
+    from SlicerMedFuse.nets.registry import build_network
+
+    config = BreastTrainingConfig(architecture="proposed", model_id="timing-proposed-table1")
+    architecture = network_definition(config, ("t1c", "t2w"))
+    prep = BreastPreprocessing(channels=("t1c", "t2w"), in_plane_size=256)
+    manifest = bundle_manifest(
+        prep, architecture, config, "none (untrained, timing only)", True, "untrained", "run_benchmark.py"
+    )
+    torch.manual_seed(0)
+    return save_bundle(build_network(*architecture), manifest, out / "timing", overwrite=True)
+
+
+def _run_child(command: list[str], log: Path) -> dict:
+    """Run ``command``; its own wall time and peak RSS (``os.wait4`` gives this child's resource usage)."""
+    started = time.perf_counter()
+    with log.open("w") as stream:
+        process = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed; see {log}")
+    return {
+        "wall_s": round(wall, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),  # KiB on Linux
+    }
+
+
+def _command(study: Path, prefix: str, name: str, bundle: Path) -> list[str]:
+    command = [sys.executable, "-m", "SlicerMedFuse", "run", "breast-mass"]
+    command += [f"--input={role}={study / f'{prefix}{role}.nii.gz'}" for role in ("t1c", "t2w", "pre")]
+    command += [f"--output=mass={study / f'mass_{name}.nii.gz'}", "--model", str(bundle), "--threads", "2"]
+    return command + ["--device", "cpu", "--report", str(study / f"report_{name}.json"), "--progress", "none"]
+
+
+def timing(out: Path) -> None:
+    """Demo bundle on the whole 512 x 512 x 120 study; the Table-1-sized network on a 12-slice slab of it."""
+    from SlicerMedFuse.breast.phantom import generate_phantom, study_geometry
+    from SlicerMedFuse.io import write_image
+
+    study = out / "study512"
+    study.mkdir(parents=True, exist_ok=True)
+    if not (study / "t1c.nii.gz").is_file():
+        started = time.perf_counter()
+        phantom = generate_phantom(7, study_geometry(512, 120))
+        for name, image in phantom.images.items():
+            write_image(image, study / f"{name}.nii.gz")
+            write_image(image[:, :, 54:66], study / f"slab_{name}.nii.gz")
+        write_image(phantom.mass, study / "mass_truth.nii.gz")
+        print(f"study rendered in {time.perf_counter() - started:.0f} s", flush=True)
+    results = {"load_average_before": [round(v, 2) for v in os.getloadavg()], "machine": platform.machine()}
+    runs = (("demo", "", out / "demo"), ("table1_proposed_256_12_slices", "slab_", _paper_size_bundle(out)))
+    for name, prefix, folder in runs:
+        bundle = folder if (folder / "manifest.json").is_file() else next(folder.glob("*/manifest.json")).parent
+        results[name] = {
+            **_run_child(_command(study, prefix, name, bundle), study / f"log_{name}.txt"),
+            "bundle": bundle.name,
+        }
+        report = json.loads((study / f"report_{name}.json").read_text())
+        results[name]["report_timings_s"] = report["timings_s"]
+        results[name]["size"] = report["inputs"]["t1c"]["size"]
+        print(name, results[name], flush=True)
+    results["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    (out / "timing.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def demo(out: Path) -> None:
+    """The proposed network trained on phantoms, re-saved as the demo bundle id (weights stay in scratch)."""
+    from SlicerMedFuse.models.bundle import load_bundle, save_bundle
+
+    loaded = load_bundle(_bundle(out, "proposed"))
+    manifest = loaded.manifest.to_dict()
+    manifest.update(id="medfuse-breast-mass-demo", title="Breast mass demo (proposed master/assistant network) — "
+                    "trained on simulated phantom breast MRI, not on patient data")  # fmt: skip
+    for key in ("weights", "created"):
+        manifest.pop(key, None)
+    print(save_bundle(loaded.network, manifest, out / "demo", overwrite=True))
+
+
+TITLES = {"unet": "U-Net (T1C only)", "fuseunet": "FuseUNet", "fuseunet-sa": "FuseUNet + SA", "proposed": "Proposed"}
+PAPER_DICE = {"unet": 73.3, "fuseunet": 74.9, "fuseunet-sa": 76.3, "proposed": 77.6}
+
+
+def report(out: Path) -> None:
+    """Assemble ``benchmarks/results/breast.{json,md}`` from the evaluation and timing files."""
+    from SlicerMedFuse.breast.evaluation import format_table
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from train_models import FOV_MM, PHANTOM, SCHEDULE, SIZE_XY, SLICES, SPACING_Z_MM, TEST_STUDIES, TRAINING_STUDIES
+
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    timing = json.loads((out / "timing.json").read_text()) if (out / "timing.json").is_file() else None
+    dice = {a: evaluation[a]["all_sequences"]["dice"]["mean"] for a in ARCHITECTURES}
+    order = sorted(ARCHITECTURES, key=lambda a: dice[a], reverse=True)
+    paper_order = ["proposed", "fuseunet-sa", "fuseunet", "unet"]
+    data = {
+        "data": {
+            "training_studies": TRAINING_STUDIES,
+            "test_studies": TEST_STUDIES,
+            "grid": f"{SIZE_XY}x{SIZE_XY}x{SLICES}, FOV {FOV_MM} mm, {SPACING_Z_MM} mm slices",
+            "mass_diameter_mm": list(PHANTOM.mass_diameter_mm),
+            "simulated": True,
+        },
+        "schedule": {k: (str(v) if k == "trainer" else v) for k, v in SCHEDULE.items()},
+        "models": evaluation,
+        "dice_order": order,
+        "paper_order_reproduced": order == paper_order,
+        "timing": timing,
+    }
+    (RESULTS / "breast.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    rows = [(f"{TITLES[a]} (paper Dice {PAPER_DICE[a]})", evaluation[a]["all_sequences"]) for a in ARCHITECTURES]
+    rows += [(f"{TITLES[a]}, T2W missing", evaluation[a]["without_t2w"]) for a in ARCHITECTURES if a != "unet"]
+    lines = [
+        "# Breast mass benchmark (phantoms)",
+        "",
+        "Generated by `benchmarks/breast/run_benchmark.py report` from measured files; see breast.json.",
+        "",
+        format_table(rows),
+        "",
+        f"Dice order measured: {' > '.join(TITLES[a] for a in order)}; paper: "
+        f"{' > '.join(TITLES[a] for a in paper_order)} -> {'reproduced' if data['paper_order_reproduced'] else 'NOT reproduced'}.",
+    ]
+    if timing is not None:
+        lines += [
+            "",
+            "| Timing (512x512x120, T1C+T2W+pre, 2 threads) | wall (s) | CPU (s) | peak RSS (GB) |",
+            "|---|---|---|---|",
+        ]
+        for name in ("demo", "table1_proposed_256"):
+            t = timing[name]
+            lines.append(f"| {name} ({t['bundle']}) | {t['wall_s']} | {t['cpu_s']} | {t['peak_rss_gb']} |")
+    (RESULTS / "breast.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=("evaluate", "demo", "timing", "report"))
+    parser.add_argument("--out", type=Path, default=Path("/work/scratch/breast"))
+    args = parser.parse_args(argv)
+    {"evaluate": evaluate, "demo": demo, "timing": timing, "report": report}[args.step](args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
