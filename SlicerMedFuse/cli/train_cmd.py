@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from SlicerMedFuse.cli import train_registration
+from SlicerMedFuse.cli import train_breast, train_registration
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import UsageError
 from SlicerMedFuse.progress import Progress, make_progress
@@ -39,6 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     tasks = parser.add_subparsers(dest="train_task", metavar="TASK", required=True)
     _add_hemorrhage(tasks)
     train_registration.add_parser(tasks)
+    train_breast.add_parser(tasks)
 
 
 def _add_hemorrhage(tasks: argparse._SubParsersAction) -> None:
@@ -70,6 +71,11 @@ def _add_hemorrhage(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--deep-supervision", type=int, default=2, help="deep supervision heads (0 disables)")
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--foreground", type=float, default=0.33, help="share of patches centred on a bleed")
+    p.add_argument(
+        "--class-balanced",
+        action="store_true",
+        help="centre bleed patches on a class drawn uniformly over the dataset (default: per case, as nnU-Net)",
+    )
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--iterations", type=int, default=250, help="iterations per epoch (nnU-Net: 250)")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="sgd (nnU-Net) or adamw")
@@ -125,6 +131,7 @@ def _handle_hemorrhage(args: argparse.Namespace, progress: Progress) -> int:
         stem_channels=args.stem_channels,
         batch_size=args.batch_size,
         foreground_probability=args.foreground,
+        class_balanced=args.class_balanced,
         bleed_cases=args.bleed_cases,
         no_bleed_cases=args.no_bleed_cases,
         cps_weight=args.cps_weight,

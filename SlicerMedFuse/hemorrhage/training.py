@@ -64,6 +64,8 @@ class HemorrhageTrainingConfig:
         stem_channels: Channels per window path (multi-window only).
         batch_size: Patches per step and process (nnU-Net: 2).
         foreground_probability: Share of patches centred on a bleed (nnU-Net: 0.33).
+        class_balanced: Centre those patches on a class drawn uniformly over the dataset, then a
+            case holding it (rare classes as often as common ones); False: nnU-Net's per-case draw.
         bleed_cases: Bleed cases used (None: all).
         no_bleed_cases: No-bleed cases used (None: BHSD's 200 per 96 bleed cases, capped by availability).
         cps_weight: Weight lambda of the Cross Pseudo Supervision loss (used with unlabelled data).
@@ -86,6 +88,7 @@ class HemorrhageTrainingConfig:
     stem_channels: int = 8
     batch_size: int = 2
     foreground_probability: float = 0.33
+    class_balanced: bool = False
     bleed_cases: int | None = None
     no_bleed_cases: int | None = None
     cps_weight: float = 1.0
@@ -152,9 +155,13 @@ class _SupervisedStep:
 
         self.sampler, self.unlabelled, self.config = sampler, unlabelled, config
         self.augmentation, self.device = augmentation, torch.device(device)
-        # Batch Dice over all foreground classes, as nnU-Net's 3d_fullres (empty no-bleed patches stay well defined).
+        # Batch Dice over the foreground classes only (nnU-Net's do_bg=False; background would add
+        # a near-constant term that dilutes the rare classes' share), as nnU-Net's 3d_fullres; empty
+        # no-bleed patches stay well defined.
         self.loss = DeepSupervisionLoss(
-            DiceCELoss(to_onehot_y=True, softmax=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
+            DiceCELoss(
+                to_onehot_y=True, softmax=True, batch=True, include_background=False, smooth_nr=1e-5, smooth_dr=1e-5
+            )
         )
 
     def __call__(self, model: Any, iteration: int, rng: np.random.Generator) -> tuple[Any, dict[str, float]]:
@@ -302,7 +309,9 @@ def train_hemorrhage(
         torch.manual_seed(config.trainer.seed + 1)
         model = CrossPseudoPair(network, build_network(*architecture))
     model.to(dist.device)
-    sampler = PatchSampler(cases, preprocessing.patch_size_zyx, config.foreground_probability)
+    sampler = PatchSampler(
+        cases, preprocessing.patch_size_zyx, config.foreground_probability, class_balanced=config.class_balanced
+    )
     unlabelled_sampler = (
         PatchSampler(unlabelled_arrays, preprocessing.patch_size_zyx, 0.0) if unlabelled_arrays else None
     )

@@ -10,6 +10,13 @@ Installing downloads the zip (its sha256 is checked before it is opened), extrac
 into ``tmp/``, checks the weights against the manifest and renames the bundle into place, so a
 model folder is either complete and verified or absent. Everything works offline for bundles
 already in the store or dropped into it.
+
+Bundles shipped inside the package (``SlicerMedFuse/models/bundled/<id>-<version>/``, e.g. the
+hemorrhage demo model) back up the user's store (the default root): :meth:`ModelStore.find_installed`
+and :meth:`ModelStore.resolve` fall back to them for an id the store lacks, so a task's default
+model works offline without an install; :meth:`ModelStore.list_bundled` lists them (apart from
+the installed ones). They are read-only (never removed) and their weights are sha256-checked
+against their manifest before use like every bundle's.
 """
 
 from __future__ import annotations
@@ -32,10 +39,13 @@ from SlicerMedFuse.models.download import download
 from SlicerMedFuse.models.manifest import MANIFEST_FILE, BundleManifest, version_key
 from SlicerMedFuse.progress import Progress
 
-__all__ = ["HOME_ENV", "InstalledModel", "ModelStore", "VerifyResult", "default_home"]
+__all__ = ["BUNDLED_DIR", "HOME_ENV", "InstalledModel", "ModelStore", "VerifyResult", "default_home"]
 
 #: Environment variable overriding the store root.
 HOME_ENV = "MEDFUSE_HOME"
+
+#: Bundles shipped with the package (read-only).
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 
 _MAX_COMPRESSION_RATIO = 100  # bundles are mostly float weights; far higher ratios mean a zip bomb
 _log = logging.getLogger(__name__)
@@ -56,12 +66,14 @@ class InstalledModel:
         version: model version.
         folder: the bundle folder.
         manifest: its manifest.
+        bundled: shipped with the package (read-only), not installed in the store.
     """
 
     id: str
     version: str
     folder: Path
     manifest: BundleManifest
+    bundled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (``medfuse models list --json``)."""
@@ -75,6 +87,7 @@ class InstalledModel:
             "license": m.license,
             "intended_use": m.intended_use,
             "simulated_training": m.simulated_training,
+            "bundled": self.bundled,
         }
 
 
@@ -146,9 +159,19 @@ class ModelStore:
     Args:
         root: store root; default :func:`default_home` (``$MEDFUSE_HOME`` or ``~/.medfuse``).
         catalog: the catalog used to install by id; default :func:`load_catalog`, read on first use.
+        bundled_dir: folder of read-only bundles offered after the store's own; default: the
+            package's :data:`BUNDLED_DIR` for the user's store (``root`` None), none for a store
+            opened on an explicit folder (which then shows only that folder).
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, *, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        catalog: Catalog | None = None,
+        bundled_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.bundled_dir = Path(bundled_dir) if bundled_dir is not None else (BUNDLED_DIR if root is None else None)
         self.root = Path(root).expanduser() if root is not None else default_home()
         self._catalog = catalog
 
@@ -187,6 +210,11 @@ class ModelStore:
             ]
         return found
 
+    def _bundled_folders(self) -> list[Path]:
+        if self.bundled_dir is None or not self.bundled_dir.is_dir():
+            return []
+        return [f for f in sorted(self.bundled_dir.iterdir()) if f.is_dir() and (f / MANIFEST_FILE).is_file()]
+
     def list_installed(self) -> list[InstalledModel]:
         """Every bundle in the store, sorted by id then version; invalid folders are skipped with a warning.
 
@@ -205,13 +233,27 @@ class ModelStore:
                 models[key] = InstalledModel(manifest.id, manifest.version, folder, manifest)
         return sorted(models.values(), key=lambda m: (m.id, version_key(m.version)))
 
+    def list_bundled(self) -> list[InstalledModel]:
+        """The read-only bundles shipped with the package (``bundled`` True), sorted by id then version."""
+        models = []
+        for folder in self._bundled_folders():
+            try:
+                manifest = load_manifest(folder)
+            except ModelError as exc:
+                _log.warning("skipping bundled %s: %s", folder, exc.message)
+                continue
+            models.append(InstalledModel(manifest.id, manifest.version, folder, manifest, bundled=True))
+        return sorted(models, key=lambda m: (m.id, version_key(m.version)))
+
     def find_installed(self, model_id: str, version: str | None = None) -> InstalledModel:
-        """The installed bundle ``model_id`` at ``version`` (latest installed when None).
+        """The installed bundle ``model_id`` at ``version`` (latest installed when None), else a bundled one.
 
         Raises:
-            ModelError: it is not installed; the message says how to install it.
+            ModelError: it is neither installed nor bundled; the message says how to install it.
         """
         matches = [m for m in self.list_installed() if m.id == model_id and version in (None, m.version)]
+        if not matches:
+            matches = [m for m in self.list_bundled() if m.id == model_id and version in (None, m.version)]
         if not matches:
             what = model_id if version is None else f"{model_id} version {version}"
             raise ModelError(
@@ -369,8 +411,8 @@ class ModelStore:
             ModelError: nothing matching is installed.
         """
         matches = [m for m in self.list_installed() if m.id == model_id and version in (None, m.version)]
-        if not matches:
-            self.find_installed(model_id, version)  # raises the not-installed message
+        if not matches and self.find_installed(model_id, version).bundled:  # raises when neither
+            raise ModelError(f"Model '{model_id}' is bundled with SlicerMedFuse (read-only); it cannot be removed.")
         removed = []
         for model in matches:
             trash = Path(tempfile.mkdtemp(prefix=".removing-", dir=self._temp_dir()))

@@ -1,7 +1,11 @@
 """Random training patches from preprocessed volumes, with nnU-Net-style foreground oversampling.
 
 nnU-Net draws a fraction of each batch (``oversample_foreground_percent`` = 0.33) centred on a
-voxel of a random foreground class present in the case, the rest uniformly. Foreground locations
+voxel of a random foreground class present in the case, the rest uniformly. With
+``class_balanced`` the foreground class is drawn uniformly among the classes of the whole
+dataset first, then a case containing it: a class present in few cases (EDH in BHSD and in the
+simulator) is then centred as often as a common one, which short (CPU) schedules need to learn it
+at all; nnU-Net's per-case draw stays the default. Foreground locations
 are indexed once per case (at most ``max_locations`` per class), so sampling costs only the crop.
 Patches reaching outside the volume are padded with each channel's minimum (air for CT windows)
 and label 0.
@@ -60,9 +64,17 @@ class PatchSampler:
         patch_size: Patch ``(z, y, x)`` in voxels.
         foreground_probability: Chance that a patch is centred on a foreground voxel (of a class
             drawn uniformly among the classes present in the case), when the case has one.
+        class_balanced: Draw foreground patches class first (uniform over the dataset's classes),
+            then a case holding that class, instead of case first (nnU-Net).
     """
 
-    def __init__(self, cases: Sequence[CaseArrays], patch_size: Sequence[int], foreground_probability: float = 0.33):
+    def __init__(
+        self,
+        cases: Sequence[CaseArrays],
+        patch_size: Sequence[int],
+        foreground_probability: float = 0.33,
+        class_balanced: bool = False,
+    ):
         if not cases:
             raise ValueError("PatchSampler needs at least one case")
         if not 0.0 <= foreground_probability <= 1.0:
@@ -71,13 +83,31 @@ class PatchSampler:
         self.patch_size = tuple(int(p) for p in patch_size)
         self.foreground_probability = float(foreground_probability)
         self._pad_values = [np.asarray([float(c.min()) for c in case.image], np.float32) for case in self.cases]
+        holders: dict[int, list[int]] = {}
+        for index, case in enumerate(self.cases):
+            for value, where in case.locations.items():
+                if len(where):
+                    holders.setdefault(value, []).append(index)
+        self._cases_with_class = {k: np.asarray(v) for k, v in sorted(holders.items())} if class_balanced else {}
+
+    def _foreground_center(self, rng: np.random.Generator) -> tuple[int, np.ndarray]:
+        """A class-balanced draw: class uniformly, then a case holding it, then one of its voxels."""
+        classes = list(self._cases_with_class)
+        value = classes[int(rng.integers(len(classes)))]
+        holders = self._cases_with_class[value]
+        index = int(holders[int(rng.integers(len(holders)))])
+        where = self.cases[index].locations[value]
+        return index, where[int(rng.integers(len(where)))].astype(np.int64)
 
     def _center(self, case: CaseArrays, rng: np.random.Generator) -> np.ndarray:
-        shape = np.asarray(case.image.shape[1:])
         if case.has_foreground and rng.random() < self.foreground_probability:
             classes = [k for k, v in case.locations.items() if len(v)]
             where = case.locations[classes[int(rng.integers(len(classes)))]]
             return where[int(rng.integers(len(where)))].astype(np.int64)
+        return self._uniform_center(case, rng)
+
+    def _uniform_center(self, case: CaseArrays, rng: np.random.Generator) -> np.ndarray:
+        shape = np.asarray(case.image.shape[1:])
         half = np.asarray(self.patch_size) // 2
         low = np.minimum(half, shape - 1)
         high = np.maximum(shape - (np.asarray(self.patch_size) - half), low)
@@ -104,6 +134,15 @@ class PatchSampler:
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A batch: images ``(B, C, *patch)`` float32 and labels ``(B, 1, *patch)`` uint8."""
-        picks = rng.integers(len(self.cases), size=batch_size)
-        crops = [self.crop(int(i), self._center(self.cases[int(i)], rng)) for i in picks]
+        if not self._cases_with_class:
+            picks = rng.integers(len(self.cases), size=batch_size)
+            crops = [self.crop(int(i), self._center(self.cases[int(i)], rng)) for i in picks]
+        else:
+            crops = []
+            for _ in range(batch_size):
+                if rng.random() < self.foreground_probability:
+                    crops.append(self.crop(*self._foreground_center(rng)))
+                else:
+                    index = int(rng.integers(len(self.cases)))
+                    crops.append(self.crop(index, self._uniform_center(self.cases[index], rng)))
         return np.stack([c[0] for c in crops]), np.stack([c[1] for c in crops])

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from SlicerMedFuse.api import run_task
-from SlicerMedFuse.errors import InputError, ModelError
+from SlicerMedFuse.errors import InputError, ModelError, ResourceError
 from SlicerMedFuse.hemorrhage.labels import HEMORRHAGE_LABELS
 from SlicerMedFuse.hemorrhage.model_input import HemorrhagePreprocessing, prepare_ct, prepare_labels
 from SlicerMedFuse.hemorrhage.postprocessing import measure_classes, remove_small_components
@@ -160,4 +160,18 @@ def test_bad_inputs_give_one_sentence(bundle, small_ct, tmp_path):
         run_task("hemorrhage", {"ct": phantom}, tmp_path / "out.nii.gz", model=bundle)
     with pytest.raises(ModelError):
         run_task("hemorrhage", {"ct": small_ct}, tmp_path / "out.nii.gz", model="no-such-model")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ct_too_large_for_memory_is_refused_before_anything_is_written(bundle, small_ct, tmp_path, monkeypatch):
+    import SlicerMedFuse.hemorrhage.inference as inference
+
+    real_sysconf = inference.os.sysconf
+    free_pages = {"SC_AVPHYS_PAGES": 1024, "SC_PAGE_SIZE": 4096}  # 4 MiB free
+    monkeypatch.setattr(inference.os, "sysconf", lambda name: free_pages.get(name) or real_sysconf(name))
+    with pytest.raises(
+        ResourceError, match=r"needs about .* GB of memory but only 0.0 GB are free; crop the CT"
+    ) as raised:
+        run_task("hemorrhage", {"ct": small_ct}, tmp_path / "labels.nii.gz", model=bundle)
+    assert "\n" not in str(raised.value)
     assert list(tmp_path.iterdir()) == []

@@ -384,3 +384,23 @@ def test_resolve_paths(tmp_path: Path, env: Path, bundle: Path) -> None:
         store.resolve(tmp_path / "nowhere")
     with pytest.raises(ModelError, match="zipped bundle"):
         load_bundle(zip_path)
+
+
+def test_bundled_models_back_up_the_users_store_read_only(tmp_path: Path, env: Path, bundle: Path) -> None:
+    import shutil
+
+    shipped = tmp_path / "package-bundled"
+    shutil.copytree(bundle, shipped / bundle.name)
+    store = ModelStore(bundled_dir=shipped)
+    assert store.list_installed() == [] and [(m.id, m.bundled) for m in store.list_bundled()] == [("tiny-unet", True)]
+    assert store.resolve("tiny-unet@1.0.0") == shipped / bundle.name  # offline, nothing installed
+    assert store.verify("tiny-unet").ok
+    with pytest.raises(ModelError, match="bundled with SlicerMedFuse .read-only.; it cannot be removed"):
+        store.remove("tiny-unet")
+    assert ModelStore(env).list_bundled() == []  # a store opened on an explicit folder shows only that folder
+    weights = shipped / bundle.name / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):  # verified before use like any bundle
+        load_bundle(store.resolve("tiny-unet"))

@@ -107,6 +107,25 @@ def test_patch_sampler_pads_and_oversamples_foreground():
     assert np.all(crop[0, :4, :8, :8] == image.min())
 
 
+def test_class_balanced_sampling_centres_rare_classes_as_often_as_common_ones():
+    image = np.zeros((1, 8, 16, 16), np.float32)
+    cases = []
+    for n in range(10):  # class 2 in every case, class 1 in one case only
+        labels = np.zeros((8, 16, 16), np.uint8)
+        labels[4, 8, 8] = 2
+        if n == 0:
+            labels[2, 2, 2] = 1
+        cases.append(CaseArrays(str(n), image, labels, index_foreground(labels)))
+    rng = np.random.default_rng(0)
+    per_case = PatchSampler(cases, (1, 1, 1), foreground_probability=1.0)
+    balanced = PatchSampler(cases, (1, 1, 1), foreground_probability=1.0, class_balanced=True)
+    rare_per_case = np.mean(per_case.sample(2000, rng)[1] == 1)
+    rare_balanced = np.mean(balanced.sample(2000, rng)[1] == 1)
+    assert rare_per_case < 0.1 and 0.4 < rare_balanced < 0.6
+    uniform = PatchSampler(cases, (1, 1, 1), foreground_probability=0.0, class_balanced=True)
+    assert np.mean(uniform.sample(500, rng)[1] > 0) < 0.05
+
+
 def test_training_reduces_the_loss_resumes_and_writes_a_simulated_bundle(dataset, tmp_path, small_torch_work):
     output = tmp_path / "run"
     argv = ["train", "hemorrhage", "--data", str(dataset), "--output", str(output), "--iterations", "6", *TINY_TRAINING]
