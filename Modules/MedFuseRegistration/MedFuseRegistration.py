@@ -1,0 +1,566 @@
+"""MedFuse Registration: training-free deformable registration of two volumes, same or different contrast.
+
+The panel reads and writes a typed parameter node; the work is done by
+:class:`MedFuseRegistrationLib.RegistrationLogic`, which runs the backend's ``registration`` task out
+of process and needs no Qt (see that package for scripting from the Python console).
+"""
+
+import sys
+from typing import Annotated
+
+import qt
+import slicer
+import vtk
+from MedFuseLib.installer import BackendInstaller
+from MedFuseRegistrationLib import (
+    DEVICE_CHOICES,
+    PANEL_PARAMETERS,
+    RegistrationLogic,
+    builtinPresetValues,
+    defaultPresetDirectory,
+    panelValues,
+    parameterChoices,
+    parameterRange,
+)
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+#
+# MedFuseRegistration
+#
+
+
+class MedFuseRegistration(ScriptedLoadableModule):
+    """Module description shown in Slicer's module list and help panel."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("MedFuse Registration")
+        self.parent.categories = ["MedFuse"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["SlicerMedFuse contributors"]
+        self.parent.helpText = _(
+            "Aligns a moving volume to a fixed one: centre of mass, rigid and affine stages, then a dense "
+            "deformation optimised for this pair (no trained model, no training data; CPU or GPU). Same "
+            "contrast (follow-up scans): the <i>fast</i> or <i>accurate</i> preset (LNCC similarity); "
+            "different contrasts or modalities (T1/T2, CT/MR): the <i>multimodal</i> preset (MIND-SSC).<br><br>"
+            "<b>Outputs:</b> a grid transform (moving to fixed) that holds the whole mapping, with the fixed "
+            "and moving volumes as references; put the moving volume or anything drawn on it under the "
+            "transform to see it aligned. Optionally the moving volume resampled onto the fixed grid, and a "
+            "registered copy of a segmentation of the moving volume on the fixed grid (label-aware "
+            "interpolation; where segments overlap, the later one wins).<br><br>"
+            "<b>Presets:</b> change the Advanced settings and save them as your own preset; presets are "
+            "kept in your Slicer settings folder and also work on the command line.<br><br>"
+            "The input volumes and segmentation are never modified. Computation runs in a separate process "
+            "and can be cancelled. See the "
+            '<a href="https://github.com/SlicerMedFuse/SlicerMedFuse#readme">SlicerMedFuse documentation</a>.'
+        )
+        self.parent.acknowledgementText = _(
+            "Methods: Mok et al., Deformable Medical Image Registration Under Distribution Shifts with Neural "
+            "Instance Optimization (MLMI 2023); Ehrhardt and Handels, Implicitly Solved Regularization for "
+            "Learning-Based Image Registration (MLMI 2023); Heinrich et al., MIND-SSC (MICCAI 2013). Built on "
+            "3D Slicer, SimpleITK, MONAI and PyTorch; the module layout follows Slicer's scripted module template."
+        )
+
+
+#
+# MedFuseRegistrationParameterNode
+#
+
+_FAST = panelValues(builtinPresetValues("fast"))
+
+
+@parameterNodeWrapper
+class MedFuseRegistrationParameterNode:
+    """What the panel shows, saved with the scene. Choices and ranges come from the backend's task declaration.
+
+    fixedVolume, movingVolume - the pair (never modified).
+    fixedMask, movingMask - optional label maps restricting the similarity.
+    preset - built-in or saved preset the Advanced values started from.
+    similarity, regularizer, levels, iterations, diffeomorphic - Advanced values (the preset's unless changed).
+    device - where the optimisation runs.
+    outputTransform - grid transform that receives the result; None creates one.
+    createResampledVolume, outputVolume - whether to compute the resampled moving volume, and where.
+    movingSegmentation - optional segmentation of the moving volume to carry over.
+    outputSegmentation - segmentation that receives the registered segments; None creates one.
+    labelInterpolation - how the segments are interpolated.
+    """
+
+    fixedVolume: slicer.vtkMRMLScalarVolumeNode
+    movingVolume: slicer.vtkMRMLScalarVolumeNode
+    fixedMask: slicer.vtkMRMLLabelMapVolumeNode
+    movingMask: slicer.vtkMRMLLabelMapVolumeNode
+    preset: str = "fast"
+    similarity: Annotated[str, Choice(list(parameterChoices("similarity")))] = _FAST["similarity"]
+    regularizer: Annotated[str, Choice(list(parameterChoices("regularizer")))] = _FAST["regularizer"]
+    levels: Annotated[int, WithinRange(*(int(v) for v in parameterRange("levels")))] = int(_FAST["levels"])
+    iterations: str = _FAST["iterations"]
+    diffeomorphic: bool = bool(_FAST["diffeomorphic"])
+    device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
+    outputTransform: slicer.vtkMRMLGridTransformNode
+    createResampledVolume: bool = True
+    outputVolume: slicer.vtkMRMLScalarVolumeNode
+    movingSegmentation: slicer.vtkMRMLSegmentationNode
+    outputSegmentation: slicer.vtkMRMLSegmentationNode
+    labelInterpolation: Annotated[str, Choice(list(parameterChoices("label_interpolation")))] = "label"
+
+
+#
+# MedFuseRegistrationWidget
+#
+
+
+class MedFuseRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """The panel: parameter node <-> widgets, presets, Apply/Cancel, progress, and the result in the views."""
+
+    POLL_INTERVAL_MS = 200
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._jobOutputs = (None, None, None)
+        self._cancelRequested = False
+        self._backendReady = False
+        self._pollTimer = None
+        self._updatingPresets = False
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedFuseRegistration.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = MedFuseRegistrationLogic()
+
+        self._pollTimer = qt.QTimer()
+        self._pollTimer.setInterval(self.POLL_INTERVAL_MS)
+        self._pollTimer.connect("timeout()", self._onPollTimer)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.presetComboBox.connect("currentIndexChanged(int)", self._onPresetSelected)
+        self.ui.savePresetButton.connect("clicked(bool)", self.onSavePreset)
+        self.ui.deletePresetButton.connect("clicked(bool)", self.onDeletePreset)
+        self.ui.resetAdvancedButton.connect("clicked(bool)", self.onResetAdvanced)
+        self.ui.progressBar.visible = False
+
+        self.initializeParameterNode()
+        self.refreshPresets()
+
+    def cleanup(self) -> None:
+        """Called when the application closes or the module is reloaded."""
+        self.removeObservers()
+        if self._pollTimer is not None:
+            self._pollTimer.stop()
+        self._discardJob()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+        self.refreshPresets()
+
+    def exit(self) -> None:
+        # A running job keeps going (the timer still polls); only the GUI binding is released.
+        self._releaseParameterNode()
+
+    def onReload(self) -> None:
+        """Reload the module and its Lib packages: dropping them from ``sys.modules`` makes the reload import fresh copies."""
+        for name in list(sys.modules):
+            if name.split(".")[0] in ("MedFuseRegistrationLib", "MedFuseLib"):
+                del sys.modules[name]
+        ScriptedLoadableModuleWidget.onReload(self)
+
+    # --- parameter node ---------------------------------------------------------------------------
+    def onSceneStartClose(self, caller, event) -> None:
+        self._discardJob()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        parameters = self._parameterNode
+        if not parameters.fixedVolume or not parameters.movingVolume:
+            volumes = [
+                volume
+                for volume in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+                if not volume.IsA("vtkMRMLLabelMapVolumeNode")
+            ]
+            if len(volumes) >= 2 and not parameters.fixedVolume and not parameters.movingVolume:
+                parameters.fixedVolume, parameters.movingVolume = volumes[0], volumes[1]
+
+    def setParameterNode(self, parameterNode) -> None:
+        self._releaseParameterNode()
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            # Each widget in the .ui names its field with the dynamic property SlicerParameterName.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        self._onParameterNodeModified()
+
+    def _releaseParameterNode(self) -> None:
+        if self._parameterNode is None:
+            return
+        if self._parameterNodeGuiTag is not None:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+        self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+
+    def _onParameterNodeModified(self, caller=None, event=None) -> None:
+        parameters = self._parameterNode
+        self.ui.inputCheckLabel.text = self._inputCheckText()
+        self.ui.outputVolumeSelector.enabled = bool(parameters and parameters.createResampledVolume)
+        hasSegmentation = bool(parameters and parameters.movingSegmentation)
+        self.ui.outputSegmentationSelector.enabled = hasSegmentation
+        self.ui.labelInterpolationComboBox.enabled = hasSegmentation
+        self._selectPresetInCombo()
+        self._updateApplyButton()
+
+    def _inputCheckText(self) -> str:
+        parameters = self._parameterNode
+        if not parameters or not parameters.fixedVolume or not parameters.movingVolume:
+            return _("Select a fixed and a moving volume.")
+        try:
+            RegistrationLogic.checkVolume(parameters.fixedVolume, "fixed")
+            RegistrationLogic.checkVolume(parameters.movingVolume, "moving")
+        except ValueError as error:
+            return str(error)
+        if parameters.fixedVolume is parameters.movingVolume:
+            return _("Select two different volumes.")
+        spacing = lambda node: " x ".join(f"{s:.3g}" for s in node.GetSpacing())  # noqa: E731
+        return _("Fixed voxels {fixed} mm; moving voxels {moving} mm.").format(
+            fixed=spacing(parameters.fixedVolume), moving=spacing(parameters.movingVolume)
+        )
+
+    # --- presets ----------------------------------------------------------------------------------
+    def refreshPresets(self) -> None:
+        """List the built-in and the user's presets in the preset selector."""
+        combo = self.ui.presetComboBox
+        self._updatingPresets = True
+        try:
+            combo.clear()
+            for name in self.logic.registration.presetNames():
+                user = self.logic.registration.isUserPreset(name)
+                combo.addItem(_("{name} (yours)").format(name=name) if user else name, name)
+        finally:
+            self._updatingPresets = False
+        self._selectPresetInCombo()
+        self._showPresetInfo()
+
+    def _selectPresetInCombo(self) -> None:
+        combo = self.ui.presetComboBox
+        if combo.count == 0 or not self._parameterNode:
+            return
+        index = combo.findData(self._parameterNode.preset)
+        if index < 0:
+            index = 0  # a preset saved with the scene that this user does not have: the first one instead
+        if combo.currentIndex != index:
+            self._updatingPresets = True  # showing the node's preset must not overwrite its Advanced values
+            try:
+                combo.currentIndex = index
+            finally:
+                self._updatingPresets = False
+            self._showPresetInfo()
+
+    def _showPresetInfo(self) -> None:
+        name = self.ui.presetComboBox.currentData
+        registration = self.logic.registration
+        self.ui.presetDescriptionLabel.text = registration.presetDescription(name) if name else ""
+        self.ui.deletePresetButton.enabled = bool(name) and registration.isUserPreset(name)
+
+    def _onPresetSelected(self, index: int) -> None:
+        if self._updatingPresets or index < 0 or not self._parameterNode:
+            return
+        name = self.ui.presetComboBox.itemData(index)
+        self._parameterNode.preset = name
+        self.onResetAdvanced()
+        self._showPresetInfo()
+
+    def onResetAdvanced(self) -> None:
+        """Put the selected preset's values into the Advanced fields."""
+        parameters = self._parameterNode
+        if not parameters:
+            return
+        with slicer.util.tryWithErrorDisplay(_("The preset could not be read."), waitCursor=False):
+            values = panelValues(self.logic.registration.presetValues(parameters.preset))
+            with slicer.util.NodeModify(parameters):
+                for name, value in values.items():
+                    setattr(parameters, name, value)
+
+    def onSavePreset(self) -> None:
+        parameters = self._parameterNode
+        name = qt.QInputDialog.getText(
+            slicer.util.mainWindow(), _("Save registration preset"), _("Name of the new preset:")
+        )
+        if not name or not parameters:
+            return
+        with slicer.util.tryWithErrorDisplay(_("The preset could not be saved."), waitCursor=True):
+            path = self.logic.registration.saveUserPreset(
+                name.strip(),
+                base=parameters.preset,
+                overrides=self.logic.overrides(parameters),
+                description=_("Saved from the MedFuse Registration panel (based on '{base}').").format(
+                    base=parameters.preset
+                ),
+            )
+            parameters.preset = path.stem
+            self.refreshPresets()
+            self.ui.statusLabel.text = _("Preset saved to {path}").format(path=path)
+
+    def onDeletePreset(self) -> None:
+        name = self.ui.presetComboBox.currentData
+        if not name or not self.logic.registration.isUserPreset(name):
+            return
+        if not slicer.util.confirmOkCancelDisplay(_("Delete the preset '{name}'?").format(name=name)):
+            return
+        self.logic.registration.deleteUserPreset(name)
+        if self._parameterNode:
+            self._parameterNode.preset = "fast"
+        self.refreshPresets()
+        self.onResetAdvanced()
+
+    # --- running ----------------------------------------------------------------------------------
+    def _updateApplyButton(self) -> None:
+        if self._job is not None:
+            self.ui.applyButton.text = _("Cancel")
+            self.ui.applyButton.toolTip = _("Stop the computation; nothing is added to the scene.")
+            self.ui.applyButton.enabled = True
+            return
+        self.ui.applyButton.text = _("Apply")
+        parameters = self._parameterNode
+        ready = bool(parameters and parameters.fixedVolume and parameters.movingVolume)
+        self.ui.applyButton.enabled = ready
+        self.ui.applyButton.toolTip = (
+            _("Register the moving volume to the fixed one.") if ready else _("Select a fixed and a moving volume.")
+        )
+
+    def onApplyButton(self) -> None:
+        """Start a job, or cancel the running one (the button doubles as Cancel)."""
+        if self._job is not None:
+            self._cancelRequested = True
+            self._job.cancel()
+            self.ui.statusLabel.text = _("Cancelling...")
+            return
+        with slicer.util.tryWithErrorDisplay(_("Registration could not start."), waitCursor=True):
+            if not self._ensureBackendRequirements():
+                return
+            parameters = self._parameterNode
+            self._jobOutputs = (parameters.outputTransform, parameters.outputVolume, parameters.outputSegmentation)
+            self._cancelRequested = False
+            self._job = self.logic.startJob(parameters)
+            self.ui.progressBar.value = 0
+            self.ui.progressBar.visible = True
+            self.ui.statusLabel.text = _("Starting the backend...")
+            self._setRunning(True)
+            self._pollTimer.start()
+
+    def _ensureBackendRequirements(self) -> bool:
+        """Install the backend's Python packages on first use, after asking. False when Slicer must restart."""
+        if self._backendReady:
+            return True
+        installer = BackendInstaller.for_slicer()
+        if installer.missing_requirements():
+            self.ui.statusLabel.text = _("Installing the backend's Python packages; this can take several minutes...")
+            slicer.app.processEvents()
+            outcome = installer.install(
+                lambda message: slicer.util.confirmOkCancelDisplay(message, windowTitle=_("MedFuse"))
+            )
+            self.ui.statusLabel.text = ""
+            if outcome.restart_required:
+                slicer.util.infoDisplay(_("The packages were installed. Restart Slicer, then press Apply again."))
+                return False
+        self._backendReady = True
+        return True
+
+    def _onPollTimer(self) -> None:
+        job = self._job
+        if job is None:
+            self._pollTimer.stop()
+            return
+        job.poll()
+        self.ui.progressBar.value = int(round(100 * job.fraction))
+        if not self._cancelRequested:
+            latest = job.messages[-1] if job.messages else ""
+            self.ui.statusLabel.text = f"{job.stage}: {latest}" if latest else job.stage
+        if job.done:
+            self._pollTimer.stop()
+            self._job = None
+            self._finish(job)
+
+    def _finish(self, job) -> None:
+        # Nodes the user deleted while the job ran are replaced by new ones.
+        transformNode, volumeNode, segmentationNode = (
+            node if node is not None and node.GetScene() is not None else None for node in self._jobOutputs
+        )
+        self._jobOutputs = (None, None, None)
+        self._setRunning(False)
+        if not job.succeeded:
+            job.cleanup()
+            if self._cancelRequested:
+                self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
+            else:
+                self.ui.statusLabel.text = _("Failed: {message}").format(message=job.error_message)
+                slicer.util.errorDisplay(_("Registration failed.") + "\n\n" + job.error_message)
+            return
+        with slicer.util.tryWithErrorDisplay(_("The result could not be loaded."), waitCursor=True):
+            outputs = self.logic.registration.finishJob(job, transformNode, volumeNode, segmentationNode)
+            if self._parameterNode:
+                self._parameterNode.outputTransform = outputs.transform
+                if outputs.volume is not None:
+                    self._parameterNode.outputVolume = outputs.volume
+                if outputs.segmentation is not None:
+                    self._parameterNode.outputSegmentation = outputs.segmentation
+            self.ui.statusLabel.text = RegistrationLogic.resultSummary(job.report)
+            self._showResult(job.fixedVolume, job.movingVolume, outputs)
+
+    @staticmethod
+    def _showResult(fixedVolume, movingVolume, outputs) -> None:
+        """The fixed volume with the registered moving volume faded over it; the segmentation shown on top."""
+        foreground = outputs.volume
+        if foreground is None:
+            return  # the moving volume is not put under the transform: the user's nodes stay as they were
+        slicer.util.setSliceViewerLayers(background=fixedVolume, foreground=foreground, foregroundOpacity=0.5, fit=True)
+        if outputs.segmentation is not None and outputs.segmentation.GetDisplayNode() is not None:
+            outputs.segmentation.GetDisplayNode().SetVisibility(True)
+
+    def _setRunning(self, running: bool) -> None:
+        for section in (
+            self.ui.inputsCollapsibleButton,
+            self.ui.presetCollapsibleButton,
+            self.ui.advancedCollapsibleButton,
+            self.ui.outputsCollapsibleButton,
+        ):
+            section.enabled = not running
+        self._updateApplyButton()
+
+    def _discardJob(self) -> None:
+        """Cancel a running job and remove its files (scene close, module cleanup)."""
+        if self._pollTimer is not None:
+            self._pollTimer.stop()
+        job, self._job = self._job, None
+        if job is not None:
+            job.cancel()
+            job.cleanup()
+            self._setRunning(False)
+
+
+#
+# MedFuseRegistrationLogic
+#
+
+
+class MedFuseRegistrationLogic(ScriptedLoadableModuleLogic):
+    """The module's logic: owns the parameter node and delegates the work to :class:`RegistrationLogic`.
+
+    Args:
+        registration: the Lib logic to delegate to; default one whose user presets live beside
+            Slicer's user settings file (:func:`defaultPresetDirectory`).
+    """
+
+    def __init__(self, registration: RegistrationLogic | None = None) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.registration = registration or RegistrationLogic(presetDirectory=defaultPresetDirectory())
+
+    def getParameterNode(self) -> MedFuseRegistrationParameterNode:
+        return MedFuseRegistrationParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def overrides(parameters: MedFuseRegistrationParameterNode) -> dict:
+        """The Advanced values of the panel, by backend parameter name."""
+        return {name: getattr(parameters, name) for name in PANEL_PARAMETERS}
+
+    def startJob(self, parameters: MedFuseRegistrationParameterNode):
+        """Start the backend with the parameter node's settings; see :meth:`RegistrationLogic.startJob`."""
+        return self.registration.startJob(
+            parameters.fixedVolume,
+            parameters.movingVolume,
+            fixedMask=parameters.fixedMask,
+            movingMask=parameters.movingMask,
+            movingSegmentation=parameters.movingSegmentation,
+            preset=parameters.preset,
+            overrides=self.overrides(parameters),
+            resampledVolume=parameters.createResampledVolume,
+            labelInterpolation=parameters.labelInterpolation,
+            device=parameters.device,
+        )
+
+    def process(self, fixedVolume, movingVolume, **options):
+        """Blocking run for scripts; see :meth:`RegistrationLogic.process`."""
+        return self.registration.process(fixedVolume, movingVolume, **options)
+
+
+#
+# MedFuseRegistrationTest
+#
+
+
+class MedFuseRegistrationTest(ScriptedLoadableModuleTest):
+    """Self-test run inside Slicer (Reload & Test, or ctest): a synthetic shifted pair through the real backend."""
+
+    def setUp(self) -> None:
+        slicer.mrmlScene.Clear()
+
+    def runTest(self) -> None:
+        import unittest
+
+        for test in (self.test_SameVolumeRejected, self.test_ShiftedPairIsRegistered):
+            self.setUp()
+            try:
+                test()
+            except unittest.SkipTest as reason:
+                self.delayDisplay(f"Skipped {test.__name__}: {reason}")
+
+    @staticmethod
+    def _blobVolume(name: str, shift: float = 0.0):
+        """A 48 x 48 x 40 volume (2 mm voxels) with an ellipsoid and an off-centre ball, shifted along i."""
+        import numpy as np
+
+        k, j, i = np.mgrid[0:40, 0:48, 0:48].astype(float)
+        body = (((i - 23.5 - shift) / 16) ** 2 + ((j - 23.5) / 18) ** 2 + ((k - 19.5) / 14) ** 2) < 1.0
+        ball = ((i - 18 - shift) ** 2 + (j - 20) ** 2 + (k - 20) ** 2) < 25
+        voxels = (100.0 * body + 150.0 * ball).astype(np.float32)
+        volume = slicer.util.addVolumeFromArray(voxels, name=name)
+        volume.SetSpacing(2.0, 2.0, 2.0)
+        return volume
+
+    def test_SameVolumeRejected(self) -> None:
+        volume = self._blobVolume("one")
+        with self.assertRaises(ValueError) as raised:
+            RegistrationLogic(presetDirectory=slicer.app.temporaryPath).startJob(volume, volume)
+        self.assertIn("same node", str(raised.exception))
+        self.delayDisplay("Test passed")
+
+    def test_ShiftedPairIsRegistered(self) -> None:
+        missing = BackendInstaller.for_slicer().missing_requirements()
+        if missing:
+            self.skipTest("the backend's packages are not installed (" + ", ".join(missing) + ")")
+        import numpy as np
+
+        self.delayDisplay("Registering a synthetic pair shifted by 3 voxels")
+        fixed, moving = self._blobVolume("fixed"), self._blobVolume("moving", shift=3.0)
+        before = slicer.util.arrayFromVolume(moving).copy()
+        outputs = RegistrationLogic(presetDirectory=slicer.app.temporaryPath).process(
+            fixed, moving, device="cpu", overrides={"iterations": "30,20,10"}
+        )
+        self.assertTrue(outputs.transform.IsA("vtkMRMLGridTransformNode"))
+        self.assertEqual(outputs.transform.GetNodeReferenceID("fixedVolume"), fixed.GetID())
+        self.assertEqual(outputs.transform.GetNodeReferenceID("movingVolume"), moving.GetID())
+        fixedVoxels, warped = slicer.util.arrayFromVolume(fixed), slicer.util.arrayFromVolume(outputs.volume)
+        self.assertLess(np.abs(warped - fixedVoxels).mean(), np.abs(before - fixedVoxels).mean())
+        self.assertTrue((slicer.util.arrayFromVolume(moving) == before).all(), "the moving volume was modified")
+        self.assertIsNone(moving.GetParentTransformNode())
+        self.delayDisplay("Test passed")
