@@ -16,16 +16,9 @@ from pathlib import Path
 
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import UsageError
-from SlicerMedFuse.progress import Progress, make_progress
+from SlicerMedFuse.progress import Progress
 
 __all__ = ["add_parser"]
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def _weights(text: str) -> tuple[float, float, float]:
@@ -40,6 +33,9 @@ def _weights(text: str) -> tuple[float, float, float]:
 
 def add_parser(tasks: argparse._SubParsersAction) -> None:
     """Add ``registration`` to the ``medfuse train`` task subcommands."""
+    # the train command's own argument types and progress factory (imported here: train_cmd imports this module)
+    from SlicerMedFuse.cli.train_cmd import _ints, _progress_for
+
     p = tasks.add_parser(
         "registration",
         help="TM-DCA deformable registration network (Learn2Reg layout)",
@@ -79,10 +75,6 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads per process")
     p.add_argument("--progress", choices=("bar", "json", "none"), default=None)
     p.set_defaults(handler=_handle, progress_factory=_progress_for)
-
-
-def _progress_for(args: argparse.Namespace) -> Progress:
-    return make_progress(args.progress or ("bar" if sys.stderr.isatty() else "none"))
 
 
 def _handle(args: argparse.Namespace, progress: Progress) -> int:

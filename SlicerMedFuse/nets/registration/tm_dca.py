@@ -37,16 +37,10 @@ class TransMorphDCA(nn.Module):
     """Deformable cross-attention registration network.
 
     Args:
-        patch_size: patch edge (4); the network needs ``patch_size * 2^(stages-1) == 16`` as configured.
-        embed_dim: first-stage channels (96).
-        depths: deformable cross-attention blocks per stage (4, 4, 5).
-        num_heads: heads per stage (8, 8, 8).
-        window_size: attention window ``(D, H, W)`` in tokens (5, 6, 7): the official rule is the
-            last stage's token grid, ``input_size / 16`` per axis at the half-resolution input.
-        offset_kernels: offset network depth-wise kernels per stage (7, 5, 3).
-        mlp_ratio: 4.
-        qkv_bias: False.
-        drop_path_rate: 0.3.
+        patch_size, embed_dim, depths, num_heads, window_size, offset_kernels, mlp_ratio, qkv_bias,
+            drop_path_rate: the encoder's (:class:`DualCrossAttentionEncoder`); ``patch_size * 2^(stages - 1)``
+            must be 16. The official window rule is the last stage's token grid, ``input_size / 16``
+            per axis of the half-resolution input ((5, 6, 7) for OASIS's 160 x 192 x 224).
         time_steps: decoder refinement steps (12).
         head_channels: decoder head channels (16).
     """
