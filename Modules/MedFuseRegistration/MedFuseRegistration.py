@@ -297,7 +297,7 @@ class MedFuseRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             return
         with slicer.util.tryWithErrorDisplay(_("The preset could not be read."), waitCursor=False):
             values = panelValues(self.logic.registration.presetValues(parameters.preset))
-            with slicer.util.NodeModify(parameters):
+            with slicer.util.NodeModify(parameters.parameterNode):
                 for name, value in values.items():
                     setattr(parameters, name, value)
 
