@@ -240,6 +240,21 @@ def test_the_default_preset_folder_outside_slicer_is_under_medfuse_home(isolated
     assert defaultPresetDirectory() == isolated_medfuse_home / PRESET_FOLDER_NAME
 
 
+def test_result_summary_shows_similarity_folding_time_and_warnings() -> None:
+    report = {
+        "similarity": {"metric": "lncc", "higher_is_better": True, "before": 0.688, "after": 0.896},
+        "folding_percent": 0.0,
+        "timings_s": {"total": 15.6},
+        "device": {"name": "cpu", "kind": "cpu", "threads": 2, "amp": False},
+        "warnings": ["The fixed image has 860160 voxels, more than the budget max_voxels=100000: ..."],
+    }
+    summary = RegistrationLogic.resultSummary(report)
+    first, warning = summary.split("\n")
+    assert first == "Done: LNCC 0.688 -> 0.896 (higher is better); voxels with |J| <= 0: 0 %; 15.6 s on cpu."
+    assert warning.startswith("The fixed image has 860160 voxels")
+    assert RegistrationLogic.resultSummary({}) == "Done."
+
+
 # --- input validation -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("case", "fragment"),
@@ -320,8 +335,9 @@ def test_grid_transform_reproduces_the_backend_warp_and_segments_carry_over(
     brain = sitk.GetArrayViewFromImage(pair["fixed_aseg"]) > 0
     difference = np.abs(resampled.astype(np.float64) - warped)
     value_range = float(warped.max() - warped.min())
-    assert difference[brain].max() < 1e-3 * value_range, (difference[brain].max(), value_range)
-    assert difference.mean() < 1e-3 * value_range
+    # measured: 6e-4 of a 152 range (float32 rounding); linear interpolation of field and image on both sides
+    assert difference[brain].max() < 1e-4 * value_range, (difference[brain].max(), value_range)
+    assert difference.mean() < 1e-5 * value_range
     assert np.abs(warped - moving_voxels).max() > 0.05 * value_range  # the transform does move the image
 
     # the segments: same names, colours and terminology, on the fixed grid, closer to the fixed anatomy
@@ -346,7 +362,7 @@ def test_grid_transform_reproduces_the_backend_warp_and_segments_carry_over(
     masks = _segment_masks(registered, fixed)
     before = np.mean([_dice(fixed_aseg == label.value, moving_aseg == label.value) for label in STRUCTURES])
     after = np.mean([_dice(fixed_aseg == label.value, masks[label.name]) for label in STRUCTURES])
-    assert after > before + 0.02, (before, after)
+    assert after > before + 0.15, (before, after)  # measured: 0.45 -> 0.78
 
     # the inputs are untouched: voxels, geometry, no parent transform, the same segments
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(moving), moving_voxels)
