@@ -339,7 +339,13 @@ class RegistrationLogic:
             Label(index + 1, segment.GetName(), tuple(int(round(255 * c)) for c in segment.GetColor()))
             for index, segment in enumerate(segments)
         ]
-        labelImage = mrml_bridge.segmentation_to_labelmap(segmentationNode, movingVolume, labels)
+        try:
+            labelImage = mrml_bridge.segmentation_to_labelmap(segmentationNode, movingVolume, labels)
+        except RuntimeError:  # e.g. segments loaded as surfaces only; converting them would change the user's node
+            raise ValueError(
+                f"The segmentation '{name}' has no binary label map representation; create it first "
+                "(Segmentations module > Representations > Binary labelmap > Create)."
+            ) from None
         if not np.any(sitk.GetArrayViewFromImage(labelImage)):
             raise ValueError(
                 f"The segments of '{name}' are empty inside the moving volume; choose a segmentation of the moving volume."
