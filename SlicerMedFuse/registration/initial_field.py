@@ -54,6 +54,8 @@ def deformable_from_total(
     matrix = np.asarray(linear.GetMatrix()).reshape(3, 3)
     centre, translation = np.asarray(linear.GetCenter()), np.asarray(linear.GetTranslation())
     offset = centre + translation - matrix @ centre
-    before_linear = np.linalg.solve(matrix, points + d - offset[:, None])
-    u = np.linalg.solve(index_to_lps[:3, :3], before_linear - points)
+    d += points - offset[:, None]  # in place: a full-resolution field is ~165 MB per copy
+    before_linear = np.linalg.solve(matrix, d)
+    before_linear -= points
+    u = np.linalg.solve(index_to_lps[:3, :3], before_linear)
     return torch.from_numpy(u.reshape(3, *grid.size[::-1]).astype(np.float32))[None].to(device)
