@@ -301,6 +301,40 @@ def test_invalid_inputs_give_one_sentence(slicer_scene, nodes, logic: Registrati
     assert "\n" not in str(raised.value)
 
 
+def test_masks_and_segments_reach_the_backend_on_their_volume_grid_without_touching_the_scene(
+    slicer_scene, nodes, logic: RegistrationLogic, pair
+) -> None:
+    fixed = nodes["fixed"]
+    coarse = resample_to_spacing(pair["fixed_aseg"] > 0, 8.0, interpolation="nearest")  # the brain at 8 mm
+    mask = image_to_volume_node(coarse, slicer_scene, "brain mask", class_name="vtkMRMLLabelMapVolumeNode")
+    mask_voxels = slicer.util.arrayFromVolume(mask).copy()
+    before = _node_ids(slicer_scene)
+
+    assert logic._maskInput(None, fixed, "fixed") is None
+    resampled = logic._maskInput(mask, fixed, "fixed")
+    assert resampled is not mask and resampled.GetScene() is None  # a detached helper, not a scene node
+    assert resampled.GetImageData().GetDimensions() == fixed.GetImageData().GetDimensions()
+    np.testing.assert_allclose(_matrix(resampled), _matrix(fixed), atol=1e-6)
+    expected = sitk.Resample(coarse, pair["fixed"], sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(resampled) > 0, sitk.GetArrayViewFromImage(expected) > 0)
+    same_grid = image_to_volume_node(
+        pair["fixed_aseg"] > 0, slicer_scene, "fine mask", class_name="vtkMRMLLabelMapVolumeNode"
+    )
+    assert logic._maskInput(same_grid, fixed, "fixed") is same_grid  # already on the grid: passed as it is
+
+    labels_node, labels, terminology = logic._segmentationInput(nodes["segmentation"], nodes["moving"])
+    assert labels_node.GetScene() is None
+    assert [(label.value, label.name) for label in labels] == [(i + 1, s.name) for i, s in enumerate(STRUCTURES)]
+    assert terminology["Left lateral ventricle"] == VENTRICLE_TERMINOLOGY  # the others carry Slicer's default entry
+    carried = slicer.util.arrayFromVolume(labels_node)
+    moving_aseg = sitk.GetArrayViewFromImage(pair["moving_aseg"])
+    for label, structure in zip(labels, STRUCTURES, strict=True):
+        np.testing.assert_array_equal(carried == label.value, moving_aseg == structure.value)
+
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(mask), mask_voxels)
+    assert _node_ids(slicer_scene) - before == {same_grid.GetID(), same_grid.GetDisplayNodeID()}
+
+
 # --- the real backend -----------------------------------------------------------------------------
 def test_grid_transform_reproduces_the_backend_warp_and_segments_carry_over(
     slicer_scene, nodes, logic: RegistrationLogic, pair
