@@ -175,3 +175,16 @@ def test_a_ct_too_large_for_memory_is_refused_before_anything_is_written(bundle,
         run_task("hemorrhage", {"ct": small_ct}, tmp_path / "labels.nii.gz", model=bundle)
     assert "\n" not in str(raised.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_bundled_demo_model_is_the_offline_default(small_ct, small_torch_work):
+    from SlicerMedFuse.models.store import ModelStore
+
+    demo = ModelStore().find_installed(DEFAULT_MODEL)  # nothing installed: the copy shipped in the package
+    assert demo.bundled and demo.manifest.task == "hemorrhage" and demo.manifest.simulated_training
+    assert "not for clinical use" in demo.manifest.intended_use and "not for clinical use" in demo.manifest.title
+    assert (demo.folder / "model.safetensors").stat().st_size <= 8 * 2**20
+    assert ModelStore().verify(DEFAULT_MODEL).ok
+    result = run_task("hemorrhage", {"ct": small_ct}, params={"overlap": 0.0})  # no model given: the default
+    assert result.report["model"]["id"] == DEFAULT_MODEL
+    assert any("simulated bleeds in one real head CT" in w for w in result.report["warnings"])

@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/hemorrhage/evaluate_model.py --model BUNDLE_DIR --data SIM_DATASET --output OUT_DIR \
         [--ct ../shared/data/head_ct/invesalius_ct0051_head.nii.gz] [--threads 2] [--mirroring] [--large]
+    python benchmarks/hemorrhage/evaluate_model.py --compare NAME=OUT_DIR [NAME=OUT_DIR ...] --report RESULTS_STEM
 
 1. Every held-out case (``imagesTs``) is segmented through ``medfuse run hemorrhage`` in its own
    process (wall time and peak RSS of that process from ``os.wait4``); predictions go to
@@ -11,7 +12,9 @@ Usage::
 2. The real normal head CT is segmented the same way: every voxel called hemorrhage is a false positive.
 3. ``--large``: the real CT resampled to 512 x 512 x 40 (BHSD-like grid) for the timing of the issue.
 
-Writes ``OUT_DIR/results.json`` and prints the tables.
+Writes ``OUT_DIR/results.json`` and prints the tables. ``--compare`` puts several such results
+(e.g. the single-window and the multi-window model, same schedule, same held-out cases) side by
+side in BHSD's Table 1 layout and writes ``RESULTS_STEM.json`` and ``RESULTS_STEM.md``.
 """
 
 from __future__ import annotations
@@ -68,16 +71,76 @@ def large_ct(ct_path: Path, folder: Path) -> Path:
     return path
 
 
+def _cell(value: float | None, scale: float = 100.0) -> str:
+    return "-" if value is None else f"{scale * value:.1f}"
+
+
+def compare(named: dict[str, Path], stem: Path) -> dict[str, Any]:
+    """Side-by-side tables of several ``results.json``; writes ``stem.json`` and ``stem.md``."""
+    results = {
+        name: json.loads((folder / "results.json").read_text(encoding="utf-8")) for name, folder in named.items()
+    }
+    classes = list(next(iter(results.values()))["held_out"]["dice"])
+    lines = [
+        "| Model | " + " | ".join(classes) + " | Mean | FP rate | FP/case |",
+        "|---|" + "---|" * (len(classes) + 3),
+    ]
+    for name, r in results.items():
+        held = r["held_out"]
+        dice = " | ".join(_cell(held["dice"][c]) for c in classes)
+        lines.append(
+            f"| {name} | {dice} | {_cell(held['mean_dice'])} | {_cell(held['fp_rate']['all'], 1.0)} | "
+            f"{held['fp_per_case']:.2f} |"
+        )
+    counts = next(iter(results.values()))["held_out"]["cases_with_class"]
+    lines.append("| cases with the class | " + " | ".join(str(counts[c]) for c in classes) + " | | | |")
+    lines += ["", "False-positive volume on the real normal head CT (mL per class):", ""]
+    lines += ["| Model | " + " | ".join(classes) + " | total |", "|---|" + "---|" * (len(classes) + 1)]
+    for name, r in results.items():
+        fp = r["normal_ct"]["false_positive_ml"]
+        lines.append(f"| {name} | " + " | ".join(f"{fp[c]:.2f}" for c in classes) + f" | {sum(fp.values()):.2f} |")
+    lines += ["", "Inference (one process per CT, wall time and peak RSS of that process):", ""]
+    lines += ["| Model | CT | wall (s) | peak RSS (MB) | network (s) |", "|---|---|---|---|---|"]
+    for name, r in results.items():
+        for key, label in (("normal_ct", "real CT 256x256x108"), ("large_ct_512x512x40", "512x512x40")):
+            if key in r:
+                run = r[key]
+                network = run["timings_s"].get("network")
+                lines.append(f"| {name} | {label} | {run['wall_s']:.1f} | {run['peak_rss_mb']:.0f} | {network:.1f} |")
+        per_case = list(r["per_case"].values())
+        wall = [c["wall_s"] for c in per_case]
+        lines.append(
+            f"| {name} | held-out cases (n={len(wall)}, median / max) | {sorted(wall)[len(wall) // 2]:.1f} / "
+            f"{max(wall):.1f} | {max(c['peak_rss_mb'] for c in per_case):.0f} (max) | |"
+        )
+    summary = {"models": results, "markdown": "\n".join(lines)}
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    stem.with_suffix(".md").write_text(summary["markdown"] + "\n", encoding="utf-8")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, type=Path, help="bundle folder")
-    parser.add_argument("--data", required=True, type=Path, help="simulated dataset (imagesTs, labelsTs)")
-    parser.add_argument("--output", required=True, type=Path, help="results folder")
+    parser.add_argument("--compare", nargs="+", metavar="NAME=OUT_DIR", help="put finished results side by side")
+    parser.add_argument("--report", type=Path, help="with --compare: stem of the .json and .md written")
+    parser.add_argument("--model", type=Path, help="bundle folder")
+    parser.add_argument("--data", type=Path, help="simulated dataset (imagesTs, labelsTs)")
+    parser.add_argument("--output", type=Path, help="results folder")
     parser.add_argument("--ct", type=Path, default=DEFAULT_CT, help="real normal head CT (false positives, timing)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--mirroring", action="store_true")
     parser.add_argument("--large", action="store_true", help="also time a 512 x 512 x 40 version of the real CT")
     args = parser.parse_args(argv)
+    if args.compare:
+        if args.report is None:
+            parser.error("--compare needs --report")
+        named = dict(item.split("=", 1) for item in args.compare)
+        print(compare({k: Path(v) for k, v in named.items()}, args.report)["markdown"])
+        return 0
+    if args.model is None or args.data is None or args.output is None:
+        parser.error("--model, --data and --output are required")
+    load_start = os.getloadavg()
     dataset = read_nnunet_dataset(args.data)
     pred = args.output / "pred"
     pred.mkdir(parents=True, exist_ok=True)
@@ -94,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": str(args.model),
         "mirroring": args.mirroring,
         "threads": args.threads,
+        "load_average_1min": {"start": round(load_start[0], 2)},
         "held_out": scores.to_dict(),
         "held_out_table": format_table(scores, args.model.name),
         "per_case": {k: {"wall_s": v["wall_s"], "peak_rss_mb": v["peak_rss_mb"]} for k, v in runs.items()},
@@ -119,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             "peak_rss_mb": big["peak_rss_mb"],
             "timings_s": big["report"]["timings_s"],
         }
+    results["load_average_1min"]["end"] = round(os.getloadavg()[0], 2)
     (args.output / "results.json").write_text(json.dumps(results, indent=1))
     print(results["held_out_table"])
     print(

@@ -16,7 +16,7 @@ Usage (each step through ``cpuslot``: one thread)::
 The recipe is a CPU demo, not BHSD's: a coarse 2 x 2 x 3 mm grid, 24 x 48 x 48 patches (72 x 96 x
 96 mm), a 4-level U-Net with 8-64 channels, AdamW, and two-thirds of the patches centred on a bleed
 class drawn uniformly over the dataset (``--class-balanced``), so that the rare classes are seen
-as often as IPH in a schedule of 1000 iterations. BHSD's defaults stay the defaults of ``medfuse
+as often as IPH in a schedule of 800 iterations. BHSD's defaults stay the defaults of ``medfuse
 train hemorrhage`` for real training.
 """
 
@@ -46,7 +46,7 @@ MODEL_IDS = {"single": "medfuse-hemorrhage-demo", "multi-window": "medfuse-hemor
 DEMO_RECIPE = [
     "--spacing", "2,2,3", "--patch", "24,48,48", "--filters", "8,16,32,64", "--deep-supervision", "2",
     "--batch-size", "2", "--foreground", "0.67", "--class-balanced", "--optimizer", "adamw", "--lr", "3e-3",
-    "--epochs", "40", "--iterations", "25", "--seed", "0", "--threads", "1", "--device", "cpu",
+    "--epochs", "32", "--iterations", "25", "--seed", "0", "--threads", "1", "--device", "cpu",
     "--license", "GPL-2.0-only", "--model-version", VERSION, "--progress", "none",
 ]  # fmt: skip
 
