@@ -38,7 +38,7 @@ SCHEDULE = dict(
     batch_size=4,
     foreground_probability=0.67,
     modality_dropout=0.2,
-    trainer=TrainerConfig(epochs=6, iterations_per_epoch=100, optimizer="adamw", learning_rate=1e-3, weight_decay=0.0),
+    trainer=TrainerConfig(epochs=20, iterations_per_epoch=100, optimizer="adamw", learning_rate=1e-3, weight_decay=0.0),
 )
 
 
