@@ -13,7 +13,7 @@ import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError
 
-__all__ = ["SliceGeometry", "detect_slice_geometry", "DICOM_SLICE_THICKNESS"]
+__all__ = ["DICOM_SLICE_THICKNESS", "SliceGeometry", "VolumeGrid", "detect_slice_geometry"]
 
 DICOM_SLICE_THICKNESS = "0018|0050"
 #: Spacings within this relative difference count as equal (isotropic).
@@ -48,19 +48,54 @@ class SliceGeometry:
         return self.slice_spacing <= self.in_plane_spacing * (1 + ISOTROPY_TOLERANCE)
 
 
-def detect_slice_geometry(image: sitk.Image, thickness: float = 0.0) -> SliceGeometry:
+@dataclasses.dataclass(frozen=True)
+class VolumeGrid:
+    """A volume's voxel grid without its voxels: all that planning and validation need.
+
+    Lets a caller that holds the voxels elsewhere (a Slicer volume node) ask the backend's rules
+    without building an image of the real size.
+
+    Attributes:
+        size: voxels per axis (SimpleITK index order).
+        spacing: mm per axis.
+        recorded_thickness: DICOM SliceThickness in mm, or None when none is recorded.
+    """
+
+    size: tuple[int, ...]
+    spacing: tuple[float, ...]
+    recorded_thickness: float | None = None
+
+    @classmethod
+    def of(cls, image: sitk.Image) -> VolumeGrid:
+        """The grid of ``image`` (its SliceThickness from the DICOM tag when present and numeric)."""
+        recorded = None
+        if image.HasMetaDataKey(DICOM_SLICE_THICKNESS):
+            try:
+                recorded = float(image.GetMetaData(DICOM_SLICE_THICKNESS).strip().split("\\")[0])
+            except ValueError:
+                recorded = None
+        return cls(tuple(image.GetSize()), tuple(image.GetSpacing()), recorded)
+
+
+def detect_slice_geometry(image: sitk.Image | VolumeGrid, thickness: float = 0.0) -> SliceGeometry:
     """Find the slice axis (the coarsest spacing) and the slice thickness.
 
     Args:
-        image: a 3D image.
+        image: a 3D image, or its :class:`VolumeGrid`.
         thickness: the user's slice thickness in mm; 0 means detect (DICOM tag, else spacing).
 
     Raises:
-        InputError: the image is not 3D or the thickness is not positive.
+        InputError: the image is not 3D (or is a single slice) or the thickness is not positive.
     """
-    if image.GetDimension() != 3:
-        raise InputError("Super-resolution needs a 3D volume; this image is 2D.")
-    spacing = image.GetSpacing()
+    grid = image if isinstance(image, VolumeGrid) else VolumeGrid.of(image)
+    if len(grid.size) != 3:
+        raise InputError(f"Super-resolution needs a 3D volume; this image is {len(grid.size)}D.")
+    if min(grid.size) < 2:
+        raise InputError(
+            "Super-resolution needs a 3D volume; this image is a single slice "
+            f"({' x '.join(str(n) for n in grid.size)} voxels): load the whole series."
+        )
+    spacing = grid.spacing
     axis = max(range(3), key=lambda index: spacing[index])
     in_plane = min(spacing[index] for index in range(3) if index != axis)
     if thickness < 0:
@@ -68,9 +103,6 @@ def detect_slice_geometry(image: sitk.Image, thickness: float = 0.0) -> SliceGeo
     source = "user"
     if thickness == 0:
         thickness, source = spacing[axis], "spacing"
-        if image.HasMetaDataKey(DICOM_SLICE_THICKNESS):
-            try:
-                thickness, source = float(image.GetMetaData(DICOM_SLICE_THICKNESS).strip()), "dicom"
-            except ValueError:
-                pass
+        if grid.recorded_thickness is not None and grid.recorded_thickness > 0:
+            thickness, source = grid.recorded_thickness, "dicom"
     return SliceGeometry(axis, float(spacing[axis]), float(in_plane), float(thickness), source)

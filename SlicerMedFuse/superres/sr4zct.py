@@ -30,6 +30,7 @@ import torch
 from SlicerMedFuse.device import DeviceConfig, autocast
 from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.superres.degradation import DEFAULT_POINTS, apply_along, degrade, linear_interpolation_matrix
+from SlicerMedFuse.superres.interpolation import slice_positions
 from SlicerMedFuse.superres.msd import DEFAULT_DILATIONS, MSDNet
 from SlicerMedFuse.superres.slice_geometry import SliceGeometry
 
@@ -332,28 +333,6 @@ def predict_through_plane(
     return total / 2
 
 
-def _slice_positions(image: sitk.Image, reference: sitk.Image, axis: int) -> torch.Tensor:
-    """Positions (mm, along the slice axis, from the first input slice) of the reference's slices.
-
-    Raises:
-        ValueError: the reference does not share the input's in-plane grid and direction.
-    """
-    if not np.allclose(image.GetDirection(), reference.GetDirection(), atol=1e-6):
-        raise ValueError("the reference grid must have the input's direction")
-    for index in range(3):
-        if index != axis and (
-            image.GetSize()[index] != reference.GetSize()[index]
-            or not math.isclose(image.GetSpacing()[index], reference.GetSpacing()[index], rel_tol=1e-6)
-        ):
-            raise ValueError("the reference grid must keep the input's in-plane grid")
-    start = image.TransformPhysicalPointToContinuousIndex(reference.GetOrigin())
-    if any(abs(start[index]) > 1e-3 for index in range(3) if index != axis):
-        raise ValueError("the reference grid must keep the input's in-plane grid")
-    spacing = image.GetSpacing()[axis]
-    steps = torch.arange(reference.GetSize()[axis], dtype=torch.float64) * reference.GetSpacing()[axis]
-    return start[axis] * spacing + steps
-
-
 def sr4zct_upsample(
     image: sitk.Image,
     reference: sitk.Image,
@@ -432,7 +411,7 @@ def sr4zct_upsample(
     timings["infer"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    target_positions = _slice_positions(image, reference, geometry.axis)
+    target_positions = slice_positions(image, reference, geometry.axis)
     same_grid = target_positions.numel() == fine_count and torch.allclose(
         target_positions, network_positions, atol=1e-4
     )

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from SlicerMedFuse.errors import InputError
 from SlicerMedFuse.superres.interpolation import INTERPOLATORS, fine_slice_reference, interpolate_slices
 from SlicerMedFuse.superres.msd import DEFAULT_DILATIONS
-from SlicerMedFuse.superres.slice_geometry import SliceGeometry, detect_slice_geometry
+from SlicerMedFuse.superres.slice_geometry import SliceGeometry, VolumeGrid, detect_slice_geometry
 from SlicerMedFuse.superres.sr4zct import QUALITIES, sr4zct_config, sr4zct_upsample
 from SlicerMedFuse.tasks.base import Task, TaskContext, TaskResult
 from SlicerMedFuse.tasks.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
@@ -101,24 +101,34 @@ class SuperResolutionTask(Task):
     )
 
     def validate_inputs(self, inputs: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> None:
-        geometry = detect_slice_geometry(inputs["volume"], params["slice_thickness"])
+        self.validate_grid(VolumeGrid.of(inputs["volume"]), params)
+
+    def validate_grid(self, grid: VolumeGrid, params: Mapping[str, Any]) -> None:
+        """The input checks on the volume's grid alone (size, spacing, recorded thickness), no voxels needed.
+
+        Raises:
+            InputError: one sentence naming the problem and the fix.
+        """
+        geometry = detect_slice_geometry(grid, params["slice_thickness"])
         target = self._target_spacing(geometry.slice_spacing, geometry.in_plane_spacing, params)
+        # within the isotropy tolerance the default target (the in-plane spacing) would still be a
+        # hair finer than the slices: refuse instead of running a network for nothing
+        if geometry.is_isotropic and params["factor"] == 0 and params["target_spacing"] == 0:
+            raise InputError(
+                f"The volume is already isotropic ({geometry.slice_spacing:.3g} mm slices, "
+                f"{geometry.in_plane_spacing:.3g} mm in-plane): there is nothing to super-resolve."
+            )
         if target >= geometry.slice_spacing * 0.999:
-            if geometry.is_isotropic and params["factor"] == 0 and params["target_spacing"] == 0:
-                raise InputError(
-                    f"The volume is already isotropic ({geometry.slice_spacing:.3g} mm slices, "
-                    f"{geometry.in_plane_spacing:.3g} mm in-plane): there is nothing to super-resolve."
-                )
             raise InputError(
                 f"The target spacing {target:.3g} mm is not finer than the slice spacing {geometry.slice_spacing:.3g} mm; "
                 "choose a smaller target_spacing or a factor above 1."
             )
         if params["method"] == "sr4zct":
-            self._validate_sr4zct(inputs["volume"], geometry)
+            self._validate_sr4zct(grid, geometry)
 
     @staticmethod
-    def _validate_sr4zct(image: sitk.Image, geometry: SliceGeometry) -> None:
-        size, spacing = image.GetSize(), image.GetSpacing()
+    def _validate_sr4zct(grid: VolumeGrid, geometry: SliceGeometry) -> None:
+        size, spacing = grid.size, grid.spacing
         in_plane = [index for index in range(3) if index != geometry.axis]
         smallest = min(size[index] for index in in_plane)
         if smallest <= max(DEFAULT_DILATIONS):

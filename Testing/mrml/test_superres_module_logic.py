@@ -102,6 +102,36 @@ def test_detect_slice_geometry_of_a_thick_slice_mri(thick_mri) -> None:
     assert geometry["isotropic"] is False
     assert geometry["dimensions"] == (64, 64, 12)
     assert "axial slices every 6.5 mm" in SuperResolutionLogic.describeSliceGeometry(geometry)
+    assert "no overlap" in SuperResolutionLogic.describeSliceGeometry(geometry)
+
+
+def test_defaults_are_sr4zct_fast_and_network_settings_reach_the_backend(thick_mri) -> None:
+    logic = SuperResolutionLogic(runner=RefusingRunner())
+    params = logic.taskParameters(thick_mri)
+    assert (params["method"], params["quality"], params["epochs"], params["seed"]) == ("sr4zct", "fast", 0, 0)
+    params = logic.taskParameters(thick_mri, quality="faithful", epochs=7, seed=11)
+    assert (params["quality"], params["epochs"], params["seed"]) == ("faithful", 7, 11)
+    with pytest.raises(ValueError, match="quality"):
+        logic.taskParameters(thick_mri, quality="best")
+
+
+def test_sr4zct_checks_see_the_real_volume_size(slicer_scene, shared_data: Path) -> None:
+    """The checks run on the node's grid (no voxel copy): a 64-pixel slice passes, an 8-pixel strip is refused."""
+    logic = SuperResolutionLogic(runner=RefusingRunner())
+    strip = _load(slicer_scene, shared_data, THICK_MRI, (slice(96, 104), slice(96, 160), slice(6, 18)), "strip")
+    with pytest.raises(ValueError, match=r"SR4ZCT needs slices of more than 10 pixels.*has 8.*method=linear"):
+        logic.taskParameters(strip)
+    assert logic.taskParameters(strip, method="linear")["method"] == "linear"
+    wide = _load(slicer_scene, shared_data, THICK_MRI, (slice(64, 192), slice(64, 192), slice(6, 18)), "wide")
+    assert logic.taskParameters(wide)["method"] == "sr4zct"
+
+
+def test_overlap_and_gaps_are_described(thick_mri) -> None:
+    logic = SuperResolutionLogic()
+    overlapping = logic.detectSliceGeometry(thick_mri, sliceThickness=9.75)
+    assert overlapping["overlap"] == pytest.approx(3.25)
+    assert "9.75 mm thick (as entered), overlap 3.25 mm" in SuperResolutionLogic.describeSliceGeometry(overlapping)
+    assert "gaps of 1.5 mm" in SuperResolutionLogic.describeSliceGeometry(logic.detectSliceGeometry(thick_mri, 5.0))
 
 
 def test_recorded_slice_thickness_is_detected_and_sent_to_the_backend(thick_mri) -> None:
@@ -161,12 +191,19 @@ def test_invalid_requests_give_one_sentence(slicer_scene, thick_mri, case: str, 
 
 
 # --- the real backend -----------------------------------------------------------------------------
-def test_process_gives_isotropic_slices_over_the_same_extent(slicer_scene, thick_mri) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [{"method": "bspline"}, {"method": "sr4zct", "quality": "fast", "epochs": 1, "seed": 1}],
+    ids=["bspline", "sr4zct"],
+)
+def test_process_gives_isotropic_slices_over_the_same_extent(slicer_scene, thick_mri, options, monkeypatch) -> None:
+    """The issue's headless test: the output node covers the input's extent with the new spacing (SR4ZCT: 1 epoch)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the backend process inherits it: no thread oversubscription on CI
     before = slicer.util.arrayFromVolume(thick_mri).copy()
     input_matrix = _ijk_to_ras(thick_mri)
     study = _study_of(thick_mri)
 
-    output = SuperResolutionLogic().process(thick_mri, method="bspline")
+    output = SuperResolutionLogic().process(thick_mri, device="cpu", **options)
 
     assert output is not thick_mri and output.IsA("vtkMRMLScalarVolumeNode")
     assert output.GetName() == "brain1 thick super-resolved"
@@ -191,7 +228,8 @@ def test_process_gives_isotropic_slices_over_the_same_extent(slicer_scene, thick
     assert _study_of(output) == study
     display = output.GetDisplayNode()
     assert (display.GetWindow(), display.GetLevel()) == (pytest.approx(321.0), pytest.approx(123.0))
-    assert output.GetAttribute("MedFuse.method") == "bspline"
+    assert output.GetAttribute("MedFuse.method") == options["method"]
+    assert output.GetImageData().GetScalarType() == thick_mri.GetImageData().GetScalarType()
     assert output.GetAttribute("MedFuse.sourceVolumeID") == thick_mri.GetID()
 
 

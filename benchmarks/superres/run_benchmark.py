@@ -9,6 +9,7 @@ peak RSS (``resource.getrusage``) belong to that method alone.
 
     python benchmarks/superres/run_benchmark.py                       # CT cases, fast SR4ZCT + baselines
     python benchmarks/superres/run_benchmark.py --cases ct:6.0/3.0 mni:5/2.5 --methods linear sr4zct-fast
+    python benchmarks/superres/run_benchmark.py --cases ct:4.5/2.25 --methods sr4zct-faithful --iterations 8
 
 Results: ``benchmarks/results/superres.json`` (every run appended by case/method key) and
 ``superres.md`` (the table). Data: ``../shared/data`` beside the repository (see its MANIFESTs).
@@ -35,7 +36,7 @@ VOLUMES = {
     "colin": ("sr/colin27_ch2better_0.5mm.nii.gz", "Colin27 T1, 0.5 mm"),
     "mni": ("sr/mni_icbm152_2009a_t1_1mm.nii.gz", "MNI152 2009a T1 template, 1 mm"),
 }
-DEFAULT_CASES = ("ct:3.0/1.5", "ct:4.5/2.25", "ct:6.0/3.0")
+DEFAULT_CASES = ("ct:3.0/1.5", "ct:4.5/2.25", "ct:6.0/3.0", "colin:5.0/2.5", "colin:2.5/1.25", "mni:5.0/2.5")
 METHODS = ("linear", "bspline", "sinc", "sr4zct-fast", "sr4zct-faithful")
 DEFAULT_METHODS = ("linear", "bspline", "sinc", "sr4zct-fast")
 
@@ -49,7 +50,9 @@ def _parse_case(case: str) -> tuple[str, float, float]:
 
 
 def _head_mask(truth: Any) -> Any:
-    """Voxels above 10 % of the intensity range, closed and hole-filled (the head, without air)."""
+    """The head without the surrounding air: voxels above 10 % of the truth's intensity range
+    (CT: about -620 HU, above air and below fat; MRI: above background noise), closed with a
+    radius-2 ball (bridges thin gaps in bone or CSF) and hole-filled (sinuses, ventricles)."""
     import numpy as np
     import SimpleITK as sitk
 
@@ -58,6 +61,56 @@ def _head_mask(truth: Any) -> Any:
     mask = sitk.BinaryMorphologicalClosing(mask, [2, 2, 2])
     mask = sitk.BinaryFillhole(mask)
     return sitk.GetArrayFromImage(mask).astype(bool)
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def time_faithful(case: str, iterations: int, seed: int) -> dict[str, Any]:
+    """Time ``iterations`` training steps of the faithful configuration and extrapolate to 200 epochs.
+
+    Inference is the same network on the same fine grid in both configurations, so its time is
+    taken from this case's ``sr4zct-fast`` run (when present) by :func:`_extrapolate`.
+    """
+    import dataclasses
+
+    import numpy as np
+    import SimpleITK as sitk
+    import torch
+
+    from SlicerMedFuse.superres.evaluation import simulate_thick_slices
+    from SlicerMedFuse.superres.slice_geometry import detect_slice_geometry
+    from SlicerMedFuse.superres.sr4zct import sr4zct_config, train_sr4zct
+
+    volume, thickness, overlap = _parse_case(case)
+    simulation = simulate_thick_slices(sitk.ReadImage(str(DATA / VOLUMES[volume][0])), thickness, overlap, axis=2)
+    geometry = detect_slice_geometry(simulation.thick)
+    array = torch.from_numpy(sitk.GetArrayFromImage(simulation.thick).astype(np.float32))
+    normalised = (array - array.mean()) / array.std()
+    faithful = sr4zct_config("faithful")
+    # one epoch over iterations / 2 slices = exactly `iterations` whole-slice steps of batch 1
+    probe = dataclasses.replace(faithful, epochs=1, slices_per_epoch=max(1, iterations // 2))
+    spacing = simulation.thick.GetSpacing()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    train_sr4zct(normalised, (spacing[1], spacing[0]), geometry.thickness, geometry.overlap, probe, seed=seed)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    steps = 2 * probe.slices_per_epoch
+    per_epoch = 2 * normalised.shape[0]
+    return {
+        "case": case,
+        "method": "sr4zct-faithful",
+        "measured_iterations": steps,
+        "slice_size": list(normalised.shape[1:]),
+        "wall_s_per_iteration": round(wall / steps, 3),
+        "cpu_s_per_iteration": round(cpu / steps, 3),
+        "iterations_per_epoch": per_epoch,
+        "epochs": faithful.epochs,
+        "extrapolated_train_s": round(wall / steps * per_epoch * faithful.epochs, 0),
+        "peak_rss_mb": _peak_rss_mb(),
+        "torch_threads": torch.get_num_threads(),
+        "config": faithful.to_dict(),
+    }
 
 
 def run_one(case: str, method: str, epochs: int, seed: int) -> dict[str, Any]:
@@ -93,6 +146,7 @@ def run_one(case: str, method: str, epochs: int, seed: int) -> dict[str, Any]:
     else:
         restored_image = interpolate_slices(simulation.thick, simulation.truth, method)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    peak_rss = _peak_rss_mb()  # before scoring, whose SSIM maps are not part of the method
     restored = sitk.GetArrayFromImage(restored_image).astype(np.float32)
     scores = score_volume(restored, truth, mask=_head_mask(truth))
     return {
@@ -106,33 +160,103 @@ def run_one(case: str, method: str, epochs: int, seed: int) -> dict[str, Any]:
         **{name: round(value, 4) for name, value in scores.items()},
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss,
         "torch_threads": torch.get_num_threads(),
+        "itk_threads": sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(),
         **({"sr4zct": extra} if extra else {}),
     }
 
 
-def _markdown(results: dict[str, dict[str, Any]]) -> str:
+def _case_key(case: str) -> tuple[int, float]:
+    volume, thickness, _ = _parse_case(case)
+    return list(VOLUMES).index(volume), thickness
+
+
+def _paper_table(runs: list[dict[str, Any]]) -> list[str]:
+    """The paper's layout: one row per case and view, one 'PSNR / SSIM' cell per method."""
+    methods = [method for method in METHODS if any(run["method"] == method for run in runs)]
+    lines = [
+        "| case (r/o mm) | view | " + " | ".join(methods) + " |",
+        "|---|---|" + "---|" * len(methods),
+    ]
+    for case in sorted({run["case"] for run in runs}, key=_case_key):
+        by_method = {run["method"]: run for run in runs if run["case"] == case}
+        for view in ("coronal", "sagittal"):
+            cells = [
+                f"{by_method[m][f'psnr_{view}']:.2f} / {by_method[m][f'ssim_{view}']:.4f}" if m in by_method else "-"
+                for m in methods
+            ]
+            lines.append(f"| {case if view == 'coronal' else ''} | {view[:3]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _markdown(stored: dict[str, Any]) -> str:
+    runs = sorted(stored["runs"].values(), key=lambda r: (_case_key(r["case"]), METHODS.index(r["method"])))
     lines = [
         "# Super-resolution benchmark (SR4ZCT protocol)",
         "",
-        "Thick slices simulated with SR4ZCT's F-down along z (9-point slab average, spacing r - o) from real",
-        "fine volumes; restored onto the fine slices between the first and last thick slice. PSNR over the",
-        "truth volume's range; central coronal / sagittal slices, whole volume, and inside a head mask.",
-        "Wall and CPU times are per method in its own process; the machine was shared with other jobs, so",
-        "wall times are upper bounds (see `load_average` in superres.json).",
+        "Generated by `benchmarks/superres/run_benchmark.py`; raw numbers, SR4ZCT configs and loss curves",
+        "in `superres.json`. Thick slices simulated with SR4ZCT's F-down along z (9-point slab average,",
+        "slices r - o apart) from real fine volumes; restored onto the fine slices between the first and",
+        "last thick slice. MONAI PSNR over the truth volume's range and MONAI SSIM (Gaussian 11 / 1.5).",
+        "Volumes: ct = " + VOLUMES["ct"][1] + "; colin = " + VOLUMES["colin"][1] + "; mni = " + VOLUMES["mni"][1] + ".",
         "",
-        "| case | method | PSNR cor | PSNR sag | SSIM cor | SSIM sag | PSNR vol | PSNR mask | wall s | CPU s | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "## Central coronal / sagittal slices (PSNR dB / SSIM), as in the paper's table",
+        "",
+        *_paper_table(runs),
+        "",
+        "## All metrics, time and memory",
+        "",
+        "Whole volume: PSNR over all voxels, SSIM = mean over every coronal and sagittal reformat. Mask: the",
+        "head (truth > 10 % of its range, closed with a radius-2 ball, holes filled), air excluded.",
+        "One torch and one ITK thread per run, each run in its own process; wall times on a shared",
+        "2-core machine (`load_average` in superres.json), CPU s is the process's own CPU time.",
+        "",
+        "| case | method | PSNR cor | PSNR sag | SSIM cor | SSIM sag | PSNR vol | SSIM vol | PSNR mask | SSIM mask "
+        "| wall s | CPU s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for run in sorted(results.values(), key=lambda r: (r["case"], METHODS.index(r["method"]))):
+    for run in runs:
         lines.append(
             f"| {run['case']} | {run['method']} | {run['psnr_coronal']:.2f} | {run['psnr_sagittal']:.2f} | "
-            f"{run['ssim_coronal']:.4f} | {run['ssim_sagittal']:.4f} | {run['psnr_volume']:.2f} | {run['psnr_mask']:.2f} | "
+            f"{run['ssim_coronal']:.4f} | {run['ssim_sagittal']:.4f} | {run['psnr_volume']:.2f} | "
+            f"{run['ssim_volume']:.4f} | {run['psnr_mask']:.2f} | {run['ssim_mask']:.4f} | "
             f"{run['wall_s']} | {run['cpu_s']} | {run['peak_rss_mb']} |"
         )
-    lines += ["", "SR4ZCT configurations: see `sr4zct.config` of each run in superres.json."]
+    faithful = stored.get("faithful_extrapolation", {})
+    if faithful:
+        lines += [
+            "",
+            "## Faithful configuration: EXTRAPOLATED from a few measured iterations (not run)",
+            "",
+            "| case | slice px | measured iterations | wall s / iteration | iterations (200 epochs x 2Z) "
+            "| extrapolated training h | + inference s (from the fast run) | peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for case, entry in sorted(faithful.items(), key=lambda item: _case_key(item[0])):
+            fast = stored["runs"].get(f"{case} sr4zct-fast", {})
+            infer = fast.get("sr4zct", {}).get("timings_s", {}).get("infer", "-")
+            lines.append(
+                f"| {case} | {'x'.join(map(str, entry['slice_size']))} | {entry['measured_iterations']} | "
+                f"{entry['wall_s_per_iteration']} | {entry['iterations_per_epoch'] * entry['epochs']} | "
+                f"{entry['extrapolated_train_s'] / 3600:.1f} | {infer} | {entry['peak_rss_mb']} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import SimpleITK as sitk
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)
+    case, method = args.worker
+    if method == "sr4zct-faithful":
+        print(json.dumps(time_faithful(case, args.iterations, args.seed)))
+    else:
+        print(json.dumps(run_one(case, method, args.epochs, args.seed)))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,18 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS)
     parser.add_argument("--epochs", type=int, default=0, help="SR4ZCT epochs (0: the configuration's default)")
+    parser.add_argument("--iterations", type=int, default=8, help="sr4zct-faithful: training steps to time")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch and ITK threads per run (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
-        print(json.dumps(run_one(*args.worker, args.epochs, args.seed)))
-        return 0
+        return _worker(args)
 
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "superres.json"
@@ -161,19 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     for case in args.cases:
         _parse_case(case)
         for method in args.methods:
-            command = [
-                sys.executable,
-                __file__,
-                "--worker",
-                case,
-                method,
-                "--epochs",
-                str(args.epochs),
-                "--seed",
-                str(args.seed),
-            ]
-            if args.threads:
-                command += ["--threads", str(args.threads)]
+            command = [sys.executable, __file__, "--worker", case, method, "--epochs", str(args.epochs)]
+            command += ["--seed", str(args.seed), "--threads", str(args.threads), "--iterations", str(args.iterations)]
             load = os.getloadavg()[0]
             completed = subprocess.run(command, capture_output=True, text=True, check=False)
             if completed.returncode != 0:
@@ -181,20 +290,24 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             run = json.loads(completed.stdout.strip().splitlines()[-1])
             run["load_average"] = round(load, 2)
-            stored["runs"][f"{case} {method}"] = run
-            print(
-                f"{case:12s} {method:16s} cor {run['psnr_coronal']:.2f} sag {run['psnr_sagittal']:.2f} "
-                f"vol {run['psnr_volume']:.2f} mask {run['psnr_mask']:.2f} wall {run['wall_s']}s cpu {run['cpu_s']}s "
-                f"rss {run['peak_rss_mb']} MB",
-                flush=True,
-            )
+            if method == "sr4zct-faithful":
+                stored.setdefault("faithful_extrapolation", {})[case] = run
+                print(f"{case:12s} {method:16s} {run['wall_s_per_iteration']} s/iteration", flush=True)
+            else:
+                stored["runs"][f"{case} {method}"] = run
+                print(
+                    f"{case:12s} {method:16s} cor {run['psnr_coronal']:.2f} sag {run['psnr_sagittal']:.2f} "
+                    f"vol {run['psnr_volume']:.2f} mask {run['psnr_mask']:.2f} wall {run['wall_s']}s "
+                    f"cpu {run['cpu_s']}s rss {run['peak_rss_mb']} MB",
+                    flush=True,
+                )
             stored["machine"] = {
                 "platform": platform.platform(),
                 "cpu_count": os.cpu_count(),
                 "python": platform.python_version(),
             }
             json_path.write_text(json.dumps(stored, indent=1) + "\n")
-            (args.out / "superres.md").write_text(_markdown(stored["runs"]))
+            (args.out / "superres.md").write_text(_markdown(stored))
     return 0
 
 

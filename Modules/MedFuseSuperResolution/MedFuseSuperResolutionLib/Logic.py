@@ -23,7 +23,7 @@ from MedFuseLib.task_job import BackendTaskJob
 
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import MedFuseError
-from SlicerMedFuse.superres.slice_geometry import DICOM_SLICE_THICKNESS, detect_slice_geometry
+from SlicerMedFuse.superres.slice_geometry import VolumeGrid, detect_slice_geometry
 from SlicerMedFuse.tasks.contract import TaskSpec
 from SlicerMedFuse.tasks.registry import get_task
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from slicer import vtkMRMLScalarVolumeNode
 
 __all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_QUALITY",
     "DEVICE_CHOICES",
     "SuperResolutionLogic",
     "TASK_NAME",
@@ -50,8 +52,14 @@ THICKNESS_ATTRIBUTES = ("DICOM.SliceThickness", "dicom.SliceThickness", "SliceTh
 INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
 
 #: What each method does and costs, shown under the method selector. A method the backend adds
-#: (e.g. the SR4ZCT network) without a note here shows its generic description instead.
+#: without a note here shows its generic description instead.
 METHOD_NOTES = {
+    "sr4zct": (
+        "SR4ZCT network: learns to undo the through-plane blur from this volume's own sharp in-plane "
+        "images (no training data, no downloaded weights), then sharpens the coronal and sagittal "
+        "reformats. Trains on every run: fast quality takes minutes on a CPU, faithful (the paper's "
+        "configuration) hours on a GPU. Needs the true slice thickness: a wrong one adds artefacts."
+    ),
     "linear": "Linear interpolation between neighbouring slices. Fastest and softest; adds no detail.",
     "bspline": "Cubic B-spline interpolation. Smooth and a little sharper than linear; adds no detail.",
     "sinc": "Windowed-sinc interpolation. Sharpest baseline; may ring at bone edges (clipped to the input range).",
@@ -62,6 +70,10 @@ _ORIENTATION_BY_AXIS = ("sagittal", "coronal", "axial")
 _AXIS_NAMES = ("left-right", "posterior-anterior", "inferior-superior")
 
 _log = logging.getLogger(__name__)
+
+#: The backend task's defaults: SR4ZCT, in the configuration that finishes in minutes on a CPU.
+DEFAULT_METHOD = get_task(TASK_NAME).spec.parameter("method").default
+DEFAULT_QUALITY = get_task(TASK_NAME).spec.parameter("quality").default
 
 
 def taskSpec() -> TaskSpec:
@@ -132,7 +144,7 @@ class SuperResolutionLogic:
             "dicom" or "spacing"), ``isotropic`` (bool) and ``dimensions`` (voxels along I, J, K).
         """
         self._checkVolume(volumeNode)
-        geometry = detect_slice_geometry(self._geometryProxy(volumeNode), float(sliceThickness))
+        geometry = detect_slice_geometry(self._grid(volumeNode), float(sliceThickness))
         anatomicalAxis = self._anatomicalAxis(volumeNode, geometry.axis)
         return {
             "sliceAxis": geometry.axis,
@@ -153,10 +165,17 @@ class SuperResolutionLogic:
         source = {"dicom": "from DICOM", "user": "as entered", "spacing": "assumed = spacing"}
         text = (
             f"{geometry['orientation']} slices every {geometry['sliceSpacing']:.3g} mm, "
-            f"{geometry['thickness']:.3g} mm thick ({source.get(geometry['thicknessSource'], geometry['thicknessSource'])}); "
-            f"in-plane {geometry['inPlaneSpacing']:.3g} mm"
+            f"{geometry['thickness']:.3g} mm thick ({source.get(geometry['thicknessSource'], geometry['thicknessSource'])}), "
+            f"{SuperResolutionLogic._overlapText(geometry['overlap'])}; in-plane {geometry['inPlaneSpacing']:.3g} mm"
         )
         return text + (" (already isotropic)" if geometry["isotropic"] else "")
+
+    @staticmethod
+    def _overlapText(overlap: float) -> str:
+        """SR4ZCT's o = r - d in words: neighbouring slices overlap (o > 0) or leave gaps (o < 0)."""
+        if abs(overlap) < 1e-6:
+            return "no overlap"
+        return f"overlap {overlap:.3g} mm" if overlap > 0 else f"gaps of {-overlap:.3g} mm"
 
     def recordedSliceThickness(self, volumeNode: vtkMRMLScalarVolumeNode) -> float | None:
         """Slice Thickness (mm) recorded for the volume, or None when nothing is recorded."""
@@ -181,12 +200,18 @@ class SuperResolutionLogic:
         inputVolume: vtkMRMLScalarVolumeNode | None,
         outputVolume: vtkMRMLScalarVolumeNode | None = None,
         *,
-        method: str = "bspline",
+        method: str = DEFAULT_METHOD,
         targetSpacing: float = 0.0,
         factor: float = 0.0,
         sliceThickness: float = 0.0,
+        quality: str = DEFAULT_QUALITY,
+        epochs: int = 0,
+        seed: int = 0,
     ) -> dict[str, Any]:
-        """Check the inputs and return the backend parameters for them.
+        """Check the inputs and return the backend parameters for them (arguments as in :meth:`startJob`).
+
+        Only the volume's grid is checked here (size, spacing, recorded thickness); its voxels are
+        not copied.
 
         Raises:
             ValueError: one sentence naming the problem and the fix (no input, 2D input, output
@@ -202,11 +227,14 @@ class SuperResolutionLogic:
             "target_spacing": float(targetSpacing),
             "factor": float(factor),
             "slice_thickness": float(sliceThickness),
+            "quality": quality,
+            "epochs": int(epochs),
+            "seed": int(seed),
         }
         task = get_task(TASK_NAME)
         try:
             params = task.spec.resolve_parameters(given)
-            task.validate_inputs({INPUT_ROLE: self._geometryProxy(inputVolume)}, params)
+            task.validate_grid(self._grid(inputVolume), params)
         except MedFuseError as error:
             raise ValueError(error.message) from None
         return params
@@ -217,10 +245,13 @@ class SuperResolutionLogic:
         inputVolume: vtkMRMLScalarVolumeNode | None,
         outputVolume: vtkMRMLScalarVolumeNode | None = None,
         *,
-        method: str = "bspline",
+        method: str = DEFAULT_METHOD,
         targetSpacing: float = 0.0,
         factor: float = 0.0,
         sliceThickness: float = 0.0,
+        quality: str = DEFAULT_QUALITY,
+        epochs: int = 0,
+        seed: int = 0,
         device: str = "auto",
         runner: ProcessRunner | None = None,
     ) -> BackendTaskJob:
@@ -233,6 +264,9 @@ class SuperResolutionLogic:
             targetSpacing: new slice spacing in mm; 0 uses the in-plane spacing (isotropic voxels).
             factor: when > 0 the new slice spacing is the slice spacing / factor (overrides targetSpacing).
             sliceThickness: slice thickness in mm; 0 detects it (see :meth:`detectSliceGeometry`).
+            quality: SR4ZCT configuration, ``fast`` (CPU, minutes) or ``faithful`` (the paper's; GPU).
+            epochs: SR4ZCT training epochs; 0 uses the quality's default.
+            seed: seed of SR4ZCT's initial weights and training samples (same seed, same result on a device).
             device: ``auto``, ``cpu``, ``cuda`` or ``mps`` (matters for network methods).
             runner: overrides the logic's process runner for this job.
 
@@ -246,6 +280,9 @@ class SuperResolutionLogic:
             targetSpacing=targetSpacing,
             factor=factor,
             sliceThickness=sliceThickness,
+            quality=quality,
+            epochs=epochs,
+            seed=seed,
         )
         job = BackendTaskJob(
             TASK_NAME,
@@ -306,13 +343,13 @@ class SuperResolutionLogic:
 
             from MedFuseSuperResolutionLib import SuperResolutionLogic
             thick = slicer.util.getNode("MRHead")
-            fine = SuperResolutionLogic().process(thick, method="bspline", factor=3)
+            fine = SuperResolutionLogic().process(thick, method="sr4zct", quality="fast", factor=3)
             print(fine.GetSpacing())
 
         Args:
             inputVolume, outputVolume: as in :meth:`startJob` / :meth:`finishJob`.
             **options: the keyword arguments of :meth:`startJob` (method, targetSpacing, factor,
-                sliceThickness, device, runner).
+                sliceThickness, quality, epochs, seed, device, runner).
 
         Returns:
             The output ``vtkMRMLScalarVolumeNode``.
@@ -345,18 +382,17 @@ class SuperResolutionLogic:
                 f"({dimensions[0]} x {dimensions[1]} x {dimensions[2]} voxels)."
             )
 
-    def _geometryProxy(self, volumeNode: vtkMRMLScalarVolumeNode) -> sitk.Image:
-        """A 1-voxel image with the volume's spacing (and recorded thickness) for the backend's geometry rules.
+    def _grid(self, volumeNode: vtkMRMLScalarVolumeNode) -> VolumeGrid:
+        """The volume's grid (size, spacing, recorded thickness) for the backend's rules, without its voxels.
 
         The backend sees the node's voxel axes in the same IJK order (``mrml_bridge`` writes them
-        unchanged), so the spacing tuple is what the backend will read from the file.
+        unchanged), so size and spacing are what the backend will read from the file.
         """
-        proxy = sitk.Image([1, 1, 1], sitk.sitkUInt8)
-        proxy.SetSpacing([float(s) for s in volumeNode.GetSpacing()])
-        thickness = self.recordedSliceThickness(volumeNode)
-        if thickness is not None:
-            proxy.SetMetaData(DICOM_SLICE_THICKNESS, str(thickness))
-        return proxy
+        return VolumeGrid(
+            tuple(int(n) for n in volumeNode.GetImageData().GetDimensions()),
+            tuple(float(s) for s in volumeNode.GetSpacing()),
+            self.recordedSliceThickness(volumeNode),
+        )
 
     @staticmethod
     def _anatomicalAxis(volumeNode: vtkMRMLScalarVolumeNode, ijkAxis: int) -> int:

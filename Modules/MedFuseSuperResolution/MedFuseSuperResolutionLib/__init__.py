@@ -1,6 +1,8 @@
 """The MedFuse Super-Resolution module's logic, importable without Qt (Slicer console, scripts, tests)."""
 
 from MedFuseSuperResolutionLib.Logic import (
+    DEFAULT_METHOD,
+    DEFAULT_QUALITY,
     DEVICE_CHOICES,
     TASK_NAME,
     SuperResolutionLogic,
@@ -11,6 +13,8 @@ from MedFuseSuperResolutionLib.Logic import (
 )
 
 __all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_QUALITY",
     "DEVICE_CHOICES",
     "TASK_NAME",
     "SuperResolutionLogic",
