@@ -301,6 +301,7 @@ def measured(command: list[str], record: Path, reuse: bool, env: dict[str, str] 
     result = {
         "wall_s": round(seconds, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_1min": round(os.getloadavg()[0], 2),
         "report": json.loads(report_path.read_text(encoding="utf-8")) if report_path else None,
@@ -392,8 +393,10 @@ def summarise(cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def held_out_cases(data: Path, count: int) -> list[tuple[str, Path, Path]]:
-    """The first ``count`` held-out bleed cases of a simulated dataset: (case id, image, labels)."""
+def held_out_cases(data: Path, count: int, chosen: list[str] | None = None) -> list[tuple[str, Path, Path]]:
+    """The ``chosen`` or else the first ``count`` held-out bleed cases of a simulated dataset: (id, image, labels)."""
+    if chosen:
+        return [(i, data / "imagesTs" / f"{i}_0000.nii.gz", data / "labelsTs" / f"{i}.nii.gz") for i in chosen]
     dataset = json.loads((data / "dataset.json").read_text(encoding="utf-8"))
     listed = dataset.get("simulation", {}).get("cases", {}).get("test")
     ids = (
@@ -482,36 +485,48 @@ def _brief(run: dict[str, Any]) -> dict[str, Any]:
     return {
         "wall_s": run["wall_s"],
         "peak_rss_mb": run["peak_rss_mb"],
+        "cpu_s": run.get("cpu_s"),
         "timings_s": report.get("timings_s"),
         "measured_at": run.get("measured_at"),
         "load_1min": run.get("load_1min"),
     }
 
 
+def _member_numbers(args: argparse.Namespace) -> list[int]:
+    """The numbers of the ensemble members used (the first ``--blast-members`` in numeric order)."""
+    numbers = sorted(int(p.stem.split("_")[1]) for p in args.blast_weights.glob("model_*.pt"))
+    return numbers[: args.blast_members]
+
+
 def run_blast_and_ours(args: argparse.Namespace, results: dict[str, Any]) -> None:
     import SimpleITK as sitk
 
-    blast_normal, _ = run_blast(args, args.ct, "normal_ct")
-    results["blast_ct"] = {
-        "members": blast_normal["report"]["members"],
-        "normal_ct": {**_brief(blast_normal), "false_positive_ml": blast_normal["report"]["volumes_ml"]},
-    }
-    print(f"BLAST-CT normal CT: {blast_normal['wall_s']} s {blast_normal['report']['volumes_ml']}", file=sys.stderr)
+    blast = not args.skip_blast
+    if blast:
+        results["blast_ct"] = {"members": [f"model_{i}.pt" for i in _member_numbers(args)]}
     if args.model is not None:
-        ours_normal, _ = run_ours(args, args.model, args.ct, "normal_ct", False)
-        classes = ours_normal["report"]["classes"]
-        results["ours"] = {
-            "model": str(args.model),
-            "normal_ct": {**_brief(ours_normal), "false_positive_ml": {k: v["volume_ml"] for k, v in classes.items()}},
-        }
+        results["ours"] = {"model": str(args.model)}
+    if not args.skip_normal:
+        if blast:
+            blast_normal, _ = run_blast(args, args.ct, "normal_ct")
+            volumes = blast_normal["report"]["volumes_ml"]
+            results["blast_ct"]["normal_ct"] = {**_brief(blast_normal), "false_positive_ml": volumes}
+            print(f"BLAST-CT normal CT: {blast_normal['wall_s']} s {volumes}", file=sys.stderr)
+        if args.model is not None:
+            ours_normal, _ = run_ours(args, args.model, args.ct, "normal_ct", False)
+            classes = ours_normal["report"]["classes"]
+            fp = {k: v["volume_ml"] for k, v in classes.items()}
+            results["ours"]["normal_ct"] = {**_brief(ours_normal), "false_positive_ml": fp}
     if args.data is None or args.cases == 0:
         return
     blast_cases, ours_cases, ours_bhsd = {}, {}, {}
-    for case_id, image, labels in held_out_cases(args.data, args.cases):
+    chosen = held_out_cases(args.data, args.cases, args.case_ids)
+    for case_id, image, labels in chosen:
         truth = sitk.ReadImage(str(labels))
-        run, output = run_blast(args, image, case_id)
-        blast_cases[case_id] = {**_brief(run), **mapped_scores(sitk.ReadImage(str(output)), truth, False)}
-        print(f"BLAST-CT {case_id}: {run['wall_s']} s, {blast_cases[case_id]['dice']}", file=sys.stderr)
+        if blast:
+            run, output = run_blast(args, image, case_id)
+            blast_cases[case_id] = {**_brief(run), **mapped_scores(sitk.ReadImage(str(output)), truth, False)}
+            print(f"BLAST-CT {case_id}: {run['wall_s']} s, {blast_cases[case_id]['dice']}", file=sys.stderr)
         if args.model is not None:
             from SlicerMedFuse.hemorrhage.evaluation import evaluate_pair
 
@@ -519,7 +534,11 @@ def run_blast_and_ours(args: argparse.Namespace, results: dict[str, Any]) -> Non
             prediction = sitk.ReadImage(str(output))
             ours_cases[case_id] = {**_brief(run), **mapped_scores(prediction, truth, True)}
             ours_bhsd[case_id] = evaluate_pair(prediction, truth, case_id).dice
-    results["blast_ct"]["held_out"] = {"cases": blast_cases, "summary": summarise(blast_cases)}
+    listed = json.loads((args.data / "dataset.json").read_text(encoding="utf-8")).get("simulation", {})
+    ids = {case_id for case_id, _, _ in chosen}
+    seeds = {c["case"]: c["seed"] for c in listed.get("cases", {}).get("test", []) if c["case"] in ids}
+    if blast_cases:
+        results["blast_ct"]["held_out"] = {"cases": blast_cases, "seeds": seeds, "summary": summarise(blast_cases)}
     if ours_cases:
         results["ours"]["held_out"] = {"cases": ours_cases, "summary": summarise(ours_cases), "bhsd_dice": ours_bhsd}
 
@@ -537,15 +556,8 @@ def markdown(results: dict[str, Any]) -> str:
     if blast:
         members = ", ".join(blast["members"])
         lines += [f"## BLAST-CT ({members}; pretrained on real CT scans)", ""]
-        lines += ["### Real normal head CT: false positives (mL)", ""]
-        rows = [("BLAST-CT", blast["normal_ct"])]
-        if "ours" in results:
-            rows.append(("ours", results["ours"]["normal_ct"]))
-        lines += ["| model | false-positive volume per class (mL) | wall (s) | peak RSS (MB) |", "|---|---|---|---|"]
-        for name, entry in rows:
-            volumes = ", ".join(f"{k} {v:.2f}" for k, v in entry["false_positive_ml"].items())
-            lines.append(f"| {name} | {volumes} | {entry['wall_s']:.0f} | {entry['peak_rss_mb']:.0f} |")
-        lines.append("")
+        if "normal_ct" in blast:
+            lines += _normal_table(results)
         if "held_out" in blast:
             lines += _held_out_tables(results)
     timing = results.get("timing_512x512x40")
@@ -573,13 +585,29 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _normal_table(results: dict[str, Any]) -> list[str]:
+    rows = [("BLAST-CT", results["blast_ct"]["normal_ct"])]
+    if "normal_ct" in results.get("ours", {}):
+        rows.append(("ours", results["ours"]["normal_ct"]))
+    lines = ["### Real normal head CT: false positives (mL)", ""]
+    lines += ["| model | false-positive volume per class (mL) | wall (s) | CPU (s) | peak RSS (MB) |"]
+    lines += ["|---|---|---|---|---|"]
+    for name, entry in rows:
+        volumes = ", ".join(f"{k} {v:.2f}" for k, v in entry["false_positive_ml"].items())
+        cpu = "-" if entry.get("cpu_s") is None else f"{entry['cpu_s']:.0f}"
+        lines.append(f"| {name} | {volumes} | {entry['wall_s']:.0f} | {cpu} | {entry['peak_rss_mb']:.0f} |")
+    return [*lines, ""]
+
+
 def _held_out_tables(results: dict[str, Any]) -> list[str]:
     blast = results["blast_ct"]["held_out"]
     rows = [("BLAST-CT", blast)]
     if "held_out" in results.get("ours", {}):
         rows.append(("ours", results["ours"]["held_out"]))
     n = len(blast["cases"])
+    seeds = ", ".join(f"{k} (seed {v})" for k, v in blast.get("seeds", {}).items())
     lines = [f"### Held-out simulated cases ({n}): Dice (%) on BLAST-CT's classes", ""]
+    lines += [f"Cases of {results.get('simulated_data')}: {seeds or ', '.join(blast['cases'])}.", ""]
     lines += ["| model | IPH | IVH | EAH (EDH+SDH) | mean | s/case | peak RSS (MB) |", "|---|---|---|---|---|---|---|"]
     for name, entry in rows:
         summary = entry["summary"]
@@ -607,7 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blast-weights", type=Path, default=DEFAULT_BLAST, help="BLAST-CT config.json + model_*.pt")
     parser.add_argument("--blast-members", type=int, default=1, help="ensemble members used (BLAST-CT ships 7 here)")
     parser.add_argument("--data", type=Path, help="simulated dataset with imagesTs / labelsTs (held-out cases)")
-    parser.add_argument("--cases", type=int, default=2, help="held-out bleed cases to run")
+    parser.add_argument("--cases", type=int, default=2, help="held-out bleed cases to run (the first ones)")
+    parser.add_argument("--case-ids", nargs="+", help="these held-out cases instead of the first --cases")
     parser.add_argument("--ct", type=Path, default=DEFAULT_CT, help="real normal head CT")
     parser.add_argument("--model", type=Path, help="our bundle folder (default: random weights of the default plan)")
     parser.add_argument("--spacing", type=float, nargs=3, default=(2.0, 2.0, 3.0), help="spacing without --model")
@@ -615,8 +644,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where hemorrhage_peers.{json,md} go")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--nnunet-mirroring", action="store_true", help="also time both with mirroring")
-    parser.add_argument("--skip-blast", action="store_true")
+    parser.add_argument("--skip-blast", action="store_true", help="no BLAST-CT runs (ours still runs with --model)")
     parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--skip-normal", action="store_true", help="no runs on the real normal CT")
     parser.add_argument("--reuse", action="store_true", help="reuse runs already recorded in --work")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -626,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "simulated_data": str(args.data) if args.data else None,
     }
-    if not args.skip_blast:
+    if not args.skip_blast or args.model is not None:
         run_blast_and_ours(args, results)
     if not args.skip_timing:
         run_timing(args, results)
