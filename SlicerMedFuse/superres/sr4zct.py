@@ -330,6 +330,8 @@ def predict_through_plane(
                 total[:, :, start : start + output.shape[0]] += output.permute(1, 2, 0)
             done += output.shape[0]
             progress.update(done / work, "inference", "coronal" if axis == 1 else "sagittal")
+    # The paper does not say how the coronal and sagittal results are merged; the mean is the
+    # simplest unbiased choice (each voxel is predicted once by each view).
     return total / 2
 
 
