@@ -145,6 +145,7 @@ class MedFuseSuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationM
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
         self.ui.progressBar.visible = False
 
         self.initializeParameterNode()
@@ -208,6 +209,7 @@ class MedFuseSuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationM
         parameters = self._parameterNode
         self.ui.methodNoteLabel.text = methodNote(parameters.method) if parameters else ""
         self.ui.geometryLabel.text = self._geometryText()
+        self.ui.compareButton.enabled = bool(parameters and parameters.inputVolume and parameters.outputVolume)
         network = bool(parameters) and parameters.method == "sr4zct"
         for widget in (self.ui.qualityComboBox, self.ui.epochsSpinBox, self.ui.seedSpinBox, self.ui.deviceComboBox):
             widget.enabled = network
@@ -255,6 +257,11 @@ class MedFuseSuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationM
             self.ui.statusLabel.text = _("Starting the backend...")
             self._setRunning(True)
             self._pollTimer.start()
+
+    def onCompareButton(self) -> None:
+        """Input left, output right (linked), e.g. after changing slices or layouts."""
+        if self._parameterNode and self._parameterNode.inputVolume and self._parameterNode.outputVolume:
+            self._showSideBySide(self._parameterNode.inputVolume, self._parameterNode.outputVolume)
 
     def _ensureBackendRequirements(self) -> bool:
         """Install the backend's Python packages on first use, after asking. False when Slicer must restart."""
