@@ -9,8 +9,7 @@ inference path: study preparation, slice-wise network, threshold), and the fusio
 without T2W (presence mask). ``timing`` renders a 512 x 512 x 120 three-sequence phantom study
 (T1C, T2W, pre-contrast at the real crop's 0.664 x 0.664 x 2.1 mm) and runs ``medfuse run
 breast-mass`` on it as a separate process with 2 threads (holding both CPU slots), for the demo
-bundle and for an untrained Table-1-sized proposed network at the paper's 256 x 256; wall time
-and peak RSS come from the child process. ``report`` writes ``benchmarks/results/breast.{json,md}``.
+bundle; wall time, CPU time and peak RSS come from the child process (``os.wait4``). ``report`` writes ``benchmarks/results/breast.{json,md}``.
 """
 
 from __future__ import annotations
@@ -60,25 +59,6 @@ def evaluate(out: Path) -> None:
     (out / "evaluation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 
-def _paper_size_bundle(out: Path) -> Path:
-    """An untrained two-sequence proposed network at Table 1's size (26.7 M) and 256 x 256 slices, for timing."""
-    import torch
-
-    from SlicerMedFuse.breast.model_input import BreastPreprocessing
-    from SlicerMedFuse.breast.training import BreastTrainingConfig, bundle_manifest, network_definition
-    from SlicerMedFuse.models.bundle import save_bundle
-    from SlicerMedFuse.nets.registry import build_network
-
-    config = BreastTrainingConfig(architecture="proposed", model_id="timing-proposed-table1")
-    architecture = network_definition(config, ("t1c", "t2w"))
-    prep = BreastPreprocessing(channels=("t1c", "t2w"), in_plane_size=256)
-    manifest = bundle_manifest(
-        prep, architecture, config, "none (untrained, timing only)", True, "untrained", "run_benchmark.py"
-    )
-    torch.manual_seed(0)
-    return save_bundle(build_network(*architecture), manifest, out / "timing", overwrite=True)
-
-
 def _run_child(command: list[str], log: Path) -> dict:
     """Run ``command``; its own wall time and peak RSS (``os.wait4`` gives this child's resource usage)."""
     started = time.perf_counter()
@@ -95,15 +75,15 @@ def _run_child(command: list[str], log: Path) -> dict:
     }
 
 
-def _command(study: Path, prefix: str, name: str, bundle: Path) -> list[str]:
+def _command(study: Path, name: str, bundle: Path) -> list[str]:
     command = [sys.executable, "-m", "SlicerMedFuse", "run", "breast-mass"]
-    command += [f"--input={role}={study / f'{prefix}{role}.nii.gz'}" for role in ("t1c", "t2w", "pre")]
+    command += [f"--input={role}={study / f'{role}.nii.gz'}" for role in ("t1c", "t2w", "pre")]
     command += [f"--output=mass={study / f'mass_{name}.nii.gz'}", "--model", str(bundle), "--threads", "2"]
     return command + ["--device", "cpu", "--report", str(study / f"report_{name}.json"), "--progress", "none"]
 
 
 def timing(out: Path) -> None:
-    """Demo bundle on the whole 512 x 512 x 120 study; the Table-1-sized network on a 12-slice slab of it."""
+    """The demo bundle on the whole 512 x 512 x 120 three-sequence study, as ``medfuse run`` with 2 threads."""
     from SlicerMedFuse.breast.phantom import generate_phantom, study_geometry
     from SlicerMedFuse.io import write_image
 
@@ -114,21 +94,15 @@ def timing(out: Path) -> None:
         phantom = generate_phantom(7, study_geometry(512, 120))
         for name, image in phantom.images.items():
             write_image(image, study / f"{name}.nii.gz")
-            write_image(image[:, :, 54:66], study / f"slab_{name}.nii.gz")
         write_image(phantom.mass, study / "mass_truth.nii.gz")
         print(f"study rendered in {time.perf_counter() - started:.0f} s", flush=True)
     results = {"load_average_before": [round(v, 2) for v in os.getloadavg()], "machine": platform.machine()}
-    runs = (("demo", "", out / "demo"), ("table1_proposed_256_12_slices", "slab_", _paper_size_bundle(out)))
-    for name, prefix, folder in runs:
-        bundle = folder if (folder / "manifest.json").is_file() else next(folder.glob("*/manifest.json")).parent
-        results[name] = {
-            **_run_child(_command(study, prefix, name, bundle), study / f"log_{name}.txt"),
-            "bundle": bundle.name,
-        }
-        report = json.loads((study / f"report_{name}.json").read_text())
-        results[name]["report_timings_s"] = report["timings_s"]
-        results[name]["size"] = report["inputs"]["t1c"]["size"]
-        print(name, results[name], flush=True)
+    name, bundle = "demo", next((out / "demo").glob("*/manifest.json")).parent
+    results[name] = {**_run_child(_command(study, name, bundle), study / f"log_{name}.txt"), "bundle": bundle.name}
+    report = json.loads((study / f"report_{name}.json").read_text())
+    results[name]["report_timings_s"] = report["timings_s"]
+    results[name]["size"] = report["inputs"]["t1c"]["size"]
+    print(name, results[name], flush=True)
     results["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     (out / "timing.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
