@@ -37,13 +37,13 @@ from SlicerMedFuse.training.nnunet_dataset import read_nnunet_dataset
 DEFAULT_CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "head_ct" / "invesalius_ct0051_head.nii.gz"
 
 
-def run_case(image: Path, output: Path, model: Path, threads: int, mirroring: bool) -> dict[str, Any]:
+def run_case(image: Path, output: Path, model: Path, threads: int, mirroring: bool, overlap: float) -> dict[str, Any]:
     """Segment one CT in a fresh process; returns its report, wall time (s) and peak RSS (MB)."""
     report = output.with_name(output.name.replace(".nii.gz", ".json"))
     command = [
         sys.executable, "-m", "SlicerMedFuse", "run", "hemorrhage", "--input", f"ct={image}", "--output", str(output),
         "--model", str(model), "--threads", str(threads), "--device", "cpu", "--report", str(report),
-        "--param", f"mirroring={str(mirroring).lower()}", "--progress", "none",
+        "--param", f"mirroring={str(mirroring).lower()}", "--param", f"overlap={overlap}", "--progress", "none",
     ]  # fmt: skip
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ct", type=Path, default=DEFAULT_CT, help="real normal head CT (false positives, timing)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--mirroring", action="store_true")
+    parser.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (the task's default 0.5)")
     parser.add_argument("--large", action="store_true", help="also time a 512 x 512 x 40 version of the real CT")
     args = parser.parse_args(argv)
     if args.compare:
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {}
     for case in dataset.test:
         runs[case.case_id] = run_case(
-            case.images[0], pred / f"{case.case_id}.nii.gz", args.model, args.threads, args.mirroring
+            case.images[0], pred / f"{case.case_id}.nii.gz", args.model, args.threads, args.mirroring, args.overlap
         )
         print(
             f"{case.case_id}: {runs[case.case_id]['wall_s']} s, {runs[case.case_id]['peak_rss_mb']} MB", file=sys.stderr
@@ -156,13 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "model": str(args.model),
         "mirroring": args.mirroring,
+        "overlap": args.overlap,
         "threads": args.threads,
         "load_average_1min": {"start": round(load_start[0], 2)},
         "held_out": scores.to_dict(),
         "held_out_table": format_table(scores, args.model.name),
         "per_case": {k: {"wall_s": v["wall_s"], "peak_rss_mb": v["peak_rss_mb"]} for k, v in runs.items()},
     }
-    normal = run_case(args.ct, args.output / "normal_ct_labels.nii.gz", args.model, args.threads, args.mirroring)
+    normal = run_case(
+        args.ct, args.output / "normal_ct_labels.nii.gz", args.model, args.threads, args.mirroring, args.overlap
+    )
     results["normal_ct"] = {
         "wall_s": normal["wall_s"],
         "peak_rss_mb": normal["peak_rss_mb"],
@@ -177,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.model,
                 args.threads,
                 args.mirroring,
+                args.overlap,
             )
         results["large_ct_512x512x40"] = {
             "wall_s": big["wall_s"],
