@@ -47,6 +47,13 @@ VERSION = "0.2.0"
 #: whose poly learning rate restarts at ``3e-3 * 0.5 ** 0.9``.
 COMPARISON_EPOCHS = 32
 DEMO_EPOCHS = 64
+
+
+def version_for(epochs: int) -> str:
+    """Bundle version of a schedule: 0.2.0 (comparison, 32 epochs), 0.3.0 (shipped demo, 64 epochs)."""
+    return {COMPARISON_EPOCHS: VERSION, DEMO_EPOCHS: "0.3.0"}.get(epochs, f"{VERSION}+e{epochs}")
+
+
 MODEL_IDS = {"single": "medfuse-hemorrhage-demo", "multi-window": "medfuse-hemorrhage-demo-multiwindow"}
 
 #: ``medfuse train hemorrhage`` options shared by both architectures (same schedule, same data).
@@ -54,7 +61,7 @@ DEMO_RECIPE = [
     "--spacing", "2,2,3", "--patch", "24,48,48", "--filters", "8,16,32,64", "--deep-supervision", "2",
     "--batch-size", "2", "--foreground", "0.67", "--class-balanced", "--optimizer", "adamw", "--lr", "3e-3",
     "--iterations", "25", "--seed", "0", "--threads", "1", "--device", "cpu",
-    "--license", "GPL-2.0-only", "--model-version", VERSION, "--progress", "none",
+    "--license", "GPL-2.0-only", "--progress", "none",
 ]  # fmt: skip
 
 #: Extra options per architecture: the multi-window model gets brain, subdural and bone paths.
@@ -79,17 +86,18 @@ def train(work: Path, architecture: str, epochs: int) -> Path:
     model_id = MODEL_IDS[architecture]
     argv = ["train", "hemorrhage", "--data", str(work / "sim_train"), "--output", str(output), "--epochs", str(epochs)]
     argv += [*DEMO_RECIPE, *ARCHITECTURE_OPTIONS[architecture], "--model-id", model_id]
+    argv += ["--model-version", version_for(epochs)]
     if (output / "checkpoints" / "latest").is_dir():
         argv.append("--resume")
     sys.argv = ["medfuse", *argv]  # the bundle records the command line it was trained with
     if medfuse(argv) != 0:
         raise SystemExit(f"training {architecture} failed")
-    return output / f"{model_id}-{VERSION}"
+    return output / f"{model_id}-{version_for(epochs)}"
 
 
-def install_bundled(work: Path, architecture: str) -> Path:
+def install_bundled(work: Path, architecture: str, epochs: int) -> Path:
     """Copy a trained bundle into the package's bundled-model folder (replacing an older version)."""
-    source = work / f"run-{architecture}" / f"{MODEL_IDS[architecture]}-{VERSION}"
+    source = work / f"run-{architecture}" / f"{MODEL_IDS[architecture]}-{version_for(epochs)}"
     manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
     target = BUNDLED / source.name
     for old in BUNDLED.glob(f"{MODEL_IDS[architecture]}-*"):
@@ -115,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.step == "train":
         print(train(args.work, args.architecture, args.epochs))
     else:
-        print(install_bundled(args.work, args.architecture))
+        print(install_bundled(args.work, args.architecture, args.epochs))
     return 0
 
 
