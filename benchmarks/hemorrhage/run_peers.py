@@ -242,6 +242,7 @@ def _worker_nnunet_predict(argv: list[str]) -> int:
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True, type=Path, help="output file stem folder")
     parser.add_argument("--mirroring", action="store_true")
+    parser.add_argument("--tile-step", type=float, default=0.5, help="window step / patch (1 - our overlap)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report", required=True)
     args = parser.parse_args(argv)
@@ -256,7 +257,7 @@ def _worker_nnunet_predict(argv: list[str]) -> int:
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     predictor = nnUNetPredictor(
-        tile_step_size=0.5,
+        tile_step_size=args.tile_step,
         use_gaussian=True,
         use_mirroring=args.mirroring,
         perform_everything_on_device=False,
@@ -323,13 +324,14 @@ def run_blast(args: argparse.Namespace, image: Path, name: str) -> tuple[dict[st
 
 
 def run_ours(args: argparse.Namespace, model: Path, image: Path, name: str, mirroring: bool) -> tuple[dict, Path]:
-    folder = args.work / "ours"
+    folder = args.work / "ours" / model.name
     folder.mkdir(parents=True, exist_ok=True)
     output = folder / f"{name}.nii.gz"
     command = [
         sys.executable, "-m", "SlicerMedFuse", "run", "hemorrhage", "--input", f"ct={image}", "--output", str(output),
         "--model", str(model), "--threads", str(args.threads), "--device", "cpu", "--progress", "none",
-        "--param", f"mirroring={str(mirroring).lower()}", "--report", str(folder / f"{name}.report.json"),
+        "--param", f"mirroring={str(mirroring).lower()}", "--param", f"overlap={args.overlap}",
+        "--report", str(folder / f"{name}.report.json"),
     ]  # fmt: skip
     return measured(command, folder / f"{name}.run.json", args.reuse), output
 
@@ -452,7 +454,7 @@ def run_timing(args: argparse.Namespace, results: dict[str, Any]) -> None:
     from evaluate_model import large_ct
 
     arch, bundle, label = architecture_for_timing(args)
-    folder = args.work / "nnunet"
+    folder = args.work / "nnunet" / bundle.name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "arch.json").write_text(json.dumps(arch, indent=1), encoding="utf-8")
     model_folder = folder / "model"
@@ -473,6 +475,7 @@ def run_timing(args: argparse.Namespace, results: dict[str, Any]) -> None:
             str(args.bench_python), str(Path(__file__).resolve()), "worker-nnunet-predict", "--folder",
             str(model_folder), "--input", str(large), "--output", str(folder / f"pred_{tag}"),
             "--threads", str(args.threads), "--report", str(folder / f"{tag}.report.json"),
+            "--tile-step", str(1.0 - args.overlap),
         ] + (["--mirroring"] if mirroring else [])  # fmt: skip
         nnunet = measured(command, folder / f"{tag}.run.json", args.reuse)
         timing[tag] = {"ours": _brief(ours), "nnunet": _brief(nnunet)}
@@ -566,7 +569,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["## Inference on a 512 x 512 x 40 head CT: nnU-Net v2 predictor vs ours", ""]
         lines.append(
             f"Same network topology in both (features {arch['filters']}, patch {arch['patch_size_zyx']}, spacing "
-            f"{arch['spacing_zyx']} mm z,y,x), random weights in nnU-Net's; ours: {timing['ours_model']}."
+            f"{arch['spacing_zyx']} mm z,y,x), random weights in nnU-Net's; ours: {timing['ours_model']}. "
+            f"Overlap {results.get('overlap', 0.5)} (nnU-Net tile step {1 - results.get('overlap', 0.5):.2f}), "
+            "Gaussian weighting in both; mirroring along our mirror axes (left-right) in both."
         )
         lines += ["", "| run | mirroring | wall (s) | network / predict (s) | peak RSS (MB) |", "|---|---|---|---|---|"]
         for tag in ("no_mirroring", "mirroring"):
@@ -643,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", required=True, type=Path, help="scratch folder (predictions, logs, records)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where hemorrhage_peers.{json,md} go")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap, ours and nnU-Net's")
     parser.add_argument("--nnunet-mirroring", action="store_true", help="also time both with mirroring")
     parser.add_argument("--skip-blast", action="store_true", help="no BLAST-CT runs (ours still runs with --model)")
     parser.add_argument("--skip-timing", action="store_true")
@@ -654,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start",
         "threads": args.threads,
+        "overlap": args.overlap,
         "simulated_data": str(args.data) if args.data else None,
     }
     if not args.skip_blast or args.model is not None:
