@@ -34,7 +34,7 @@ def _bundle(out: Path, architecture: str) -> Path:
     return folders[-1]
 
 
-def evaluate(out: Path) -> None:
+def evaluate(out: Path, architectures: tuple[str, ...] = ARCHITECTURES) -> None:
     import torch
 
     from SlicerMedFuse.breast.dataset_evaluation import evaluate_bundle_on_dataset
@@ -42,8 +42,9 @@ def evaluate(out: Path) -> None:
 
     torch.set_num_threads(1)
     device = resolve_device("cpu", threads=1)
-    results = {}
-    for architecture in ARCHITECTURES:
+    target = out / "evaluation.json"
+    results = json.loads(target.read_text()) if target.is_file() else {}
+    for architecture in architectures:
         bundle = _bundle(out, architecture)
         log = json.loads((bundle.parent / "training_log.json").read_text())
         entry = {"bundle": bundle.name, "training_seconds": log["seconds"], "final_loss": log["history"][-1]["loss"]}
@@ -56,7 +57,7 @@ def evaluate(out: Path) -> None:
         entry["evaluation_seconds"] = round(time.perf_counter() - started, 1)
         results[architecture] = entry
         print(architecture, entry["all_sequences"]["dice"], entry.get("without_t2w", {}).get("dice"), flush=True)
-    (out / "evaluation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        target.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 
 def _run_child(command: list[str], log: Path) -> dict:
@@ -82,8 +83,8 @@ def _command(study: Path, name: str, bundle: Path) -> list[str]:
     return command + ["--device", "cpu", "--report", str(study / f"report_{name}.json"), "--progress", "none"]
 
 
-def timing(out: Path) -> None:
-    """The demo bundle on the whole 512 x 512 x 120 three-sequence study, as ``medfuse run`` with 2 threads."""
+def render_study(out: Path) -> Path:
+    """The 512 x 512 x 120 three-sequence phantom study (T1C, T2W, pre) as NIfTI files, rendered once."""
     from SlicerMedFuse.breast.phantom import generate_phantom, study_geometry
     from SlicerMedFuse.io import write_image
 
@@ -96,6 +97,12 @@ def timing(out: Path) -> None:
             write_image(image, study / f"{name}.nii.gz")
         write_image(phantom.mass, study / "mass_truth.nii.gz")
         print(f"study rendered in {time.perf_counter() - started:.0f} s", flush=True)
+    return study
+
+
+def timing(out: Path) -> None:
+    """The demo bundle on the whole 512 x 512 x 120 three-sequence study, as ``medfuse run`` with 2 threads."""
+    study = render_study(out)
     results = {"load_average_before": [round(v, 2) for v in os.getloadavg()], "machine": platform.machine()}
     name, bundle = "demo", next((out / "demo").glob("*/manifest.json")).parent
     results[name] = {**_run_child(_command(study, name, bundle), study / f"log_{name}.txt"), "bundle": bundle.name}
@@ -178,10 +185,15 @@ def report(out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("evaluate", "demo", "timing", "report"))
+    parser.add_argument("step", choices=("evaluate", "demo", "study", "timing", "report"))
     parser.add_argument("--out", type=Path, default=Path("/work/scratch/breast"))
+    parser.add_argument("--architectures", nargs="+", choices=ARCHITECTURES, default=ARCHITECTURES)
     args = parser.parse_args(argv)
-    {"evaluate": evaluate, "demo": demo, "timing": timing, "report": report}[args.step](args.out)
+    if args.step == "evaluate":
+        evaluate(args.out, tuple(args.architectures))
+        return 0
+    steps = {"evaluate": evaluate, "demo": demo, "study": render_study, "timing": timing, "report": report}
+    steps[args.step](args.out)
     return 0
 
 
