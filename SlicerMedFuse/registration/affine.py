@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from SlicerMedFuse.geometry import ImageGeometry
+from SlicerMedFuse.registration.adam import Adam
 from SlicerMedFuse.registration.options import INITIALIZATIONS, LINEAR_STAGES
 from SlicerMedFuse.registration.similarity import make_similarity
 
@@ -259,14 +260,13 @@ def _optimise(
     groups: list[dict],
     tick: Callable[[], None] | None,
 ) -> float:
-    optimiser = torch.optim.Adam(groups)
-    base = [group["lr"] for group in groups]
+    optimiser = Adam([group["params"] for group in groups], [group["lr"] for group in groups])
+    base = list(optimiser.lrs)
     loss = torch.zeros(())
     for objective, count in zip(objectives, iterations, strict=True):
         for step in range(count):
-            for group, lr in zip(optimiser.param_groups, base, strict=True):
-                group["lr"] = lr * (1.0 - 0.8 * step / max(count, 1))  # linear decay to 20 %
-            optimiser.zero_grad(set_to_none=True)
+            optimiser.lrs = [lr * (1.0 - 0.8 * step / max(count, 1)) for lr in base]  # linear decay to 20 %
+            optimiser.zero_grad()
             loss = objective(build())
             loss.backward()
             optimiser.step()

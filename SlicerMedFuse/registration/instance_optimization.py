@@ -38,9 +38,10 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from SlicerMedFuse.registration.adam import Adam
 from SlicerMedFuse.registration.options import REGULARIZERS, SCHEMES, SIMILARITIES
 from SlicerMedFuse.registration.regularizers import ImplicitSmoother, diffusion_loss
-from SlicerMedFuse.registration.similarity import make_similarity
+from SlicerMedFuse.registration.similarity import MINDSSC, make_similarity, mind_ssc
 from SlicerMedFuse.registration.transforms import integrate_velocity, resize_displacement, warp
 
 __all__ = ["REGULARIZERS", "SCHEMES", "DeformableConfig", "DeformableResult", "level_shapes", "optimize_displacement"]
@@ -132,6 +133,8 @@ class DeformableResult:
         level_shapes: pyramid grid shapes ``(D, H, W)``, coarse to fine.
         losses: final similarity loss per level.
         seconds: wall time per level.
+        finest_displacement: the displacement on the finest level's grid, in its voxel units (the
+            field that ``displacement`` interpolates; cheap to analyse, e.g. for Jacobians).
     """
 
     displacement: torch.Tensor
@@ -139,6 +142,7 @@ class DeformableResult:
     level_shapes: list[tuple[int, int, int]]
     losses: list[float]
     seconds: list[float]
+    finest_displacement: torch.Tensor | None = None
 
 
 def level_shapes(
@@ -274,28 +278,34 @@ def optimize_displacement(
     field: torch.Tensor | None = initial
     losses: list[float] = []
     seconds: list[float] = []
+    descriptors: tuple[torch.Tensor, torch.Tensor] | None = None
     for shape, count in zip(shapes, config.iterations, strict=True):
         started = time.perf_counter()
         level_spacing = [spacing[a] * fixed.shape[4 - a] / shape[2 - a] for a in range(3)]  # (i, j, k) mm
-        term = make_similarity(
-            config.similarity,
-            _downsample(fixed, shape),
-            window=config.lncc_window,
-            mind_radius=config.mind_radius,
-            mind_dilation=config.mind_dilation,
-        )
-        moving_features = term.features(_downsample(moving, shape))
+        if config.similarity == "mind":
+            # descriptors from the finest level's images, area-averaged for coarser levels (as ConvexAdam
+            # pools full-resolution MIND): on a coarse image the 2-voxel neighbourhood spans whole structures
+            if descriptors is None:
+                descriptors = (
+                    mind_ssc(_downsample(fixed, shapes[-1]), config.mind_radius, config.mind_dilation),
+                    mind_ssc(_downsample(moving, shapes[-1]), config.mind_radius, config.mind_dilation),
+                )
+            term = MINDSSC.from_descriptors(_downsample(descriptors[0], shape))
+            moving_features = _downsample(descriptors[1], shape)
+        else:
+            term = make_similarity(config.similarity, _downsample(fixed, shape), window=config.lncc_window)
+            moving_features = term.features(_downsample(moving, shape))
         weight = _downsample(fixed_mask, shape) if fixed_mask is not None else None
         moving_weight = _downsample(moving_mask, shape) if moving_mask is not None else None
         if field is None:
             field = torch.zeros((1, 3, *shape), dtype=fixed.dtype, device=fixed.device)
         variable = _LevelField(resize_displacement(field.detach(), shape), config, level_spacing)
-        optimiser = torch.optim.Adam([variable.parameter], lr=config.learning_rate)
+        optimiser = Adam([[variable.parameter]], [config.learning_rate])
         loss_value = float("nan")
         for step in range(count):
             # linear decay of the step to 20 %: large moves first, sub-voxel refinement at the end
-            optimiser.param_groups[0]["lr"] = config.learning_rate * (1.0 - 0.8 * step / max(count, 1))
-            optimiser.zero_grad(set_to_none=True)
+            optimiser.lrs[0] = config.learning_rate * (1.0 - 0.8 * step / max(count, 1))
+            optimiser.zero_grad()
             current = variable.current()
             displacement = _exponential(current, config) if config.diffeomorphic else current
             w = weight
@@ -315,12 +325,14 @@ def optimize_displacement(
     assert field is not None
     full_shape = tuple(fixed.shape[2:])
     with torch.no_grad():
-        if config.diffeomorphic:
-            velocity = resize_displacement(field, full_shape)
-            displacement = resize_displacement(_exponential(field, config), full_shape)
-        else:
-            velocity = None
-            displacement = resize_displacement(field, full_shape)
+        finest = _exponential(field, config) if config.diffeomorphic else field
+        velocity = resize_displacement(field, full_shape) if config.diffeomorphic else None
+        displacement = resize_displacement(finest, full_shape)
     return DeformableResult(
-        displacement=displacement, velocity=velocity, level_shapes=shapes, losses=losses, seconds=seconds
+        displacement=displacement,
+        velocity=velocity,
+        level_shapes=shapes,
+        losses=losses,
+        seconds=seconds,
+        finest_displacement=finest,
     )

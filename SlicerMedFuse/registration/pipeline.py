@@ -87,7 +87,9 @@ def normalize_intensity(
         lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         raise InputError("An input image has the same value everywhere inside its mask; check the image and mask.")
-    normalized = sitk.GetImageFromArray(np.clip((array - lo) / (hi - lo), 0.0, 1.0))
+    # float32 scalars: numpy's percentiles are float64 and would promote the whole volume
+    scale, shift = np.float32(1.0 / (hi - lo)), np.float32(lo)
+    normalized = sitk.GetImageFromArray(np.clip((array - shift) * scale, 0.0, 1.0))
     normalized.CopyInformation(image)
     return normalized
 
@@ -129,7 +131,7 @@ def _resample(
 
 
 def _tensor(image: sitk.Image, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(sitk.GetArrayFromImage(image).astype(np.float32))[None, None].to(device)
+    return torch.from_numpy(sitk.GetArrayFromImage(image).astype(np.float32, copy=False))[None, None].to(device)
 
 
 def _check_inputs(
@@ -185,18 +187,29 @@ def _total_displacement(u: torch.Tensor, linear: sitk.AffineTransform, grid: Ima
 
 
 def _similarity_values(
-    metric: str, window: int, fixed: torch.Tensor, images: Mapping[str, torch.Tensor], weight: torch.Tensor | None
+    metric: str,
+    window: int,
+    fixed: torch.Tensor,
+    moving_linear: torch.Tensor,
+    u: torch.Tensor,
+    before: torch.Tensor,
+    weight: torch.Tensor | None,
 ) -> dict[str, float]:
-    """Similarity of the fixed image with each image, at half the grid's resolution (area-averaged) to save time.
+    """Similarity before registration, after the linear stage and after the deformable one.
 
-    LNCC is reported as the mean squared local correlation (higher is better), MIND and MSE as the loss (lower is better).
+    Computed at half the working grid's resolution (area-averaged images, the field resampled and
+    the moving image warped there) to save time; ``before`` is already on that half grid.
+    LNCC is reported as the mean squared local correlation (higher is better), MIND and MSE as the
+    loss (lower is better).
     """
-    shape = tuple(max(4, n // 2) for n in fixed.shape[2:])
+    shape = tuple(before.shape[2:])
     half = lambda volume: F.interpolate(volume, size=shape, mode="area")  # noqa: E731
+    moving_half = half(moving_linear)
+    images = {"before": before, "after_linear": moving_half, "after": warp(moving_half, resize_displacement(u, shape))}
     term = make_similarity(metric, half(fixed), window=window)
     with torch.no_grad():
         values = {
-            name: float(term(term.features(half(image)), None if weight is None else half(weight)))
+            name: float(term(term.features(image), None if weight is None else half(weight)))
             for name, image in images.items()
         }
     return {name: (-value if metric == "lncc" else value) for name, value in values.items()}
@@ -284,7 +297,9 @@ def register(
     report_progress(0.15, "resampling")
 
     fixed_w = _resample(fixed_n, grid) if not same_grid(fixed_n, grid) else fixed_n
-    moving_identity = _resample(moving_n, grid)
+    # the similarity before/after is reported at half the working resolution (area-averaged)
+    half_shape = tuple(max(4, n // 2) for n in grid.size[::-1])
+    moving_before = F.interpolate(_tensor(_resample(moving_n, grid), device), size=half_shape, mode="area")
     moving_linear = _resample(moving_n, grid, linear)
     ones = (
         sitk.Cast(moving_mask > 0, sitk.sitkFloat32)
@@ -327,32 +342,30 @@ def register(
             tick=lambda fraction: report_progress(0.15 + 0.75 * fraction, "deformable"),
         )
         u = deformable.displacement
+        # the output field interpolates the finest level's: its Jacobians there cost a fraction
+        finest, finest_shape = deformable.finest_displacement, deformable.level_shapes[-1]
         level_info = {
             "level_shapes": [list(s) for s in deformable.level_shapes],
             "level_seconds": [round(s, 3) for s in deformable.seconds],
         }
     else:
         u = torch.zeros((1, 3, *fixed_t.shape[2:]), device=device)
+        finest, finest_shape = u[:, :, :2, :2, :2], (2, 2, 2)
         level_info = {}
     lap("deformable")
     report_progress(0.9, "composing")
 
-    window = settings.linear.lncc_window
-    warped_t = warp(moving_t, u)
+    metric = settings.deformable.similarity if settings.deformable is not None else settings.linear.similarity
     similarity = _similarity_values(
-        settings.linear.similarity,
-        window,
-        fixed_t,
-        {"before": _tensor(moving_identity, device), "after_linear": moving_t, "after": warped_t},
-        fixed_weight,
+        metric, settings.linear.lncc_window, fixed_t, moving_t, u, moving_before, fixed_weight
     )
     fixed_grid = ImageGeometry.from_image(fixed)
-    # every second voxel is plenty for the largest displacement (a full-resolution norm costs ~0.5 s)
-    sample = u[0, :, ::2, ::2, ::2].reshape(3, -1)
-    to_mm = torch.as_tensor(grid.direction_matrix @ np.diag(grid.spacing), dtype=torch.float32, device=device)
-    max_displacement = float((to_mm @ sample).pow(2).sum(0).max().sqrt())
+    # finest-level voxels -> LPS mm (the level spans the working grid's extent)
+    level_spacing = np.asarray(grid.spacing) * np.asarray(grid.size) / np.asarray(finest_shape[::-1])
+    to_mm = torch.as_tensor(grid.direction_matrix @ np.diag(level_spacing), dtype=torch.float32, device=device)
+    max_displacement = float((to_mm @ finest[0].reshape(3, -1)).pow(2).sum(0).max().sqrt())
     # det of the whole map = det(M) det(I + grad u): the linear part shifts log|J| by a constant
-    stats = jacobian_stats(u)
+    stats = jacobian_stats(finest)
     linear_det = float(np.linalg.det(np.asarray(linear.GetMatrix()).reshape(3, 3)))
     if linear_det <= 0:
         stats["folding_percent"] = 100.0 - stats["folding_percent"]
@@ -366,8 +379,8 @@ def register(
     matrix = np.asarray(linear.GetMatrix()).reshape(3, 3)
     report = {
         "similarity": {
-            "metric": settings.linear.similarity,
-            "higher_is_better": settings.linear.similarity == "lncc",
+            "metric": metric,
+            "higher_is_better": metric == "lncc",
             **{k: round(v, 5) for k, v in similarity.items()},
         },
         "folding_percent": round(stats["folding_percent"], 5),
@@ -383,6 +396,7 @@ def register(
         "overlap_after_linear": round(overlap, 4),
         "working_grid": {"size": list(grid.size), "spacing_mm": [round(s, 4) for s in grid.spacing]},
         "max_deformable_displacement_mm": round(max_displacement, 3),
+        "jacobian_grid": list(finest_shape[::-1]),
         **level_info,
         "torch_device": str(device),
         "timings_s": timings,

@@ -68,6 +68,11 @@ PARAMETERS: dict[str, ParameterInfo] = {
         "lncc for the same contrast, mind (MIND-SSC) for different contrasts/modalities, mse for identical intensities.",
         choices=SIMILARITIES,
     ),
+    "linear_similarity": ParameterInfo(
+        "choice",
+        "Similarity of the linear stage: 'same' as the deformable stage, or lncc, mind or mse.",
+        choices=("same", *SIMILARITIES),
+    ),
     "deformable": ParameterInfo("bool", "Run the deformable stage (false: linear registration only)."),
     "levels": ParameterInfo("int", "Pyramid levels of the deformable stage.", 1, 6),
     "iterations": ParameterInfo("ints", "Adam iterations per deformable level, coarse to fine (one per level)."),
@@ -208,7 +213,7 @@ def settings_from_parameters(values: Mapping[str, Any]) -> RegistrationSettings:
         linear = AffineConfig(
             initialization=v["initialization"],
             stage=v["linear_stage"],
-            similarity=v["similarity"],
+            similarity=v["similarity"] if v["linear_similarity"] == "same" else v["linear_similarity"],
             level_spacings=_as_list("linear_spacings", v["linear_spacings"], float),
             iterations=_as_list("linear_iterations", v["linear_iterations"], int),
             learning_rate=float(v["linear_learning_rate"]),

@@ -184,12 +184,22 @@ class ImplicitSmoother:
         return u
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
-        """The regularised field ``u_bar`` for ``u`` ``(B, 3, D, H, W)`` (same shape and dtype)."""
+        """The regularised field ``u_bar`` for ``u`` ``(B, 3, D, H, W)`` (same shape and dtype).
+
+        With periodic boundaries ``(I - gamma A)^-1`` is symmetric (``A`` is self-adjoint and the DFT
+        diagonalises it), so its gradient is the same solve: that replaces autograd's complex
+        transforms through ``rfftn``/``irfftn`` by one more real solve.
+        """
         _check_field(u)
         if tuple(u.shape[2:]) != self.shape:
             raise ValueError(f"field shape {tuple(u.shape[2:])} does not match the solver's grid {self.shape}")
         if self.gamma == 0:
             return u
+        if self.boundary == "periodic" and u.requires_grad:
+            return _SymmetricSolve.apply(u, self)
+        return self._solve(u)
+
+    def _solve(self, u: torch.Tensor) -> torch.Tensor:
         dtype = u.dtype
         x = u.float()
         if self.boundary == "neumann":
@@ -215,6 +225,19 @@ class ImplicitSmoother:
             d, h, w = self.shape
             x = x[:, :, :d, :h, :w]
         return x.to(dtype)
+
+
+class _SymmetricSolve(torch.autograd.Function):
+    """``S(u)`` for a symmetric linear solver ``S``: the backward pass applies ``S`` to the gradient."""
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, smoother: ImplicitSmoother) -> torch.Tensor:  # type: ignore[override]
+        ctx.smoother = smoother
+        return smoother._solve(u)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return ctx.smoother._solve(grad), None
 
 
 def jacobian_determinant(u: torch.Tensor) -> torch.Tensor:

@@ -51,8 +51,15 @@ def _check_volume(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must be a (B, C, D, H, W) tensor, got shape {tuple(x.shape)}")
 
 
+# Up to this radius shifted adds beat running sums (2 r in-place adds per axis against a padded
+# copy, a cumulative sum and a difference), and they add no cancellation error.
+_DIRECT_RADIUS = 3
+
+
 def _box_sums(x: torch.Tensor, radius: int, padding: str) -> torch.Tensor:
-    """Window sums by a running sum along each axis (no autograd graph needed by the caller)."""
+    """Window sums along each axis: shifted adds for small windows, else running sums (no autograd graph needed)."""
+    if radius <= _DIRECT_RADIUS:
+        return _shifted_box_sums(x, radius, padding)
     size = 2 * radius + 1
     for dim in (2, 3, 4):
         n = x.shape[dim]
@@ -68,6 +75,26 @@ def _box_sums(x: torch.Tensor, radius: int, padding: str) -> torch.Tensor:
             padded = F.pad(padded, [1 if i == slot else 0 for i in range(6)])
         summed = padded.cumsum(dim)
         x = summed.narrow(dim, size, n) - summed.narrow(dim, 0, n)
+    return x
+
+
+def _shifted_box_sums(x: torch.Tensor, radius: int, padding: str) -> torch.Tensor:
+    for dim in (2, 3, 4):
+        n = x.shape[dim]
+        if padding == "zeros":
+            out = x.clone()
+            for shift in range(1, min(radius, n - 1) + 1):
+                out.narrow(dim, shift, n - shift).add_(x.narrow(dim, 0, n - shift))
+                out.narrow(dim, 0, n - shift).add_(x.narrow(dim, shift, n - shift))
+        else:
+            pad = [0] * 6
+            slot = (4 - dim) * 2  # F.pad lists the last axis first
+            pad[slot] = pad[slot + 1] = radius
+            padded = F.pad(x, pad, mode="replicate")
+            out = padded.narrow(dim, 0, n).clone()
+            for shift in range(1, 2 * radius + 1):
+                out.add_(padded.narrow(dim, shift, n))
+        x = out
     return x
 
 
@@ -306,29 +333,46 @@ class _FixedLNCC(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, moving, fixed, fixed_mean, fixed_var, omega, radius, eps):  # type: ignore[override]
-        stats = (
-            _box_sums(torch.cat([moving, moving * moving, moving * fixed], 1), radius, "zeros") / (2 * radius + 1) ** 3
-        )
+        # written with in-place and fused ops: this runs every iteration on the finest grid
+        stats = torch.empty((moving.shape[0], 3, *moving.shape[2:]), dtype=moving.dtype, device=moving.device)
+        stats[:, :1] = moving
+        torch.mul(moving, moving, out=stats[:, 1:2])
+        torch.mul(moving, fixed, out=stats[:, 2:])
+        stats = _box_sums(stats, radius, "zeros").mul_(1.0 / (2 * radius + 1) ** 3)
         mean_m, mean_mm, mean_fm = stats[:, :1], stats[:, 1:2], stats[:, 2:]
-        cross = mean_fm - fixed_mean * mean_m
-        var_m = (mean_mm - mean_m * mean_m).clamp_min(0)
-        denominator = fixed_var * var_m + eps
-        cc = cross * cross / denominator
-        loss = -(omega * cc).sum() if omega.dim() else -(cc.sum() * omega)
+        cross = torch.addcmul(mean_fm, fixed_mean, mean_m, value=-1.0)
+        var_m = torch.addcmul(mean_mm, mean_m, mean_m, value=-1.0).clamp_min_(0)
+        inverse = var_m.mul_(fixed_var).add_(eps).reciprocal_()  # 1 / (B C + eps)
+        ratio = cross * inverse  # A / (B C + eps)
+        cc = ratio * cross
+        weighted = omega.dim() > 0
+        loss = -(omega * cc).sum() if weighted else -(cc.sum() * omega)
         if ctx.needs_input_grad[0]:
-            a = omega * (2 * cross / denominator)
-            b = omega * (-cross * cross * fixed_var / (denominator * denominator))
-            ctx.save_for_backward(moving, fixed, fixed_mean, mean_m, a, b)
-            ctx.radius = radius
+            a = ratio.mul_(2.0)
+            b = cc.mul_(inverse).mul_(fixed_var)  # -b = A^2 B / (B C + eps)^2
+            if weighted:
+                a.mul_(omega)
+                b.mul_(omega)
+            ctx.save_for_backward(moving, fixed, fixed_mean, mean_m, a, b, omega)
+            ctx.radius, ctx.weighted = radius, weighted
         return loss
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        moving, fixed, fixed_mean, mean_m, a, b = ctx.saved_tensors
+        moving, fixed, fixed_mean, mean_m, a, b, omega = ctx.saved_tensors
         radius = ctx.radius
-        sums = _box_sums(torch.cat([a, a * fixed_mean, b, b * mean_m], 1), radius, "zeros") / (2 * radius + 1) ** 3
-        gradient = fixed * sums[:, :1] - sums[:, 1:2] + 2 * moving * sums[:, 2:3] - 2 * sums[:, 3:]
-        return -grad * gradient, None, None, None, None, None, None
+        sums = torch.empty((a.shape[0], 4, *a.shape[2:]), dtype=a.dtype, device=a.device)
+        sums[:, :1] = a
+        torch.mul(a, fixed_mean, out=sums[:, 1:2])
+        sums[:, 2:3] = b
+        torch.mul(b, mean_m, out=sums[:, 3:])
+        sums = _box_sums(sums, radius, "zeros")
+        gradient = fixed * sums[:, :1]
+        gradient.sub_(sums[:, 1:2]).addcmul_(moving, sums[:, 2:3], value=-2.0).add_(sums[:, 3:], alpha=2.0)
+        scale = -grad / (2 * radius + 1) ** 3
+        if not ctx.weighted:
+            scale = scale * omega
+        return gradient.mul_(scale), None, None, None, None, None, None
 
 
 class MINDSSC(Similarity):
@@ -347,6 +391,15 @@ class MINDSSC(Similarity):
         self.radius, self.dilation = radius, dilation
         with torch.no_grad():
             self.fixed_features = mind_ssc(fixed, radius, dilation)
+
+    @classmethod
+    def from_descriptors(cls, fixed_features: torch.Tensor, radius: int = 1, dilation: int = 2) -> MINDSSC:
+        """A term on pre-computed fixed descriptors ``(B, 12, D, H, W)`` (e.g. pooled from a finer grid)."""
+        _check_volume(fixed_features, "fixed_features")
+        term = cls.__new__(cls)
+        term.fixed, term.fixed_features = fixed_features, fixed_features
+        term.radius, term.dilation = radius, dilation
+        return term
 
     def features(self, moving: torch.Tensor) -> torch.Tensor:
         _check_volume(moving, "moving")

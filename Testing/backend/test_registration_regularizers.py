@@ -87,6 +87,21 @@ def test_neumann_elastic_solver_smooths_without_wrapping_around():
     assert float(reflecting[:, 1, :, :, -1].abs().max()) < 0.2 * float(periodic[:, 1, :, :, -1].abs().max())
 
 
+@pytest.mark.parametrize(
+    ("kind", "method"), [("diffusion", "fft"), ("curvature", "fft"), ("elastic", "fft"), ("diffusion", "aos")]
+)
+def test_periodic_solver_gradient_is_the_solve_itself(kind, method):
+    # the custom backward (S is symmetric) must equal autograd through the FFTs
+    smoother = ImplicitSmoother((6, 7, 8), kind, 3.0, lam=0.5, spacing=(1.0, 1.5, 2.0), method=method)
+    generator = torch.Generator().manual_seed(0)
+    u = torch.randn(1, 3, 6, 7, 8, generator=generator).requires_grad_(True)
+    weight = torch.randn(1, 3, 6, 7, 8, generator=generator)
+    (smoother(u) * weight).sum().backward()
+    reference = u.detach().clone().requires_grad_(True)
+    (smoother._solve(reference) * weight).sum().backward()
+    torch.testing.assert_close(u.grad, reference.grad, rtol=1e-5, atol=1e-6)  # the solver works in float32
+
+
 def test_solver_validates_its_arguments():
     with pytest.raises(ValueError, match="kind"):
         ImplicitSmoother(SHAPE, "bending")

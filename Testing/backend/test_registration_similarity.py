@@ -27,16 +27,32 @@ def _blobs(shape=(24, 28, 32), seed: int = 0) -> torch.Tensor:
     return (image - image.min()) / (image.max() - image.min())
 
 
-def test_box_filter_matches_zero_padded_average_pooling():
+@pytest.mark.parametrize("radius", [1, 2, 3, 5])  # shifted adds up to radius 3, running sums beyond
+def test_box_filter_matches_zero_padded_average_pooling(radius):
     x = torch.rand(2, 3, 9, 10, 11, dtype=torch.float64)
-    expected = F.avg_pool3d(x, 5, stride=1, padding=2, count_include_pad=True)
-    torch.testing.assert_close(box_filter(x, 2), expected)
+    expected = F.avg_pool3d(F.pad(x, [radius] * 6), 2 * radius + 1, stride=1)
+    torch.testing.assert_close(box_filter(x, radius), expected)
 
 
-def test_box_filter_replicate_padding_equals_padding_then_pooling():
+@pytest.mark.parametrize("radius", [1, 4])
+def test_box_filter_replicate_padding_equals_padding_then_pooling(radius):
     x = torch.rand(1, 2, 7, 8, 9, dtype=torch.float64)
-    expected = F.avg_pool3d(F.pad(x, [1] * 6, mode="replicate"), 3, stride=1)
-    torch.testing.assert_close(box_filter(x, 1, padding="replicate"), expected)
+    expected = F.avg_pool3d(F.pad(x, [radius] * 6, mode="replicate"), 2 * radius + 1, stride=1)
+    torch.testing.assert_close(box_filter(x, radius, padding="replicate"), expected)
+
+
+def test_box_filter_window_wider_than_an_axis():
+    x = torch.rand(1, 1, 2, 5, 6, dtype=torch.float64)
+    expected = F.avg_pool3d(F.pad(x, [3] * 6), 7, stride=1)
+    torch.testing.assert_close(box_filter(x, 3), expected)
+
+
+def test_mind_term_from_pooled_descriptors_equals_one_built_from_the_image():
+    image, other = _blobs(seed=1), _blobs(seed=2)
+    direct = MINDSSC(image)
+    pooled = MINDSSC.from_descriptors(mind_ssc(image))
+    features = direct.features(other)
+    torch.testing.assert_close(pooled(features), direct(features))
 
 
 def test_lncc_of_an_image_with_itself_is_perfect_and_invariant_to_linear_intensity_changes():

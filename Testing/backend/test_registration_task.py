@@ -165,3 +165,22 @@ def test_listing_the_task_does_not_import_torch():
     code = "import sys, SlicerMedFuse.tasks.registration as r; r.RegistrationTask.spec.to_dict(); print('torch' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"
+
+
+def test_registration_adam_matches_torch_optim_adam():
+    import torch
+
+    from SlicerMedFuse.registration.adam import Adam
+
+    torch.manual_seed(0)
+    target = torch.randn(5, 4)
+    ours = torch.zeros(5, 4, requires_grad=True)
+    theirs = torch.zeros(5, 4, requires_grad=True)
+    optimiser, reference = Adam([[ours]], [0.1]), torch.optim.Adam([theirs], lr=0.1)
+    for step in range(20):
+        optimiser.lrs[0] = reference.param_groups[0]["lr"] = 0.1 * (1.0 - 0.04 * step)
+        for parameter, opt in ((ours, optimiser), (theirs, reference)):
+            opt.zero_grad()
+            ((parameter - target) ** 3).abs().sum().backward()
+            opt.step()
+    torch.testing.assert_close(ours, theirs)
