@@ -80,7 +80,9 @@ def test_nnunet_plans_reproduce_bhsd_normalisation_and_our_topology(peers):
 
 def test_markdown_renders_every_section(peers):
     run = {"wall_s": 1.0, "peak_rss_mb": 2.0, "timings_s": {"network": 0.5}, "measured_at": "t", "load_1min": 1}
-    case = {**run, "dice": {"IPH": 0.5, "IVH": None, "EAH": 0.25}, "detected": dict.fromkeys(peers.DETECTED_BY, True)}
+    volumes = {"IPH": 1.0, "IVH": 0.0, "EAH": 2.0}
+    case = {**run, "dice": {"IPH": 0.5, "IVH": None, "EAH": 0.25}, "gt_ml": volumes, "pred_ml": volumes}
+    case["detected"] = dict.fromkeys(peers.DETECTED_BY, True)
     held = {"cases": {"c": case}, "summary": peers.summarise({"c": case})}
     results = {
         "date": "d",
@@ -98,8 +100,9 @@ def test_markdown_renders_every_section(peers):
         },
     }
     text = peers.markdown(results)
-    assert "| BLAST-CT | 50.0 | - | 25.0 | 37.5 |" in text
+    assert "| BLAST-CT | 50.0 | - | 25.0 | 37.5 | 1 | 0 | 2 |" in text
     assert "nnUNetPredictor" in text and "| 1/1 |" in text
+    assert "| BLAST-CT | c | 1.0 / 1.0 (50.0) | 0.0 / 0.0 (-) | 2.0 / 2.0 (25.0) | - |" in text
 
 
 def _has_nnunet() -> bool:

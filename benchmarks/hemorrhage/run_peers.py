@@ -368,6 +368,8 @@ def mapped_scores(prediction: Any, truth: Any, prediction_is_bhsd: bool) -> dict
         scores["dice"][name] = float(dice[i]) if present else None
         scores["gt_ml"][name] = round(float(gt_masks[name].sum()) * voxel_ml, 3)
         scores["pred_ml"][name] = round(float(pred_masks[name].sum()) * voxel_ml, 3)
+    if not prediction_is_bhsd:  # oedema: BLAST-CT's fourth class, never a bleed here
+        scores["pred_ml"]["oedema"] = round(float((pred == BLAST_CLASSES["oedema"]).sum()) * voxel_ml, 3)
     for bhsd, detectors in DETECTED_BY.items():
         region = gt == BHSD_VALUES[bhsd]
         if region.any():
@@ -508,7 +510,9 @@ def run_blast_and_ours(args: argparse.Namespace, results: dict[str, Any]) -> Non
     if blast:
         results["blast_ct"] = {"members": [f"model_{i}.pt" for i in _member_numbers(args)]}
     if args.model is not None:
-        results["ours"] = {"model": str(args.model)}
+        manifest = json.loads((args.model / "manifest.json").read_text(encoding="utf-8"))
+        results["ours"] = {"model": str(args.model), "weights_sha256": manifest["weights"]["sha256"]}
+        results["ours"]["training"] = manifest.get("training", {}).get("notes")
     if not args.skip_normal:
         if blast:
             blast_normal, _ = run_blast(args, args.ct, "normal_ct")
@@ -613,14 +617,25 @@ def _held_out_tables(results: dict[str, Any]) -> list[str]:
     seeds = ", ".join(f"{k} (seed {v})" for k, v in blast.get("seeds", {}).items())
     lines = [f"### Held-out simulated cases ({n}): Dice (%) on BLAST-CT's classes", ""]
     lines += [f"Cases of {results.get('simulated_data')}: {seeds or ', '.join(blast['cases'])}.", ""]
-    lines += ["| model | IPH | IVH | EAH (EDH+SDH) | mean | s/case | peak RSS (MB) |", "|---|---|---|---|---|---|---|"]
+    lines += ["| model | IPH | IVH | EAH (EDH+SDH) | mean | wall s/case | CPU s/case | peak RSS (MB) |"]
+    lines += ["|---|---|---|---|---|---|---|---|"]
     for name, entry in rows:
         summary = entry["summary"]
-        cases = entry["cases"].values()
+        cases = list(entry["cases"].values())
         seconds = sum(c["wall_s"] for c in cases) / len(cases)
+        cpu = sum(c.get("cpu_s") or 0.0 for c in cases) / len(cases)
         rss = max(c["peak_rss_mb"] for c in cases)
         dice = " | ".join(_cell(summary["dice"][k]["mean"]) for k in MAPPED_BHSD)
-        lines.append(f"| {name} | {dice} | {_cell(summary['mean_dice'])} | {seconds:.0f} | {rss:.0f} |")
+        lines.append(f"| {name} | {dice} | {_cell(summary['mean_dice'])} | {seconds:.0f} | {cpu:.0f} | {rss:.0f} |")
+    lines += ["", "Per case: ground truth / predicted volume (mL) and Dice (%) per BLAST-CT class.", ""]
+    lines += ["| model | case | IPH | IVH | EAH | oedema (mL) |", "|---|---|---|---|---|---|"]
+    for name, entry in rows:
+        for case_id, case in entry["cases"].items():
+            cells = [
+                f"{case['gt_ml'][k]:.1f} / {case['pred_ml'][k]:.1f} ({_cell(case['dice'][k])})" for k in MAPPED_BHSD
+            ]
+            oedema = case["pred_ml"].get("oedema")
+            lines.append(f"| {name} | {case_id} | {' | '.join(cells)} | {'-' if oedema is None else f'{oedema:.1f}'} |")
     lines += ["", "### Detection rate per BHSD class (cases where the mapped class overlaps the bleed)", ""]
     lines += ["| model | EDH | IPH | IVH | SAH (any class) | SDH |", "|---|---|---|---|---|---|"]
     for name, entry in rows:
