@@ -99,16 +99,18 @@ def _output_paths(task: Task, outputs: Mapping[str, str | Path] | str | Path | N
     return paths
 
 
-def _load_inputs(task: Task, inputs: Mapping[str, ImageInput]) -> tuple[dict[str, sitk.Image], dict[str, Any]]:
+def _load_inputs(
+    task: Task, inputs: Mapping[str, ImageInput], params: Mapping[str, Any]
+) -> tuple[dict[str, sitk.Image], dict[str, Any]]:
     task.spec.check_roles(list(inputs))
-    images, described = {}, {}
-    for role, source in inputs.items():
-        image = source if isinstance(source, sitk.Image) else read_image(source)
+    read = {role: source if isinstance(source, sitk.Image) else read_image(source) for role, source in inputs.items()}
+    images, described = task.prepare_inputs(read, params), {}
+    for role, image in images.items():
         check_image(image, role)
-        images[role] = image
         geometry = ImageGeometry.from_image(image)
+        source = inputs.get(role)
         described[role] = {
-            "source": "<in memory>" if isinstance(source, sitk.Image) else str(source),
+            "source": "<in memory>" if isinstance(source, sitk.Image) else str(source or "<derived by the task>"),
             "size": list(geometry.size),
             "spacing_mm": [round(s, 6) for s in geometry.spacing],
             "pixel_type": image.GetPixelIDTypeAsString(),
@@ -169,7 +171,7 @@ def run_task(
     try:
         with _forward_logs(progress):
             progress.update(0.0, "reading inputs")
-            images, described = _load_inputs(task, inputs)
+            images, described = _load_inputs(task, inputs, resolved)
             task.validate_inputs(images, resolved)
             device_config = resolve_device(device, threads=threads)
             context = TaskContext(

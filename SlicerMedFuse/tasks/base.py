@@ -54,6 +54,15 @@ class Task(abc.ABC):
 
     spec: ClassVar[TaskSpec]
 
+    def prepare_inputs(self, images: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> dict[str, sitk.Image]:
+        """Reduce inputs as read to the 3D volumes the task works on, before the generic checks.
+
+        Called with the images exactly as read (e.g. a 4D multi-phase series), so a task can pick
+        a phase or echo by its parameters (raise InputError when a needed choice is missing).
+        Default: the images unchanged.
+        """
+        return dict(images)
+
     def validate_inputs(self, inputs: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> None:  # noqa: B027
         """Task-specific checks beyond the generic ones (raise InputError). Default: none."""
 

@@ -153,8 +153,16 @@ def test_multi_phase_series_needs_a_phase_choice(study):
     assert all(single[r] is study.images[r] for r in single)
     with pytest.raises(InputError, match="'t2w' holds 3 volumes; give a single T2W volume"):
         task.prepare_inputs({"t1c": study.images["t1c"], "t2w": series}, {"phase": None, "pre_phase": None})
-    with pytest.raises(InputError, match="Input '.*' is 4D"):  # the generic check without the phase step
+    # run_task picks the phase before the generic 3D checks: the phase question, not "4D", is asked.
+    with pytest.raises(InputError, match=r"multi-phase series \(3 phases"):
         run_task("breast-mass", {"t1c": series})
+
+
+def test_run_task_picks_the_phase_of_a_4d_series(study, proposed, small_torch_work):
+    series = sitk.JoinSeries([study.images["pre"], study.images["t1c"]])
+    result = run_task("breast-mass", {"t1c": series}, params={"phase": 1, "pre_phase": 0}, model=proposed)
+    assert result.images["mass"].GetSize() == study.images["t1c"].GetSize()
+    assert result.report["inputs"]["pre"]["source"] == "<derived by the task>"
 
 
 def test_attention_maps_of_a_model_without_them_are_refused(study, tmp_path, small_torch_work):
