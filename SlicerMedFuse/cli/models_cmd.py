@@ -62,10 +62,16 @@ def handle(args: argparse.Namespace, progress: Progress) -> int:
     return 0
 
 
+def _print_model(model) -> None:
+    simulated = "  [trained on simulated data]" if model.manifest.simulated_training else ""
+    print(f"  {model.id}@{model.version}  task {model.manifest.task}  {model.manifest.title}{simulated}")
+
+
 def _list(store, as_json: bool) -> int:
     from SlicerMedFuse.models.catalog import load_catalog
 
     installed = store.list_installed()
+    bundled = store.list_bundled()
     catalog = load_catalog()
     installed_keys = {(m.id, m.version) for m in installed}
     available = [e for e in catalog.entries if (e.id, e.version) not in installed_keys]
@@ -75,6 +81,7 @@ def _list(store, as_json: bool) -> int:
                 {
                     "store": str(store.root),
                     "installed": [m.to_dict() for m in installed],
+                    "bundled": [m.to_dict() for m in bundled],
                     "available": [e.to_dict() for e in available],
                 },
                 indent=2,
@@ -84,8 +91,10 @@ def _list(store, as_json: bool) -> int:
     print(f"model store: {store.root}")
     print("installed:" if installed else "installed: none")
     for model in installed:
-        simulated = "  [trained on simulated data]" if model.manifest.simulated_training else ""
-        print(f"  {model.id}@{model.version}  task {model.manifest.task}  {model.manifest.title}{simulated}")
+        _print_model(model)
+    print("shipped with SlicerMedFuse (read-only, used when the store lacks the id):" if bundled else "shipped: none")
+    for model in bundled:
+        _print_model(model)
     print(
         "available in catalogs:"
         if available
