@@ -100,7 +100,7 @@ def test_markdown_renders_every_section(peers):
         },
     }
     text = peers.markdown(results)
-    assert "| BLAST-CT | 50.0 | - | 25.0 | 37.5 | 1 | 0 | 2 |" in text
+    assert "| BLAST-CT | 50.0 | - | 25.0 | 37.5 | 1 | - | 2 |" in text
     assert "nnUNetPredictor" in text and "| 1/1 |" in text
     assert "| BLAST-CT | c | 1.0 / 1.0 (50.0) | 0.0 / 0.0 (-) | 2.0 / 2.0 (25.0) | - |" in text
 

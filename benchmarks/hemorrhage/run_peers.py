@@ -503,6 +503,23 @@ def _member_numbers(args: argparse.Namespace) -> list[int]:
     return numbers[: args.blast_members]
 
 
+def ours_prediction(args: argparse.Namespace, image: Path, case_id: str) -> tuple[dict[str, Any], Path]:
+    """Run ours on a case, or (``--ours-pred``) take the prediction ``evaluate_model.py`` already wrote."""
+    if args.ours_pred is None:
+        return run_ours(args, args.model, image, case_id, False)
+    output = args.ours_pred / f"{case_id}.nii.gz"
+    report = args.ours_pred / f"{case_id}.json"
+    summary = args.ours_pred.parent / "results.json"
+    per_case = json.loads(summary.read_text(encoding="utf-8"))["per_case"].get(case_id, {}) if summary.exists() else {}
+    run = {
+        "wall_s": per_case.get("wall_s"),
+        "peak_rss_mb": per_case.get("peak_rss_mb"),
+        "report": json.loads(report.read_text(encoding="utf-8")) if report.exists() else None,
+        "measured_at": f"by evaluate_model.py in {args.ours_pred.parent}",
+    }
+    return run, output
+
+
 def run_blast_and_ours(args: argparse.Namespace, results: dict[str, Any]) -> None:
     import SimpleITK as sitk
 
@@ -513,6 +530,8 @@ def run_blast_and_ours(args: argparse.Namespace, results: dict[str, Any]) -> Non
         manifest = json.loads((args.model / "manifest.json").read_text(encoding="utf-8"))
         results["ours"] = {"model": str(args.model), "weights_sha256": manifest["weights"]["sha256"]}
         results["ours"]["training"] = manifest.get("training", {}).get("notes")
+        if args.ours_pred is not None:
+            results["ours"]["predictions_from"] = str(args.ours_pred)
     if not args.skip_normal:
         if blast:
             blast_normal, _ = run_blast(args, args.ct, "normal_ct")
@@ -537,7 +556,7 @@ def run_blast_and_ours(args: argparse.Namespace, results: dict[str, Any]) -> Non
         if args.model is not None:
             from SlicerMedFuse.hemorrhage.evaluation import evaluate_pair
 
-            run, output = run_ours(args, args.model, image, case_id, False)
+            run, output = ours_prediction(args, image, case_id)
             prediction = sitk.ReadImage(str(output))
             ours_cases[case_id] = {**_brief(run), **mapped_scores(prediction, truth, True)}
             ours_bhsd[case_id] = evaluate_pair(prediction, truth, case_id).dice
@@ -575,9 +594,23 @@ def markdown(results: dict[str, Any]) -> str:
             f"Same network topology in both (features {arch['filters']}, patch {arch['patch_size_zyx']}, spacing "
             f"{arch['spacing_zyx']} mm z,y,x), random weights in nnU-Net's; ours: {timing['ours_model']}. "
             f"Overlap {results.get('overlap', 0.5)} (nnU-Net tile step {1 - results.get('overlap', 0.5):.2f}), "
-            "Gaussian weighting in both; mirroring along our mirror axes (left-right) in both."
+            "Gaussian weighting in both"
+            + (
+                "; mirroring along our mirror axes (left-right) in both."
+                if "mirroring" in timing
+                else "; no mirroring."
+            )
         )
-        lines += ["", "| run | mirroring | wall (s) | network / predict (s) | peak RSS (MB) |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Inner time: ours' sliding window alone; nnU-Net's `predict_from_files_sequential` (its preprocessing, ",
+        ]
+        lines[-1] += "sliding window and export). Wall and CPU time are the whole process."
+        lines += [
+            "",
+            "| run | mirroring | wall (s) | CPU (s) | inner (s) | peak RSS (MB) |",
+            "|---|---|---|---|---|---|",
+        ]
         for tag in ("no_mirroring", "mirroring"):
             if tag not in timing:
                 continue
@@ -587,7 +620,7 @@ def markdown(results: dict[str, Any]) -> str:
                 core = inner.get("network", inner.get("predict"))
                 label = "ours (`medfuse run hemorrhage`)" if name == "ours" else "nnU-Net v2 `nnUNetPredictor`"
                 lines.append(
-                    f"| {label} | {'yes' if tag == 'mirroring' else 'no'} | {entry['wall_s']:.1f} | {core} | "
+                    f"| {label} | {'yes' if tag == 'mirroring' else 'no'} | {entry['wall_s']:.1f} | {entry.get('cpu_s')} | {core} | "
                     f"{entry['peak_rss_mb']:.0f} |"
                 )
         lines.append("")
@@ -608,25 +641,35 @@ def _normal_table(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _mean_of(values: list[float | None], reduce: Any = None) -> str:
+    """Mean (or ``reduce``) of the values, "-" when any is unknown."""
+    if not values or any(v is None for v in values):
+        return "-"
+    return f"{(reduce(values) if reduce else sum(values) / len(values)):.0f}"
+
+
 def _held_out_tables(results: dict[str, Any]) -> list[str]:
     blast = results["blast_ct"]["held_out"]
     rows = [("BLAST-CT", blast)]
     if "held_out" in results.get("ours", {}):
         rows.append(("ours", results["ours"]["held_out"]))
     n = len(blast["cases"])
+    source = results.get("ours", {}).get("predictions_from")
     seeds = ", ".join(f"{k} (seed {v})" for k, v in blast.get("seeds", {}).items())
     lines = [f"### Held-out simulated cases ({n}): Dice (%) on BLAST-CT's classes", ""]
     lines += [f"Cases of {results.get('simulated_data')}: {seeds or ', '.join(blast['cases'])}.", ""]
+    if source:
+        lines += [f"Ours: predictions written by `evaluate_model.py` ({source}), scored here.", ""]
     lines += ["| model | IPH | IVH | EAH (EDH+SDH) | mean | wall s/case | CPU s/case | peak RSS (MB) |"]
     lines += ["|---|---|---|---|---|---|---|---|"]
     for name, entry in rows:
         summary = entry["summary"]
         cases = list(entry["cases"].values())
-        seconds = sum(c["wall_s"] for c in cases) / len(cases)
-        cpu = sum(c.get("cpu_s") or 0.0 for c in cases) / len(cases)
-        rss = max(c["peak_rss_mb"] for c in cases)
+        seconds = _mean_of([c["wall_s"] for c in cases])
+        cpu = _mean_of([c.get("cpu_s") for c in cases])
+        rss = _mean_of([c["peak_rss_mb"] for c in cases], max)
         dice = " | ".join(_cell(summary["dice"][k]["mean"]) for k in MAPPED_BHSD)
-        lines.append(f"| {name} | {dice} | {_cell(summary['mean_dice'])} | {seconds:.0f} | {cpu:.0f} | {rss:.0f} |")
+        lines.append(f"| {name} | {dice} | {_cell(summary['mean_dice'])} | {seconds} | {cpu} | {rss} |")
     lines += ["", "Per case: ground truth / predicted volume (mL) and Dice (%) per BLAST-CT class.", ""]
     lines += ["| model | case | IPH | IVH | EAH | oedema (mL) |", "|---|---|---|---|---|---|"]
     for name, entry in rows:
@@ -663,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", required=True, type=Path, help="scratch folder (predictions, logs, records)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where hemorrhage_peers.{json,md} go")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ours-pred", type=Path, help="score ours from evaluate_model.py's OUT/pred instead")
     parser.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap, ours and nnU-Net's")
     parser.add_argument("--nnunet-mirroring", action="store_true", help="also time both with mirroring")
     parser.add_argument("--skip-blast", action="store_true", help="no BLAST-CT runs (ours still runs with --model)")
