@@ -99,6 +99,23 @@ def _output_paths(task: Task, outputs: Mapping[str, str | Path] | str | Path | N
     return paths
 
 
+#: Extensions that hold a transform output as an ITK transform file rather than as an image.
+TRANSFORM_FILE_EXTENSIONS = (".h5", ".hdf5")
+
+
+def _writer(task: Task, role: str, image: sitk.Image):
+    """How an output is written: a transform output to .h5 as an ITK DisplacementFieldTransform, else as an image."""
+
+    def write(target: Path) -> None:
+        if task.spec.output(role).kind == "transform" and target.name.lower().endswith(TRANSFORM_FILE_EXTENSIONS):
+            # the transform takes ownership of its image: hand it a float64 copy
+            sitk.WriteTransform(sitk.DisplacementFieldTransform(sitk.Cast(image, sitk.sitkVectorFloat64)), str(target))
+        else:
+            write_image(image, target)
+
+    return write
+
+
 def _load_inputs(
     task: Task, inputs: Mapping[str, ImageInput], params: Mapping[str, Any]
 ) -> tuple[dict[str, sitk.Image], dict[str, Any]]:
@@ -163,6 +180,7 @@ def run_task(
     progress = progress or Progress()
     started = time.perf_counter()
     out_paths = _output_paths(task, outputs)
+    task.check_outputs(list(out_paths), list(inputs))
     report_file = Path(report_path) if report_path is not None else None
     resolved = task.spec.resolve_parameters(params or {})
 
@@ -198,10 +216,7 @@ def run_task(
                 **result.report,
                 "outputs": {role: str(path) for role, path in out_paths.items()},
             }
-            writers = {
-                path: (lambda target, image=result.outputs[role]: write_image(image, target))
-                for role, path in out_paths.items()
-            }
+            writers = {path: _writer(task, role, result.outputs[role]) for role, path in out_paths.items()}
             timings = dict(report.get("timings_s", {}))
             timings["read_inputs"] = round(load_seconds, 3)
             timings["total"] = round(time.perf_counter() - started, 3)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -53,6 +53,9 @@ class Task(abc.ABC):
     """Base class of every task (built in or contributed through the ``SlicerMedFuse.tasks`` entry point)."""
 
     spec: ClassVar[TaskSpec]
+
+    def check_outputs(self, output_roles: Iterable[str], input_roles: Iterable[str]) -> None:  # noqa: B027
+        """Raise UsageError for an output these inputs cannot give (checked before anything is read). Default: none."""
 
     def prepare_inputs(self, images: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> dict[str, sitk.Image]:
         """Reduce inputs as read to the 3D volumes the task works on, before the generic checks.

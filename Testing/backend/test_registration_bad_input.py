@@ -174,3 +174,24 @@ def test_too_many_voxels_register_on_a_coarser_grid_and_say_so(pair):
     (warning,) = result.report["warnings"]
     assert f"max_voxels={budget}" in warning and "coarser" in warning and "full fixed grid" in warning
     assert any("coarser" in message and "max_voxels" in message for message in progress.messages())
+
+
+def test_run_task_refuses_labels_output_without_labels_and_writes_h5_transforms(pair, tmp_path):
+    with pytest.raises(UsageError, match="needs the input 'moving_labels'"):
+        run_task(
+            RegistrationTask(),
+            {"fixed": pair["fixed"], "moving": pair["moving"]},
+            {"warped_labels": tmp_path / "l.nii.gz"},
+        )
+    result = run_task(
+        RegistrationTask(),
+        {"fixed": pair["fixed"], "moving": pair["moving"]},
+        {"displacement": tmp_path / "field.h5"},
+        {**TINY, "deformable": False},
+        device="cpu",
+    )
+    transform = sitk.ReadTransform(str(tmp_path / "field.h5"))
+    assert "DisplacementFieldTransform" in transform.GetName()
+    field = sitk.DisplacementFieldTransform(sitk.Cast(result.images["displacement"], sitk.sitkVectorFloat64))
+    point = pair["fixed"].TransformContinuousIndexToPhysicalPoint((10.5, 20.2, 30.7))
+    np.testing.assert_allclose(transform.TransformPoint(point), field.TransformPoint(point), atol=1e-9)
