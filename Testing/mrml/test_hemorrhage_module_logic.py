@@ -326,3 +326,11 @@ def test_process_with_the_default_model_and_existing_nodes(
     assert got == (segmentation, table)
     assert segmentation.GetSegmentation().GetNumberOfSegments() == 5 and table.GetNumberOfRows() == 5
     assert (ct_node.GetDisplayNode().GetWindow(), ct_node.GetDisplayNode().GetLevel()) == (160.0, 40.0)
+
+
+def test_the_shipped_demo_model_is_the_default_without_any_install(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MEDFUSE_HOME", str(tmp_path / "fresh-user"))  # nothing installed
+    logic = HemorrhageLogic()
+    default = logic.defaultModel()
+    assert default is not None and default.id == DEFAULT_MODEL and default.bundled
+    assert default.manifest.simulated_training  # the panel's demo warning reads this flag

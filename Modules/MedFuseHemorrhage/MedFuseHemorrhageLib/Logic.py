@@ -44,7 +44,7 @@ from SlicerMedFuse.hemorrhage.labels import HemorrhageClass
 from SlicerMedFuse.hemorrhage.preprocessing import check_ct_intensities
 from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
 from SlicerMedFuse.models.bundle import load_manifest
-from SlicerMedFuse.models.manifest import BundleManifest
+from SlicerMedFuse.models.manifest import BundleManifest, version_key
 from SlicerMedFuse.models.store import InstalledModel, ModelStore
 from SlicerMedFuse.tasks.contract import Label, TaskSpec
 from SlicerMedFuse.tasks.hemorrhage import DEFAULT_MODEL
@@ -131,8 +131,13 @@ class HemorrhageLogic:
         return self.store if self.store is not None else ModelStore()
 
     def installedModels(self) -> list[InstalledModel]:
-        """Installed bundles for the hemorrhage task, sorted by id then version."""
-        return [model for model in self._store().list_installed() if model.manifest.task == TASK_NAME]
+        """Bundles for the hemorrhage task, sorted by id then version: the user's store, then those
+        shipped with SlicerMedFuse (``bundled`` True) for ids the store lacks."""
+        store = self._store()
+        installed = [model for model in store.list_installed() if model.manifest.task == TASK_NAME]
+        ids = {model.id for model in installed}
+        shipped = [m for m in store.list_bundled() if m.manifest.task == TASK_NAME and m.id not in ids]
+        return sorted(installed + shipped, key=lambda m: (m.id, version_key(m.version)))
 
     def defaultModel(self) -> InstalledModel | None:
         """The model used when none is chosen: the latest demo model, else the latest installed one."""
