@@ -126,7 +126,13 @@ def _resample(
     target = min(grid.spacing)
     if interpolation == "linear" and np.any(source_spacing < 0.75 * target):
         sigma = [0.5 * float(np.sqrt(max(target**2 - s**2, 0.0))) for s in source_spacing]
-        image = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma)
+        image = sitk.Cast(image, sitk.sitkFloat32)
+        # axis by axis: an axis already as coarse as the grid gets no smoothing (sigma 0 is an ITK error)
+        for axis, axis_sigma in enumerate(sigma):
+            if axis_sigma > 0.0:
+                image = sitk.RecursiveGaussian(
+                    image, axis_sigma, False, sitk.RecursiveGaussianImageFilter.ZeroOrder, axis
+                )
     return resample_to_reference(image, grid, interpolation=interpolation, transform=transform, default_value=0.0)
 
 

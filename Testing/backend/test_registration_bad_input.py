@@ -145,12 +145,6 @@ def test_a_coarser_moving_image_is_handled(pair):
     assert result.report["overlap_after_linear"] > 0.9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="pipeline._resample passes a zero Gaussian sigma to SmoothingRecursiveGaussian for an axis that is "
-    "already coarser than the working grid (registration/pipeline.py, owned by reg-speed); remove this mark once fixed",
-)
 def test_wildly_anisotropic_moving_spacing_is_handled(pair):
     thick = resample_to_spacing(pair["moving"], (1.0, 12.0, 1.0))  # fine in-plane, 12 mm slices
     result = run_task(RegistrationTask(), {"fixed": pair["fixed"], "moving": thick}, params=TINY, device="cpu")
