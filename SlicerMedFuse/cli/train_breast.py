@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from SlicerMedFuse.device import DEVICE_CHOICES
-from SlicerMedFuse.progress import Progress, make_progress
+from SlicerMedFuse.cli.train_options import add_run_options, simulated_flag
+from SlicerMedFuse.progress import Progress
 
 __all__ = ["add_parser"]
 
@@ -43,26 +43,9 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--iterations", type=int, default=100, help="iterations per epoch")
     p.add_argument("--lr", type=float, default=1e-4, help="initial learning rate (paper: 1e-4, Adam)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/latest")
     p.add_argument("--no-evaluate", action="store_true", help="do not score the held-out split after training")
-    p.add_argument("--model-id", default="medfuse-breast-mass", help="bundle id")
-    p.add_argument("--model-version", default="0.1.0", help="bundle version")
-    p.add_argument("--license", default="LicenseRef-see-training-data", help="licence of the trained weights")
-    p.add_argument(
-        "--simulated",
-        choices=("auto", "yes", "no"),
-        default="auto",
-        help="training data simulated (auto: dataset.json)",
-    )
-    p.add_argument("--device", default="auto", help=f"{'|'.join(DEVICE_CHOICES)} or cuda:N")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per process")
-    p.add_argument("--progress", choices=("bar", "json", "none"), default=None)
-    p.set_defaults(handler=_handle, progress_factory=_progress_for)
-
-
-def _progress_for(args: argparse.Namespace) -> Progress:
-    return make_progress(args.progress or ("bar" if sys.stderr.isatty() else "none"))
+    add_run_options(p, model_id="medfuse-breast-mass")
+    p.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace, progress: Progress) -> int:
@@ -98,7 +81,7 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
             args.data,
             args.output,
             config,
-            simulated=None if args.simulated == "auto" else args.simulated == "yes",
+            simulated=simulated_flag(args),
             dist=dist,
             progress=progress,
             resume=args.resume,

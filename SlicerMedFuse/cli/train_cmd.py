@@ -13,25 +13,11 @@ import sys
 from pathlib import Path
 
 from SlicerMedFuse.cli import train_breast, train_registration
-from SlicerMedFuse.device import DEVICE_CHOICES
+from SlicerMedFuse.cli.train_options import add_run_options, floats, ints, simulated_flag
 from SlicerMedFuse.errors import UsageError
-from SlicerMedFuse.progress import Progress, make_progress
+from SlicerMedFuse.progress import Progress
 
 __all__ = ["add_parser"]
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -61,12 +47,12 @@ def _add_hemorrhage(tasks: argparse._SubParsersAction) -> None:
         "--windows", default=None, help="CT windows, comma-separated (default brain; multi-window: brain,subdural,bone)"
     )
     p.add_argument(
-        "--spacing", type=_floats, help="network spacing X,Y,Z in mm on the RAS grid (default: median of the data)"
+        "--spacing", type=floats, help="network spacing X,Y,Z in mm on the RAS grid (default: median of the data)"
     )
     p.add_argument(
-        "--patch", type=_ints, default=(32, 128, 128), help="patch Z,Y,X in voxels (default 32,128,128 as BHSD)"
+        "--patch", type=ints, default=(32, 128, 128), help="patch Z,Y,X in voxels (default 32,128,128 as BHSD)"
     )
-    p.add_argument("--filters", type=_ints, default=(32, 64, 128, 256, 320, 320), help="U-Net channels per level")
+    p.add_argument("--filters", type=ints, default=(32, 64, 128, 256, 320, 320), help="U-Net channels per level")
     p.add_argument("--stem-channels", type=int, default=8, help="channels per window path (multi-window)")
     p.add_argument("--deep-supervision", type=int, default=2, help="deep supervision heads (0 disables)")
     p.add_argument("--batch-size", type=int, default=2)
@@ -81,27 +67,8 @@ def _add_hemorrhage(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="sgd (nnU-Net) or adamw")
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1e-2 sgd, 1e-3 adamw)")
     p.add_argument("--cps-weight", type=float, default=1.0, help="Cross Pseudo Supervision loss weight")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/latest")
-    p.add_argument("--model-id", default="medfuse-hemorrhage", help="bundle id")
-    p.add_argument("--model-version", default="0.1.0", help="bundle version")
-    p.add_argument("--license", default="LicenseRef-see-training-data", help="licence of the trained weights")
-    p.add_argument(
-        "--simulated",
-        choices=("auto", "yes", "no"),
-        default="auto",
-        help="training data simulated (auto: dataset.json)",
-    )
-    p.add_argument(
-        "--device", default="auto", help=f"{'|'.join(DEVICE_CHOICES)} or cuda:N (under torchrun: cuda:LOCAL_RANK)"
-    )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per process")
-    p.add_argument("--progress", choices=("bar", "json", "none"), default=None)
-    p.set_defaults(handler=_handle_hemorrhage, progress_factory=_progress_for)
-
-
-def _progress_for(args: argparse.Namespace) -> Progress:
-    return make_progress(args.progress or ("bar" if sys.stderr.isatty() else "none"))
+    add_run_options(p, model_id="medfuse-hemorrhage")
+    p.set_defaults(handler=_handle_hemorrhage)
 
 
 def _handle_hemorrhage(args: argparse.Namespace, progress: Progress) -> int:
@@ -149,7 +116,7 @@ def _handle_hemorrhage(args: argparse.Namespace, progress: Progress) -> int:
             config,
             unlabelled=args.unlabelled,
             negatives=args.negatives,
-            simulated=None if args.simulated == "auto" else args.simulated == "yes",
+            simulated=simulated_flag(args),
             dist=dist,
             progress=progress,
             resume=args.resume,

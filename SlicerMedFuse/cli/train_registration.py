@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from SlicerMedFuse.device import DEVICE_CHOICES
+from SlicerMedFuse.cli.train_options import add_run_options, ints
 from SlicerMedFuse.errors import UsageError
 from SlicerMedFuse.progress import Progress
 
@@ -33,9 +33,6 @@ def _weights(text: str) -> tuple[float, float, float]:
 
 def add_parser(tasks: argparse._SubParsersAction) -> None:
     """Add ``registration`` to the ``medfuse train`` task subcommands."""
-    # the train command's own argument types and progress factory (imported here: train_cmd imports this module)
-    from SlicerMedFuse.cli.train_cmd import _ints, _progress_for
-
     p = tasks.add_parser(
         "registration",
         help="TM-DCA deformable registration network (Learn2Reg layout)",
@@ -46,12 +43,12 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, type=Path, help="dataset folder (Learn2Reg layout)")
     p.add_argument("--output", required=True, type=Path, help="output folder (checkpoints, log, bundle)")
-    p.add_argument("--shape", type=_ints, help="network grid D,H,W (array order), multiples of 16 (default: half size)")
-    p.add_argument("--window", type=_ints, help="attention window D,H,W in tokens (default: shape / 16)")
+    p.add_argument("--shape", type=ints, help="network grid D,H,W (array order), multiples of 16 (default: half size)")
+    p.add_argument("--window", type=ints, help="attention window D,H,W in tokens (default: shape / 16)")
     p.add_argument("--embed-dim", type=int, default=96, help="first-stage channels (paper config: 96)")
-    p.add_argument("--depths", type=_ints, default=(4, 4, 5), help="blocks per stage (4,4,5)")
-    p.add_argument("--heads", type=_ints, default=(8, 8, 8), help="attention heads per stage (8,8,8)")
-    p.add_argument("--offset-kernels", type=_ints, default=(7, 5, 3), help="offset network kernels per stage (7,5,3)")
+    p.add_argument("--depths", type=ints, default=(4, 4, 5), help="blocks per stage (4,4,5)")
+    p.add_argument("--heads", type=ints, default=(8, 8, 8), help="attention heads per stage (8,8,8)")
+    p.add_argument("--offset-kernels", type=ints, default=(7, 5, 3), help="offset network kernels per stage (7,5,3)")
     p.add_argument("--time-steps", type=int, default=12, help="decoder refinement steps (12)")
     p.add_argument("--similarity", choices=("ncc", "mse"), default="ncc")
     p.add_argument("--regularizer", choices=("diffusion", "bending"), default="diffusion")
@@ -64,17 +61,8 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=int, default=None, help="iterations per epoch (default: number of images)")
     p.add_argument("--lr", type=float, default=1e-4, help="initial learning rate (1e-4)")
     p.add_argument("--amp", action="store_true", help="mixed precision on CUDA (the official code trains in float16)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/latest")
-    p.add_argument("--model-id", default="medfuse-registration-tmdca", help="bundle id")
-    p.add_argument("--model-version", default="0.1.0", help="bundle version")
-    p.add_argument("--license", default="LicenseRef-see-training-data", help="licence of the trained weights")
-    p.add_argument(
-        "--device", default="auto", help=f"{'|'.join(DEVICE_CHOICES)} or cuda:N (under torchrun: cuda:LOCAL_RANK)"
-    )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads per process")
-    p.add_argument("--progress", choices=("bar", "json", "none"), default=None)
-    p.set_defaults(handler=_handle, progress_factory=_progress_for)
+    add_run_options(p, model_id="medfuse-registration-tmdca", simulated_option=False)
+    p.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace, progress: Progress) -> int:
