@@ -6,6 +6,9 @@
   events, cancelling the whole process tree.
 * :mod:`MedFuseLib.task_job` - :class:`BackendTaskJob`: export input nodes, run a task, read results.
 * :mod:`MedFuseLib.installer` - first-use install of torch and the backend requirements.
+* :mod:`MedFuseLib.panel` - :class:`MedFusePanelWidget`, the base of the module widgets (parameter node
+  lifecycle, Apply/Cancel, job polling); the one part that needs the Slicer application, so it is
+  imported from its module, not exported here.
 
 Its core needs only MRML and VTK (no ``qt``, ``ctk`` or ``slicer.app``), so it runs headless on
 slicer-core. Names are imported lazily: ``import MedFuseLib`` loads nothing heavy, and the runner

@@ -1,0 +1,320 @@
+"""The panel every MedFuse module shows: parameter node lifecycle, Apply/Cancel and the job it runs.
+
+A MedFuse panel binds a typed parameter node (``@parameterNodeWrapper``) to the widgets of its
+``Resources/UI/<ModuleName>.ui``, starts one backend job at a time from its Apply button (the button
+doubles as Cancel while the job runs), polls the job from a Qt timer, and loads the result into the
+scene. :class:`MedFusePanelWidget` holds all of that; a module's widget subclasses it and keeps only
+what its own panel shows::
+
+    class MedFuseExampleWidget(MedFusePanelWidget):
+        START_FAILED_MESSAGE = _("Example could not start.")
+        JOB_FAILED_MESSAGE = _("Example failed.")
+
+        def _createLogic(self): return MedFuseExampleLogic()
+        def _outputNodes(self): return (self._parameterNode.outputVolume,)
+        def _startJob(self): return self.logic.startJob(self._parameterNode)
+        def _finishJob(self, job, outputVolume): ...  # load job's results into the scene, show them
+        def _applyButtonState(self): return bool(self._parameterNode and ...), _("Tool tip.")
+        def _sectionsLockedWhileRunning(self): return (self.ui.inputsCollapsibleButton, ...)
+
+Hooks a subclass must implement:
+
+* ``START_FAILED_MESSAGE``, ``JOB_FAILED_MESSAGE`` (class attributes): the translated sentences shown
+  when Apply cannot start a job, and above the backend's error when the job fails.
+* ``_createLogic()``: the module's ``ScriptedLoadableModuleLogic``, whose ``getParameterNode()``
+  returns the ``@parameterNodeWrapper`` node.
+* ``_startJob()``: start the backend job from ``self._parameterNode`` and return it (see
+  :class:`PanelJob`; :class:`MedFuseLib.task_job.BackendTaskJob` is one).
+* ``_finishJob(job, *outputNodes)``: put a succeeded job's results into the scene, the parameter
+  node and the panel. ``outputNodes`` are what ``_outputNodes()`` returned at Apply, with None for
+  any node the user deleted while the job ran. An exception is shown as "The result could not be
+  loaded."
+* ``_applyButtonState()``: ``(enabled, toolTip)`` of the Apply button while no job runs.
+* ``_sectionsLockedWhileRunning()``: the widgets (collapsible sections) disabled while a job runs.
+
+Optional hooks (the default in brackets):
+
+* ``_outputNodes()``: the parameter node's output nodes when Apply is pressed [none].
+* ``_setupPanel()``: connect the panel's own widgets; called by ``setup()`` after the common
+  widgets and before the parameter node is bound [nothing].
+* ``_refreshPanel()``: re-read what changes outside the scene (installed models, saved presets);
+  called at the end of ``setup()`` and of ``enter()`` [nothing].
+* ``_chooseDefaultInputs()``: fill empty inputs of the parameter node from the scene [an empty
+  ``inputVolume`` gets the scene's first scalar volume that is not a label map; a parameter node
+  without an ``inputVolume`` field must override this].
+* ``_onParameterNodeModified(caller=None, event=None)``: update what depends on the parameter node;
+  an override calls ``self._updateApplyButton()`` last [only that].
+
+Overrides of ``cleanup``, ``enter``, ``exit`` and ``onSceneEndClose`` call the base method. The
+``.ui`` must have ``applyButton`` (QPushButton), ``statusLabel`` (QLabel) and ``progressBar``
+(QProgressBar). This file needs the Slicer application (``qt``, ``slicer.util``); the rest of
+MedFuseLib does not.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import qt
+import slicer
+import vtk
+from slicer.i18n import tr as _
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
+from slicer.util import VTKObservationMixin
+
+from MedFuseLib.installer import BackendInstaller
+
+__all__ = ["MedFusePanelWidget", "PanelJob"]
+
+
+class PanelJob(Protocol):
+    """What the panel reads from a running job (:class:`MedFuseLib.task_job.BackendTaskJob` has it all)."""
+
+    fraction: float  # progress, 0 to 1
+    stage: str
+    messages: list[str]
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def succeeded(self) -> bool: ...
+
+    @property
+    def error_message(self) -> str: ...
+
+    def poll(self) -> Any: ...
+
+    def cancel(self) -> None: ...
+
+    def cleanup(self) -> None: ...
+
+
+class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Base of the MedFuse module widgets; see the module docstring for the hooks a subclass implements."""
+
+    POLL_INTERVAL_MS = 200
+    START_FAILED_MESSAGE = ""
+    JOB_FAILED_MESSAGE = ""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job: PanelJob | None = None
+        self._jobOutputs: tuple = ()
+        self._cancelRequested = False
+        self._backendReady = False
+        self._pollTimer = None
+
+    # --- hooks ------------------------------------------------------------------------------------
+    def _createLogic(self):
+        raise NotImplementedError(f"{type(self).__name__} must implement _createLogic()")
+
+    def _startJob(self) -> PanelJob:
+        raise NotImplementedError(f"{type(self).__name__} must implement _startJob()")
+
+    def _finishJob(self, job: PanelJob, *outputNodes) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _finishJob(job, *outputNodes)")
+
+    def _applyButtonState(self) -> tuple[bool, str]:
+        raise NotImplementedError(f"{type(self).__name__} must implement _applyButtonState()")
+
+    def _sectionsLockedWhileRunning(self) -> Sequence:
+        raise NotImplementedError(f"{type(self).__name__} must implement _sectionsLockedWhileRunning()")
+
+    def _outputNodes(self) -> tuple:
+        return ()
+
+    def _setupPanel(self) -> None:
+        pass
+
+    def _refreshPanel(self) -> None:
+        pass
+
+    def _chooseDefaultInputs(self) -> None:
+        if self._parameterNode.inputVolume:
+            return
+        for volume in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
+            if not volume.IsA("vtkMRMLLabelMapVolumeNode"):
+                self._parameterNode.inputVolume = volume
+                return
+
+    def _onParameterNodeModified(self, caller=None, event=None) -> None:
+        self._updateApplyButton()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath(f"UI/{self.moduleName}.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = self._createLogic()
+
+        self._pollTimer = qt.QTimer()
+        self._pollTimer.setInterval(self.POLL_INTERVAL_MS)
+        self._pollTimer.connect("timeout()", self._onPollTimer)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.progressBar.visible = False
+        self._setupPanel()
+
+        self.initializeParameterNode()
+        self._refreshPanel()
+
+    def cleanup(self) -> None:
+        """Called when the application closes or the module is reloaded."""
+        self.removeObservers()
+        if self._pollTimer is not None:
+            self._pollTimer.stop()
+        self._discardJob()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+        self._refreshPanel()
+
+    def exit(self) -> None:
+        # A running job keeps going (the timer still polls); only the GUI binding is released.
+        self._releaseParameterNode()
+
+    def onReload(self) -> None:
+        """Reload the module and its Lib packages: dropping them from ``sys.modules`` makes the reload import fresh copies."""
+        for name in list(sys.modules):
+            if name.split(".")[0] in (f"{self.moduleName}Lib", "MedFuseLib"):
+                del sys.modules[name]
+        ScriptedLoadableModuleWidget.onReload(self)
+
+    # --- parameter node ---------------------------------------------------------------------------
+    def onSceneStartClose(self, caller, event) -> None:
+        self._discardJob()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        self._chooseDefaultInputs()
+
+    def setParameterNode(self, parameterNode) -> None:
+        self._releaseParameterNode()
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            # Each widget in the .ui names its field with the dynamic property SlicerParameterName.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        self._onParameterNodeModified()
+
+    def _releaseParameterNode(self) -> None:
+        if self._parameterNode is None:
+            return
+        if self._parameterNodeGuiTag is not None:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+        self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+
+    # --- running ----------------------------------------------------------------------------------
+    def _updateApplyButton(self) -> None:
+        if self._job is not None:
+            self.ui.applyButton.text = _("Cancel")
+            self.ui.applyButton.toolTip = _("Stop the computation; nothing is added to the scene.")
+            self.ui.applyButton.enabled = True
+            return
+        self.ui.applyButton.text = _("Apply")
+        enabled, toolTip = self._applyButtonState()
+        self.ui.applyButton.enabled = enabled
+        self.ui.applyButton.toolTip = toolTip
+
+    def onApplyButton(self) -> None:
+        """Start a job, or cancel the running one (the button doubles as Cancel)."""
+        if self._job is not None:
+            self._cancelRequested = True
+            self._job.cancel()
+            self.ui.statusLabel.text = _("Cancelling...")
+            return
+        with slicer.util.tryWithErrorDisplay(self.START_FAILED_MESSAGE, waitCursor=True):
+            if not self._ensureBackendRequirements():
+                return
+            self._jobOutputs = tuple(self._outputNodes())
+            self._cancelRequested = False
+            self._job = self._startJob()
+            self.ui.progressBar.value = 0
+            self.ui.progressBar.visible = True
+            self.ui.statusLabel.text = _("Starting the backend...")
+            self._setRunning(True)
+            self._pollTimer.start()
+
+    def _ensureBackendRequirements(self) -> bool:
+        """Install the backend's Python packages on first use, after asking. False when Slicer must restart."""
+        if self._backendReady:
+            return True
+        installer = BackendInstaller.for_slicer()
+        if installer.missing_requirements():
+            self.ui.statusLabel.text = _("Installing the backend's Python packages; this can take several minutes...")
+            slicer.app.processEvents()
+            outcome = installer.install(
+                lambda message: slicer.util.confirmOkCancelDisplay(message, windowTitle=_("MedFuse"))
+            )
+            self.ui.statusLabel.text = ""
+            if outcome.restart_required:
+                slicer.util.infoDisplay(_("The packages were installed. Restart Slicer, then press Apply again."))
+                return False
+        self._backendReady = True
+        return True
+
+    def _onPollTimer(self) -> None:
+        job = self._job
+        if job is None:
+            self._pollTimer.stop()
+            return
+        job.poll()
+        self.ui.progressBar.value = int(round(100 * job.fraction))
+        if not self._cancelRequested:
+            latest = job.messages[-1] if job.messages else ""
+            self.ui.statusLabel.text = f"{job.stage}: {latest}" if latest else job.stage
+        if job.done:
+            self._pollTimer.stop()
+            self._job = None
+            self._finish(job)
+
+    def _finish(self, job: PanelJob) -> None:
+        # Nodes the user deleted while the job ran are replaced by new ones.
+        outputNodes = tuple(
+            node if node is not None and node.GetScene() is not None else None for node in self._jobOutputs
+        )
+        self._jobOutputs = ()
+        self._setRunning(False)
+        if not job.succeeded:
+            job.cleanup()
+            if self._cancelRequested:
+                self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
+            else:
+                self.ui.statusLabel.text = _("Failed: {message}").format(message=job.error_message)
+                slicer.util.errorDisplay(self.JOB_FAILED_MESSAGE + "\n\n" + job.error_message)
+            return
+        with slicer.util.tryWithErrorDisplay(_("The result could not be loaded."), waitCursor=True):
+            self._finishJob(job, *outputNodes)
+
+    def _setRunning(self, running: bool) -> None:
+        for section in self._sectionsLockedWhileRunning():
+            section.enabled = not running
+        self._updateApplyButton()
+
+    def _discardJob(self) -> None:
+        """Cancel a running job and remove its files (scene close, module cleanup)."""
+        if self._pollTimer is not None:
+            self._pollTimer.stop()
+        job, self._job = self._job, None
+        if job is not None:
+            job.cancel()
+            job.cleanup()
+            self._setRunning(False)
