@@ -5,13 +5,11 @@ The panel reads and writes a typed parameter node; the work is done by
 task out of process and needs no Qt (see that package for scripting from the Python console).
 """
 
-import sys
 from typing import Annotated
 
-import qt
 import slicer
-import vtk
 from MedFuseLib.installer import BackendInstaller
+from MedFuseLib.panel import MedFusePanelWidget
 from MedFuseSuperResolutionLib import (
     DEFAULT_METHOD,
     DEFAULT_QUALITY,
@@ -28,9 +26,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
 
 #
 # MedFuseSuperResolution
@@ -110,100 +106,19 @@ class MedFuseSuperResolutionParameterNode:
 #
 
 
-class MedFuseSuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class MedFuseSuperResolutionWidget(MedFusePanelWidget):
     """The panel: parameter node <-> widgets, Apply/Cancel, progress, and a side-by-side view of the result."""
 
-    POLL_INTERVAL_MS = 200
+    START_FAILED_MESSAGE = _("Super-resolution could not start.")
+    JOB_FAILED_MESSAGE = _("Super-resolution failed.")
     #: Slice view to compare in, by the orientation of the input's slices: one that cuts across them.
     COMPARE_ORIENTATION = {"axial": "Coronal", "coronal": "Sagittal", "sagittal": "Coronal"}
 
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._job = None
-        self._jobOutputVolume = None
-        self._cancelRequested = False
-        self._backendReady = False
-        self._pollTimer = None
+    def _createLogic(self) -> "MedFuseSuperResolutionLogic":
+        return MedFuseSuperResolutionLogic()
 
-    def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedFuseSuperResolution.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-
-        self.logic = MedFuseSuperResolutionLogic()
-
-        self._pollTimer = qt.QTimer()
-        self._pollTimer.setInterval(self.POLL_INTERVAL_MS)
-        self._pollTimer.connect("timeout()", self._onPollTimer)
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+    def _setupPanel(self) -> None:
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
-        self.ui.progressBar.visible = False
-
-        self.initializeParameterNode()
-
-    def cleanup(self) -> None:
-        """Called when the application closes or the module is reloaded."""
-        self.removeObservers()
-        if self._pollTimer is not None:
-            self._pollTimer.stop()
-        self._discardJob()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        # A running job keeps going (the timer still polls); only the GUI binding is released.
-        self._releaseParameterNode()
-
-    def onReload(self) -> None:
-        """Reload the module and its Lib packages: dropping them from ``sys.modules`` makes the reload import fresh copies."""
-        for name in list(sys.modules):
-            if name.split(".")[0] in ("MedFuseSuperResolutionLib", "MedFuseLib"):
-                del sys.modules[name]
-        ScriptedLoadableModuleWidget.onReload(self)
-
-    # --- parameter node ---------------------------------------------------------------------------
-    def onSceneStartClose(self, caller, event) -> None:
-        self._discardJob()
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.inputVolume:
-            for volume in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
-                if not volume.IsA("vtkMRMLLabelMapVolumeNode"):
-                    self._parameterNode.inputVolume = volume
-                    break
-
-    def setParameterNode(self, parameterNode) -> None:
-        self._releaseParameterNode()
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            # Each widget in the .ui names its field with the dynamic property SlicerParameterName.
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
-        self._onParameterNodeModified()
-
-    def _releaseParameterNode(self) -> None:
-        if self._parameterNode is None:
-            return
-        if self._parameterNodeGuiTag is not None:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-        self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
 
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         parameters = self._parameterNode
@@ -225,97 +140,36 @@ class MedFuseSuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationM
             return str(error)
         return SuperResolutionLogic.describeSliceGeometry(geometry)
 
-    def _updateApplyButton(self) -> None:
-        if self._job is not None:
-            self.ui.applyButton.text = _("Cancel")
-            self.ui.applyButton.toolTip = _("Stop the computation; nothing is added to the scene.")
-            self.ui.applyButton.enabled = True
-            return
-        self.ui.applyButton.text = _("Apply")
+    def _applyButtonState(self) -> tuple[bool, str]:
         ready = bool(self._parameterNode and self._parameterNode.inputVolume)
-        self.ui.applyButton.enabled = ready
-        self.ui.applyButton.toolTip = (
-            _("Compute the super-resolved volume.") if ready else _("Select a thick-slice input volume.")
-        )
+        return ready, (_("Compute the super-resolved volume.") if ready else _("Select a thick-slice input volume."))
 
-    # --- running ----------------------------------------------------------------------------------
-    def onApplyButton(self) -> None:
-        """Start a job, or cancel the running one (the button doubles as Cancel)."""
-        if self._job is not None:
-            self._cancelRequested = True
-            self._job.cancel()
-            self.ui.statusLabel.text = _("Cancelling...")
-            return
-        with slicer.util.tryWithErrorDisplay(_("Super-resolution could not start."), waitCursor=True):
-            if not self._ensureBackendRequirements():
-                return
-            self._jobOutputVolume = self._parameterNode.outputVolume
-            self._cancelRequested = False
-            self._job = self.logic.startJob(self._parameterNode)
-            self.ui.progressBar.value = 0
-            self.ui.progressBar.visible = True
-            self.ui.statusLabel.text = _("Starting the backend...")
-            self._setRunning(True)
-            self._pollTimer.start()
+    def _sectionsLockedWhileRunning(self) -> tuple:
+        return (
+            self.ui.inputsCollapsibleButton,
+            self.ui.parametersCollapsibleButton,
+            self.ui.advancedCollapsibleButton,
+            self.ui.outputsCollapsibleButton,
+        )
 
     def onCompareButton(self) -> None:
         """Input left, output right (linked), e.g. after changing slices or layouts."""
         if self._parameterNode and self._parameterNode.inputVolume and self._parameterNode.outputVolume:
             self._showSideBySide(self._parameterNode.inputVolume, self._parameterNode.outputVolume)
 
-    def _ensureBackendRequirements(self) -> bool:
-        """Install the backend's Python packages on first use, after asking. False when Slicer must restart."""
-        if self._backendReady:
-            return True
-        installer = BackendInstaller.for_slicer()
-        if installer.missing_requirements():
-            self.ui.statusLabel.text = _("Installing the backend's Python packages; this can take several minutes...")
-            slicer.app.processEvents()
-            outcome = installer.install(
-                lambda message: slicer.util.confirmOkCancelDisplay(message, windowTitle=_("MedFuse"))
-            )
-            self.ui.statusLabel.text = ""
-            if outcome.restart_required:
-                slicer.util.infoDisplay(_("The packages were installed. Restart Slicer, then press Apply again."))
-                return False
-        self._backendReady = True
-        return True
+    # --- running ----------------------------------------------------------------------------------
+    def _outputNodes(self) -> tuple:
+        return (self._parameterNode.outputVolume,)
 
-    def _onPollTimer(self) -> None:
-        job = self._job
-        if job is None:
-            self._pollTimer.stop()
-            return
-        job.poll()
-        self.ui.progressBar.value = int(round(100 * job.fraction))
-        if not self._cancelRequested:
-            latest = job.messages[-1] if job.messages else ""
-            self.ui.statusLabel.text = f"{job.stage}: {latest}" if latest else job.stage
-        if job.done:
-            self._pollTimer.stop()
-            self._job = None
-            self._finish(job)
+    def _startJob(self):
+        return self.logic.startJob(self._parameterNode)
 
-    def _finish(self, job) -> None:
-        outputVolume = self._jobOutputVolume
-        if outputVolume is not None and outputVolume.GetScene() is None:
-            outputVolume = None  # the user deleted it while the job ran
-        self._jobOutputVolume = None
-        self._setRunning(False)
-        if not job.succeeded:
-            job.cleanup()
-            if self._cancelRequested:
-                self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
-            else:
-                self.ui.statusLabel.text = _("Failed: {message}").format(message=job.error_message)
-                slicer.util.errorDisplay(_("Super-resolution failed.") + "\n\n" + job.error_message)
-            return
-        with slicer.util.tryWithErrorDisplay(_("The result could not be loaded."), waitCursor=True):
-            outputVolume = self.logic.finishJob(job, outputVolume)
-            if self._parameterNode:
-                self._parameterNode.outputVolume = outputVolume
-            self.ui.statusLabel.text = self._doneText(job.report)
-            self._showSideBySide(job.input_nodes["volume"], outputVolume)
+    def _finishJob(self, job, outputVolume) -> None:
+        outputVolume = self.logic.finishJob(job, outputVolume)
+        if self._parameterNode:
+            self._parameterNode.outputVolume = outputVolume
+        self.ui.statusLabel.text = self._doneText(job.report)
+        self._showSideBySide(job.input_nodes["volume"], outputVolume)
 
     @staticmethod
     def _doneText(report: dict) -> str:
@@ -331,26 +185,6 @@ class MedFuseSuperResolutionWidget(ScriptedLoadableModuleWidget, VTKObservationM
             method=report.get("method", ""),
             seconds=seconds,
         )
-
-    def _setRunning(self, running: bool) -> None:
-        for section in (
-            self.ui.inputsCollapsibleButton,
-            self.ui.parametersCollapsibleButton,
-            self.ui.advancedCollapsibleButton,
-            self.ui.outputsCollapsibleButton,
-        ):
-            section.enabled = not running
-        self._updateApplyButton()
-
-    def _discardJob(self) -> None:
-        """Cancel a running job and remove its files (scene close, module cleanup)."""
-        if self._pollTimer is not None:
-            self._pollTimer.stop()
-        job, self._job = self._job, None
-        if job is not None:
-            job.cancel()
-            job.cleanup()
-            self._setRunning(False)
 
     def _showSideBySide(self, inputVolume, outputVolume) -> None:
         """Input left, result right, linked, in a view that cuts across the input's slices."""

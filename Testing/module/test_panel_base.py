@@ -1,0 +1,684 @@
+"""``MedFuseLib.panel.MedFusePanelWidget``, the base of every MedFuse module widget, outside Slicer.
+
+The panel needs the Slicer application, which the test machines do not have. Here ``slicer``,
+``qt``, ``vtk`` and ``ctk`` are small stand-ins put into ``sys.modules`` for the import of
+``panel.py`` only (the real slicer-core used by the MRML tests is untouched); ``qt.QTimer`` is
+PySide6's, so the job is polled by a real Qt timer. A small example panel drives the job flow:
+Apply -> poll -> finish, cancel, a failed job, a start that raises, the first-use install, and a
+scene close that discards the running job.
+
+Every module widget is also read with ``ast`` (no Slicer import): it subclasses the base and does
+not define the lifecycle or job plumbing again, and its ``.ui`` has the widgets the base uses.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib.util
+import os
+import sys
+import time
+import types
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODULES = REPO_ROOT / "Modules"
+MEDFUSE_LIB_DIR = MODULES / "MedFuseLib"
+PANEL_FILE = MEDFUSE_LIB_DIR / "MedFuseLib" / "panel.py"
+BASE_CLASS = "MedFusePanelWidget"
+
+#: Hooks the base class calls and has no default for.
+REQUIRED_HOOKS = ("_createLogic", "_startJob", "_finishJob", "_applyButtonState", "_sectionsLockedWhileRunning")
+REQUIRED_ATTRIBUTES = ("START_FAILED_MESSAGE", "JOB_FAILED_MESSAGE")
+#: Base methods that an override extends, so it must call the base's.
+EXTENDED_METHODS = ("setup", "cleanup", "enter", "exit", "onSceneEndClose")
+#: What the base class does for every panel; a widget that defines one of these again is a copy.
+BASE_ONLY_METHODS = (
+    "_ensureBackendRequirements",
+    "_onPollTimer",
+    "_finish",
+    "_discardJob",
+    "_setRunning",
+    "onApplyButton",
+    "_updateApplyButton",
+    "onSceneStartClose",
+    "initializeParameterNode",
+    "setParameterNode",
+    "_releaseParameterNode",
+    "onReload",
+)
+
+# --------------------------------------------------------------------------- stand-ins for the app
+
+
+class FakeWidget:
+    """A .ui widget as PythonQt shows it: Qt properties as attributes, ``connect(signal, slot)``."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.toolTip = ""
+        self.enabled = True
+        self.visible = True
+        self.value = 0
+        self.slots: dict[str, object] = {}
+
+    def connect(self, signal: str, slot) -> None:
+        self.slots[signal] = slot
+
+    def click(self) -> None:
+        self.slots["clicked(bool)"]()
+
+
+class FakeUiWidget:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.scene = None
+
+    def setMRMLScene(self, scene) -> None:
+        self.scene = scene
+
+
+class Observable:
+    """``AddObserver``/``RemoveObserver`` as VTK objects have them; ``modified()`` fires ModifiedEvent."""
+
+    ModifiedEvent = 33
+
+    def __init__(self) -> None:
+        self.observers: dict[int, tuple[int, object]] = {}
+
+    def AddObserver(self, event: int, method, priority: float = 0.0) -> int:
+        tag = len(self.observers) + 1
+        self.observers[tag] = (event, method)
+        return tag
+
+    def RemoveObserver(self, tag: int) -> None:
+        del self.observers[tag]
+
+    def modified(self) -> None:
+        for event, method in list(self.observers.values()):
+            if event == self.ModifiedEvent:
+                method(self, event)
+
+
+class FakeScene(Observable):
+    StartCloseEvent = 1
+    EndCloseEvent = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes: list[FakeNode] = []
+
+    def add(self, node: FakeNode) -> FakeNode:
+        node.scene = self
+        self.nodes.append(node)
+        return node
+
+
+class FakeNode:
+    def __init__(self, classes: tuple[str, ...] = ("vtkMRMLScalarVolumeNode",)) -> None:
+        self.classes = classes
+        self.scene = None
+
+    def IsA(self, className: str) -> bool:
+        return className in self.classes
+
+    def GetScene(self):
+        return self.scene
+
+
+class FakeParameterNode(Observable):
+    """A ``@parameterNodeWrapper`` node: setting a field fires ModifiedEvent, as the real one does."""
+
+    FIELDS = ("inputVolume", "outputVolume")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputVolume = None
+        self.outputVolume = None
+        self.boundTo = None
+
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if name in self.FIELDS:
+            self.modified()
+
+    def __bool__(self) -> bool:
+        return True
+
+    def connectGui(self, ui) -> str:
+        self.boundTo = ui
+        return "gui-tag"
+
+    def disconnectGui(self, tag: str) -> None:
+        assert tag == "gui-tag"
+        self.boundTo = None
+
+
+class FakeJob:
+    """A job that advances one step per poll and is done after ``steps`` polls (or one poll after cancel)."""
+
+    def __init__(self, steps: int = 3, error: str = "") -> None:
+        self.steps, self.error = steps, error
+        self.polls = 0
+        self.fraction, self.stage, self.messages = 0.0, "starting", []
+        self.cancelled = self.cleaned = False
+
+    def poll(self) -> list:
+        self.polls += 1
+        self.fraction = min(1.0, self.polls / self.steps)
+        self.stage = "running"
+        self.messages.append(f"step {self.polls}")
+        return []
+
+    @property
+    def done(self) -> bool:
+        return self.polls >= self.steps or (self.cancelled and self.polls > 0)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.done and not self.cancelled and not self.error
+
+    @property
+    def error_message(self) -> str:
+        return self.error
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def cleanup(self) -> None:
+        self.cleaned = True
+
+
+class ExampleLogic:
+    def __init__(self) -> None:
+        self.parameterNode = FakeParameterNode()
+        self.nextJob = FakeJob()
+        self.startError: Exception | None = None
+        self.started: list[FakeJob] = []
+
+    def getParameterNode(self) -> FakeParameterNode:
+        return self.parameterNode
+
+    def startJob(self, parameters: FakeParameterNode) -> FakeJob:
+        assert parameters is self.parameterNode
+        if self.startError is not None:
+            raise self.startError
+        self.started.append(self.nextJob)
+        return self.nextJob
+
+
+class FakeInstaller:
+    """``BackendInstaller.for_slicer()`` stand-in: ``missing`` packages, install says restart or not."""
+
+    missing: list[str] = []
+    restart_required = False
+    installs = 0
+
+    @classmethod
+    def for_slicer(cls) -> FakeInstaller:
+        return cls()
+
+    def missing_requirements(self) -> list[str]:
+        return list(type(self).missing)
+
+    def install(self, confirm) -> types.SimpleNamespace:
+        type(self).installs += 1
+        assert confirm("Install?") is True
+        return types.SimpleNamespace(restart_required=type(self).restart_required)
+
+
+class PollTimer:
+    """``qt.QTimer`` as PythonQt shows it, on a real PySide6 timer."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self._timer = QTimer()
+
+    def setInterval(self, milliseconds: int) -> None:
+        self._timer.setInterval(milliseconds)
+
+    def connect(self, signal: str, slot) -> None:
+        assert signal == "timeout()"
+        self._timer.timeout.connect(slot)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def isActive(self) -> bool:
+        return self._timer.isActive()
+
+
+class App:
+    """What the example panel's test reads back: dialogs shown, the scene, the last .ui loaded."""
+
+    def __init__(self) -> None:
+        self.scene = FakeScene()
+        self.errors: list[str] = []
+        self.infos: list[str] = []
+        self.reloaded: list[str] = []
+        self.ui: types.SimpleNamespace | None = None
+        self.uiWidget: FakeUiWidget | None = None
+        self.ct: FakeNode | None = None
+
+
+def _stand_in_modules(app: App) -> dict[str, types.ModuleType]:
+    slicer = types.ModuleType("slicer")
+    util = types.ModuleType("slicer.util")
+    i18n = types.ModuleType("slicer.i18n")
+    scripted = types.ModuleType("slicer.ScriptedLoadableModule")
+
+    class ScriptedLoadableModuleWidget:
+        def __init__(self, parent=None) -> None:
+            self.moduleName = type(self).__name__.removesuffix("Widget")
+            self.parent = parent
+            self.layout = types.SimpleNamespace(addWidget=lambda widget: None)
+
+        def setup(self) -> None:
+            pass
+
+        def resourcePath(self, filename: str) -> str:
+            return f"{self.moduleName}/Resources/{filename}"
+
+        def onReload(self) -> None:
+            app.reloaded.append(self.moduleName)
+
+    class VTKObservationMixin:
+        def __init__(self) -> None:
+            self.Observations: list[tuple] = []  # (obj, event, method, tag)
+
+        def addObserver(self, obj, event, method) -> None:
+            self.Observations.append((obj, event, method, obj.AddObserver(event, method)))
+
+        def removeObserver(self, obj, event, method) -> None:
+            for observation in [o for o in self.Observations if o[:3] == (obj, event, method)]:
+                obj.RemoveObserver(observation[3])
+                self.Observations.remove(observation)
+
+        def removeObservers(self) -> None:
+            for obj, _event, _method, tag in self.Observations:
+                obj.RemoveObserver(tag)
+            self.Observations.clear()
+
+    @contextlib.contextmanager
+    def tryWithErrorDisplay(message=None, show=True, waitCursor=False):
+        try:
+            yield
+        except Exception as error:  # as Slicer's: show the message with the error, then re-raise
+            app.errors.append(f"{message}\n\n{error}")
+            raise
+
+    def loadUI(path: str) -> FakeUiWidget:
+        app.uiWidget = FakeUiWidget(path)
+        return app.uiWidget
+
+    def childWidgetVariables(uiWidget: FakeUiWidget) -> types.SimpleNamespace:
+        names = ("applyButton", "statusLabel", "progressBar", "inputsCollapsibleButton", "outputsCollapsibleButton")
+        app.ui = types.SimpleNamespace(**{name: FakeWidget() for name in names})
+        return app.ui
+
+    util.VTKObservationMixin = VTKObservationMixin
+    util.tryWithErrorDisplay = tryWithErrorDisplay
+    util.loadUI = loadUI
+    util.childWidgetVariables = childWidgetVariables
+    util.getNodesByClass = lambda className: [node for node in app.scene.nodes if node.IsA(className)]
+    util.errorDisplay = lambda text, **kwargs: app.errors.append(text)
+    util.infoDisplay = lambda text, **kwargs: app.infos.append(text)
+    util.confirmOkCancelDisplay = lambda text, **kwargs: True
+    i18n.tr = lambda text: text
+    scripted.ScriptedLoadableModuleWidget = ScriptedLoadableModuleWidget
+    slicer.util, slicer.i18n, slicer.ScriptedLoadableModule = util, i18n, scripted
+    slicer.app = types.SimpleNamespace(processEvents=lambda: None)
+    slicer.mrmlScene = app.scene
+
+    qt = types.ModuleType("qt")
+    qt.QTimer = PollTimer
+    vtk = types.ModuleType("vtk")
+    vtk.vtkCommand = types.SimpleNamespace(ModifiedEvent=Observable.ModifiedEvent)
+    ctk = types.ModuleType("ctk")
+    return {
+        "slicer": slicer,
+        "slicer.util": util,
+        "slicer.i18n": i18n,
+        "slicer.ScriptedLoadableModule": scripted,
+        "qt": qt,
+        "vtk": vtk,
+        "ctk": ctk,
+    }
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def qt_application():
+    pytest.importorskip("PySide6.QtWidgets", reason="PySide6 stands in for qt.QTimer")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    # A QApplication (not a QCoreApplication), so the .ui tests in the same process can load widgets.
+    return QApplication.instance() or QApplication([])
+
+
+@pytest.fixture
+def app(qt_application) -> App:
+    return App()
+
+
+@pytest.fixture
+def panel(app: App, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """``MedFuseLib/panel.py`` imported against the stand-ins (all undone after the test)."""
+    for name, module in _stand_in_modules(app).items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.syspath_prepend(str(MEDFUSE_LIB_DIR))
+    spec = importlib.util.spec_from_file_location("medfuse_panel_under_test", PANEL_FILE)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    FakeInstaller.missing, FakeInstaller.restart_required, FakeInstaller.installs = [], False, 0
+    monkeypatch.setattr(module, "BackendInstaller", FakeInstaller)
+    return module
+
+
+@pytest.fixture
+def widget(panel: types.ModuleType, app: App):
+    """The example panel, set up in a scene with a label map and a CT."""
+
+    class MedFuseExampleWidget(panel.MedFusePanelWidget):
+        POLL_INTERVAL_MS = 1
+        START_FAILED_MESSAGE = "Example could not start."
+        JOB_FAILED_MESSAGE = "Example failed."
+
+        def _createLogic(self) -> ExampleLogic:
+            return ExampleLogic()
+
+        def _outputNodes(self) -> tuple:
+            return (self._parameterNode.outputVolume,)
+
+        def _startJob(self) -> FakeJob:
+            return self.logic.startJob(self._parameterNode)
+
+        def _finishJob(self, job, outputVolume) -> None:
+            self.finished.append((job, outputVolume))
+            self.ui.statusLabel.text = "Done."
+
+        def _applyButtonState(self) -> tuple[bool, str]:
+            ready = bool(self._parameterNode and self._parameterNode.inputVolume)
+            return ready, "Run the example." if ready else "Select a volume."
+
+        def _sectionsLockedWhileRunning(self) -> tuple:
+            return (self.ui.inputsCollapsibleButton, self.ui.outputsCollapsibleButton)
+
+    app.scene.add(FakeNode(("vtkMRMLScalarVolumeNode", "vtkMRMLLabelMapVolumeNode")))
+    app.ct = app.scene.add(FakeNode())
+    panelWidget = MedFuseExampleWidget(types.SimpleNamespace(isEntered=True))
+    panelWidget.finished = []
+    panelWidget.setup()
+    return panelWidget
+
+
+def _run_until_idle(widget, seconds: float = 10.0) -> None:
+    """Let the Qt timer poll the job until the panel has no job (the real event loop, 1 ms polls)."""
+    from PySide6.QtCore import QCoreApplication
+
+    deadline = time.monotonic() + seconds
+    while widget._job is not None:
+        assert time.monotonic() < deadline, "the job was not finished by the poll timer"
+        QCoreApplication.processEvents()
+        time.sleep(0.001)
+
+
+def _locked(app: App) -> bool:
+    return not app.ui.inputsCollapsibleButton.enabled and not app.ui.outputsCollapsibleButton.enabled
+
+
+# --------------------------------------------------------------------------- the job flow
+
+
+def test_setup_binds_the_parameter_node_and_picks_a_volume(widget, app: App):
+    assert app.uiWidget.path == "MedFuseExample/Resources/UI/MedFuseExample.ui"
+    assert app.uiWidget.scene is app.scene
+    parameters = widget._parameterNode
+    assert parameters.boundTo is app.ui
+    assert parameters.inputVolume is app.ct, "the first scalar volume that is not a label map"
+    assert [o[:3] for o in widget.Observations if o[0] is parameters] == [
+        (parameters, 33, widget._onParameterNodeModified)
+    ]
+    assert app.ui.progressBar.visible is False
+    assert (app.ui.applyButton.text, app.ui.applyButton.enabled, app.ui.applyButton.toolTip) == (
+        "Apply",
+        True,
+        "Run the example.",
+    )
+
+
+def test_apply_polls_the_job_and_finishes_it(widget, app: App):
+    output = app.scene.add(FakeNode())
+    widget._parameterNode.outputVolume = output
+    app.ui.applyButton.click()
+
+    job = widget.logic.started[0]
+    assert widget._job is job and widget._pollTimer.isActive()
+    assert (app.ui.applyButton.text, app.ui.applyButton.enabled) == ("Cancel", True)
+    assert app.ui.progressBar.visible and app.ui.progressBar.value == 0
+    assert app.ui.statusLabel.text == "Starting the backend..."
+    assert _locked(app)
+
+    _run_until_idle(widget)
+
+    assert widget.finished == [(job, output)]
+    assert job.polls == job.steps and not job.cleaned, "a succeeded job's files are the subclass's to read"
+    assert app.ui.progressBar.value == 100 and app.ui.statusLabel.text == "Done."
+    assert not widget._pollTimer.isActive() and not _locked(app)
+    assert app.ui.applyButton.text == "Apply" and app.errors == []
+
+
+def test_an_output_deleted_while_the_job_runs_is_passed_as_none(widget, app: App):
+    output = app.scene.add(FakeNode())
+    widget._parameterNode.outputVolume = output
+    app.ui.applyButton.click()
+    output.scene = None  # the user deleted the node
+    _run_until_idle(widget)
+    assert widget.finished == [(widget.logic.started[0], None)]
+
+
+def test_cancel_stops_the_job_and_adds_nothing(widget, app: App):
+    app.ui.applyButton.click()
+    job = widget.logic.started[0]
+    app.ui.applyButton.click()  # the button is Cancel now
+    assert job.cancelled and app.ui.statusLabel.text == "Cancelling..."
+
+    _run_until_idle(widget)
+
+    assert widget.finished == [] and job.cleaned
+    assert app.ui.statusLabel.text == "Cancelled; nothing was added to the scene."
+    assert app.errors == [] and not _locked(app) and app.ui.applyButton.text == "Apply"
+
+
+def test_a_failed_job_shows_its_error(widget, app: App):
+    widget.logic.nextJob = FakeJob(steps=2, error="CUDA out of memory; choose the CPU device.")
+    app.ui.applyButton.click()
+    _run_until_idle(widget)
+
+    assert widget.finished == [] and widget.logic.started[0].cleaned
+    assert app.ui.statusLabel.text == "Failed: CUDA out of memory; choose the CPU device."
+    assert app.errors == ["Example failed.\n\nCUDA out of memory; choose the CPU device."]
+    assert not _locked(app)
+
+
+def test_a_start_that_raises_is_shown_and_leaves_the_panel_idle(widget, app: App):
+    widget.logic.startError = ValueError("Select two different volumes.")
+    with pytest.raises(ValueError):  # Slicer's tryWithErrorDisplay shows the error, then re-raises
+        app.ui.applyButton.click()
+    assert app.errors == ["Example could not start.\n\nSelect two different volumes."]
+    assert widget._job is None and not widget._pollTimer.isActive()
+    assert app.ui.applyButton.text == "Apply" and app.ui.progressBar.visible is False
+
+
+def test_first_apply_installs_the_backend_and_may_ask_for_a_restart(widget, app: App):
+    FakeInstaller.missing, FakeInstaller.restart_required = ["torch==2.13.0"], True
+    app.ui.applyButton.click()
+    assert FakeInstaller.installs == 1 and widget.logic.started == []
+    assert app.infos == ["The packages were installed. Restart Slicer, then press Apply again."]
+
+    FakeInstaller.missing, FakeInstaller.restart_required = ["torch==2.13.0"], False
+    app.ui.applyButton.click()
+    assert FakeInstaller.installs == 2 and len(widget.logic.started) == 1
+    _run_until_idle(widget)
+
+    app.ui.applyButton.click()  # checked once per session: no second look at the requirements
+    assert FakeInstaller.installs == 2 and len(widget.logic.started) == 2
+    _run_until_idle(widget)
+
+
+def test_scene_close_discards_the_running_job(widget, app: App):
+    app.ui.applyButton.click()
+    job = widget.logic.started[0]
+    parameters = widget._parameterNode
+
+    widget.onSceneStartClose(app.scene, FakeScene.StartCloseEvent)
+
+    assert job.cancelled and job.cleaned and widget._job is None
+    assert not widget._pollTimer.isActive() and not _locked(app)
+    assert parameters.boundTo is None and widget._parameterNode is None
+    assert all(observed[0] is not parameters for observed in widget.Observations)
+    assert widget.finished == []
+
+    widget.onSceneEndClose(app.scene, FakeScene.EndCloseEvent)  # the module is shown: bind again
+    assert widget._parameterNode is parameters and parameters.boundTo is app.ui
+
+
+def test_exit_releases_the_gui_but_the_job_runs_on(widget, app: App):
+    app.ui.applyButton.click()
+    widget.exit()
+    assert widget._parameterNode.boundTo is None
+    _run_until_idle(widget)
+    assert len(widget.finished) == 1
+
+
+def test_cleanup_discards_the_job_and_every_observer(widget, app: App):
+    app.ui.applyButton.click()
+    job = widget.logic.started[0]
+    widget.cleanup()
+    assert job.cancelled and job.cleaned and widget.Observations == []
+    assert not widget._pollTimer.isActive()
+
+
+def test_reload_drops_the_module_lib_packages(widget, app: App, monkeypatch: pytest.MonkeyPatch):
+    for name in ("MedFuseExampleLib", "MedFuseExampleLib.Logic", "MedFuseLib.fake_for_reload"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    widget.onReload()
+    assert app.reloaded == ["MedFuseExample"]
+    assert not {"MedFuseExampleLib", "MedFuseExampleLib.Logic", "MedFuseLib.fake_for_reload"} & set(sys.modules)
+
+
+# --------------------------------------------------------------------------- the module widgets
+
+
+def _module_files() -> list[Path]:
+    """``Modules/<Name>/<Name>.py`` of every module that has a ``<Name>Widget`` class."""
+    found = []
+    for path in sorted(MODULES.glob("*/*.py")):
+        if path.stem != path.parent.name:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        if any(isinstance(node, ast.ClassDef) and node.name == f"{path.stem}Widget" for node in tree.body):
+            found.append(path)
+    return found
+
+
+MODULE_FILES = _module_files()
+
+
+def _widget_class(path: Path) -> ast.ClassDef:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == f"{path.stem}Widget")
+
+
+def _ui_names_used(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "ui"
+    }
+
+
+def test_the_three_panels_are_checked():
+    names = {path.stem for path in MODULE_FILES}
+    assert {"MedFuseHemorrhage", "MedFuseRegistration", "MedFuseSuperResolution"} <= names
+
+
+@pytest.mark.parametrize("module_file", MODULE_FILES, ids=lambda path: path.stem)
+def test_widget_subclasses_the_panel_base_without_copying_it(module_file: Path):
+    widget = _widget_class(module_file)
+    bases = [ast.unparse(base) for base in widget.bases]
+    assert bases == [BASE_CLASS], f"{widget.name} derives from {bases}, not {BASE_CLASS} alone"
+    source = module_file.read_text(encoding="utf-8")
+    assert f"from MedFuseLib.panel import {BASE_CLASS}" in source
+    defined = {node.name for node in widget.body if isinstance(node, ast.FunctionDef)}
+    copied = sorted(defined & set(BASE_ONLY_METHODS))
+    assert not copied, f"{widget.name} defines {copied} again; the base class {BASE_CLASS} has them"
+
+
+@pytest.mark.parametrize("module_file", MODULE_FILES, ids=lambda path: path.stem)
+def test_module_ui_has_the_widgets_the_base_uses(module_file: Path):
+    ui_file = module_file.parent / "Resources" / "UI" / f"{module_file.stem}.ui"
+    names = {element.get("name") for element in ET.parse(ui_file).getroot().iter("widget")}
+    missing = sorted(_ui_names_used(PANEL_FILE) - names)
+    assert not missing, f"{ui_file.name} lacks {missing}, which {BASE_CLASS} uses"
+
+
+def _methods(widget: ast.ClassDef) -> dict[str, ast.FunctionDef]:
+    return {node.name: node for node in widget.body if isinstance(node, ast.FunctionDef)}
+
+
+@pytest.mark.parametrize("module_file", MODULE_FILES, ids=lambda path: path.stem)
+def test_widget_implements_the_hooks(module_file: Path):
+    widget = _widget_class(module_file)
+    methods = _methods(widget)
+    assigned = {
+        target.id
+        for node in widget.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    missing = sorted(set(REQUIRED_HOOKS) - set(methods)) + sorted(set(REQUIRED_ATTRIBUTES) - assigned)
+    assert not missing, f"{widget.name} does not implement {missing} (see the MedFuseLib.panel docstring)"
+    # _finishJob(job, *outputNodes) receives one node per entry of the tuple _outputNodes() returns.
+    outputs = methods.get("_outputNodes")
+    returned = [node.value for node in ast.walk(outputs) if isinstance(node, ast.Return)] if outputs else []
+    count = len(returned[0].elts) if len(returned) == 1 and isinstance(returned[0], ast.Tuple) else 0
+    finish = methods["_finishJob"].args
+    if outputs is None or count:
+        assert finish.vararg or len(finish.args) - 2 == count, (
+            f"{widget.name}._finishJob takes {len(finish.args) - 2} output nodes, _outputNodes() returns {count}"
+        )
+
+
+@pytest.mark.parametrize("module_file", MODULE_FILES, ids=lambda path: path.stem)
+def test_widget_overrides_call_the_base(module_file: Path):
+    widget = _widget_class(module_file)
+    problems = []
+    for name, method in _methods(widget).items():
+        if name not in EXTENDED_METHODS:
+            continue
+        calls = {
+            node.func.attr
+            for node in ast.walk(method)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Call)
+            and ast.unparse(node.func.value.func) == "super"
+        }
+        if name not in calls:
+            problems.append(name)
+    assert not problems, f"{widget.name} overrides {problems} without calling super(); the base's part is lost"
