@@ -5,13 +5,12 @@ The panel reads and writes a typed parameter node; the work is done by
 of process and needs no Qt (see that package for scripting from the Python console).
 """
 
-import sys
 from typing import Annotated
 
 import qt
 import slicer
-import vtk
 from MedFuseLib.installer import BackendInstaller
+from MedFuseLib.panel import MedFusePanelWidget
 from MedFuseRegistrationLib import (
     DEVICE_CHOICES,
     PANEL_PARAMETERS,
@@ -28,9 +27,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
 
 #
 # MedFuseRegistration
@@ -117,82 +114,30 @@ class MedFuseRegistrationParameterNode:
 #
 
 
-class MedFuseRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class MedFuseRegistrationWidget(MedFusePanelWidget):
     """The panel: parameter node <-> widgets, presets, Apply/Cancel, progress, and the result in the views."""
 
-    POLL_INTERVAL_MS = 200
+    START_FAILED_MESSAGE = _("Registration could not start.")
+    JOB_FAILED_MESSAGE = _("Registration failed.")
 
     def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._job = None
-        self._jobOutputs = (None, None, None)
-        self._cancelRequested = False
-        self._backendReady = False
-        self._pollTimer = None
+        super().__init__(parent)
         self._updatingPresets = False
 
-    def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedFuseRegistration.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
+    def _createLogic(self) -> "MedFuseRegistrationLogic":
+        return MedFuseRegistrationLogic()
 
-        self.logic = MedFuseRegistrationLogic()
-
-        self._pollTimer = qt.QTimer()
-        self._pollTimer.setInterval(self.POLL_INTERVAL_MS)
-        self._pollTimer.connect("timeout()", self._onPollTimer)
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+    def _setupPanel(self) -> None:
         self.ui.presetComboBox.connect("currentIndexChanged(int)", self._onPresetSelected)
         self.ui.savePresetButton.connect("clicked(bool)", self.onSavePreset)
         self.ui.deletePresetButton.connect("clicked(bool)", self.onDeletePreset)
         self.ui.resetAdvancedButton.connect("clicked(bool)", self.onResetAdvanced)
-        self.ui.progressBar.visible = False
 
-        self.initializeParameterNode()
+    def _refreshPanel(self) -> None:
         self.refreshPresets()
-
-    def cleanup(self) -> None:
-        """Called when the application closes or the module is reloaded."""
-        self.removeObservers()
-        if self._pollTimer is not None:
-            self._pollTimer.stop()
-        self._discardJob()
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-        self.refreshPresets()
-
-    def exit(self) -> None:
-        # A running job keeps going (the timer still polls); only the GUI binding is released.
-        self._releaseParameterNode()
-
-    def onReload(self) -> None:
-        """Reload the module and its Lib packages: dropping them from ``sys.modules`` makes the reload import fresh copies."""
-        for name in list(sys.modules):
-            if name.split(".")[0] in ("MedFuseRegistrationLib", "MedFuseLib"):
-                del sys.modules[name]
-        ScriptedLoadableModuleWidget.onReload(self)
 
     # --- parameter node ---------------------------------------------------------------------------
-    def onSceneStartClose(self, caller, event) -> None:
-        self._discardJob()
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
+    def _chooseDefaultInputs(self) -> None:
         parameters = self._parameterNode
         if not parameters.fixedVolume or not parameters.movingVolume:
             volumes = [
@@ -202,23 +147,6 @@ class MedFuseRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             ]
             if len(volumes) >= 2 and not parameters.fixedVolume and not parameters.movingVolume:
                 parameters.fixedVolume, parameters.movingVolume = volumes[0], volumes[1]
-
-    def setParameterNode(self, parameterNode) -> None:
-        self._releaseParameterNode()
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            # Each widget in the .ui names its field with the dynamic property SlicerParameterName.
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
-        self._onParameterNodeModified()
-
-    def _releaseParameterNode(self) -> None:
-        if self._parameterNode is None:
-            return
-        if self._parameterNodeGuiTag is not None:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-        self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
 
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         parameters = self._parameterNode
@@ -334,98 +262,38 @@ class MedFuseRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.onResetAdvanced()
 
     # --- running ----------------------------------------------------------------------------------
-    def _updateApplyButton(self) -> None:
-        if self._job is not None:
-            self.ui.applyButton.text = _("Cancel")
-            self.ui.applyButton.toolTip = _("Stop the computation; nothing is added to the scene.")
-            self.ui.applyButton.enabled = True
-            return
-        self.ui.applyButton.text = _("Apply")
+    def _applyButtonState(self) -> tuple[bool, str]:
         parameters = self._parameterNode
         ready = bool(parameters and parameters.fixedVolume and parameters.movingVolume)
-        self.ui.applyButton.enabled = ready
-        self.ui.applyButton.toolTip = (
+        return ready, (
             _("Register the moving volume to the fixed one.") if ready else _("Select a fixed and a moving volume.")
         )
 
-    def onApplyButton(self) -> None:
-        """Start a job, or cancel the running one (the button doubles as Cancel)."""
-        if self._job is not None:
-            self._cancelRequested = True
-            self._job.cancel()
-            self.ui.statusLabel.text = _("Cancelling...")
-            return
-        with slicer.util.tryWithErrorDisplay(_("Registration could not start."), waitCursor=True):
-            if not self._ensureBackendRequirements():
-                return
-            parameters = self._parameterNode
-            self._jobOutputs = (parameters.outputTransform, parameters.outputVolume, parameters.outputSegmentation)
-            self._cancelRequested = False
-            self._job = self.logic.startJob(parameters)
-            self.ui.progressBar.value = 0
-            self.ui.progressBar.visible = True
-            self.ui.statusLabel.text = _("Starting the backend...")
-            self._setRunning(True)
-            self._pollTimer.start()
-
-    def _ensureBackendRequirements(self) -> bool:
-        """Install the backend's Python packages on first use, after asking. False when Slicer must restart."""
-        if self._backendReady:
-            return True
-        installer = BackendInstaller.for_slicer()
-        if installer.missing_requirements():
-            self.ui.statusLabel.text = _("Installing the backend's Python packages; this can take several minutes...")
-            slicer.app.processEvents()
-            outcome = installer.install(
-                lambda message: slicer.util.confirmOkCancelDisplay(message, windowTitle=_("MedFuse"))
-            )
-            self.ui.statusLabel.text = ""
-            if outcome.restart_required:
-                slicer.util.infoDisplay(_("The packages were installed. Restart Slicer, then press Apply again."))
-                return False
-        self._backendReady = True
-        return True
-
-    def _onPollTimer(self) -> None:
-        job = self._job
-        if job is None:
-            self._pollTimer.stop()
-            return
-        job.poll()
-        self.ui.progressBar.value = int(round(100 * job.fraction))
-        if not self._cancelRequested:
-            latest = job.messages[-1] if job.messages else ""
-            self.ui.statusLabel.text = f"{job.stage}: {latest}" if latest else job.stage
-        if job.done:
-            self._pollTimer.stop()
-            self._job = None
-            self._finish(job)
-
-    def _finish(self, job) -> None:
-        # Nodes the user deleted while the job ran are replaced by new ones.
-        transformNode, volumeNode, segmentationNode = (
-            node if node is not None and node.GetScene() is not None else None for node in self._jobOutputs
+    def _sectionsLockedWhileRunning(self) -> tuple:
+        return (
+            self.ui.inputsCollapsibleButton,
+            self.ui.presetCollapsibleButton,
+            self.ui.advancedCollapsibleButton,
+            self.ui.outputsCollapsibleButton,
         )
-        self._jobOutputs = (None, None, None)
-        self._setRunning(False)
-        if not job.succeeded:
-            job.cleanup()
-            if self._cancelRequested:
-                self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
-            else:
-                self.ui.statusLabel.text = _("Failed: {message}").format(message=job.error_message)
-                slicer.util.errorDisplay(_("Registration failed.") + "\n\n" + job.error_message)
-            return
-        with slicer.util.tryWithErrorDisplay(_("The result could not be loaded."), waitCursor=True):
-            outputs = self.logic.registration.finishJob(job, transformNode, volumeNode, segmentationNode)
-            if self._parameterNode:
-                self._parameterNode.outputTransform = outputs.transform
-                if outputs.volume is not None:
-                    self._parameterNode.outputVolume = outputs.volume
-                if outputs.segmentation is not None:
-                    self._parameterNode.outputSegmentation = outputs.segmentation
-            self.ui.statusLabel.text = RegistrationLogic.resultSummary(job.report)
-            self._showResult(job.fixedVolume, job.movingVolume, outputs)
+
+    def _outputNodes(self) -> tuple:
+        parameters = self._parameterNode
+        return (parameters.outputTransform, parameters.outputVolume, parameters.outputSegmentation)
+
+    def _startJob(self):
+        return self.logic.startJob(self._parameterNode)
+
+    def _finishJob(self, job, transformNode, volumeNode, segmentationNode) -> None:
+        outputs = self.logic.registration.finishJob(job, transformNode, volumeNode, segmentationNode)
+        if self._parameterNode:
+            self._parameterNode.outputTransform = outputs.transform
+            if outputs.volume is not None:
+                self._parameterNode.outputVolume = outputs.volume
+            if outputs.segmentation is not None:
+                self._parameterNode.outputSegmentation = outputs.segmentation
+        self.ui.statusLabel.text = RegistrationLogic.resultSummary(job.report)
+        self._showResult(job.fixedVolume, job.movingVolume, outputs)
 
     @staticmethod
     def _showResult(fixedVolume, movingVolume, outputs) -> None:
@@ -436,26 +304,6 @@ class MedFuseRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         slicer.util.setSliceViewerLayers(background=fixedVolume, foreground=foreground, foregroundOpacity=0.5, fit=True)
         if outputs.segmentation is not None and outputs.segmentation.GetDisplayNode() is not None:
             outputs.segmentation.GetDisplayNode().SetVisibility(True)
-
-    def _setRunning(self, running: bool) -> None:
-        for section in (
-            self.ui.inputsCollapsibleButton,
-            self.ui.presetCollapsibleButton,
-            self.ui.advancedCollapsibleButton,
-            self.ui.outputsCollapsibleButton,
-        ):
-            section.enabled = not running
-        self._updateApplyButton()
-
-    def _discardJob(self) -> None:
-        """Cancel a running job and remove its files (scene close, module cleanup)."""
-        if self._pollTimer is not None:
-            self._pollTimer.stop()
-        job, self._job = self._job, None
-        if job is not None:
-            job.cancel()
-            job.cleanup()
-            self._setRunning(False)
 
 
 #
