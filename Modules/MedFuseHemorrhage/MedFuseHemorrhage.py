@@ -5,12 +5,9 @@ The panel reads and writes a typed parameter node; the work is done by
 process and needs no Qt (see that package for scripting from the Python console).
 """
 
-import sys
 from typing import Annotated
 
-import qt
 import slicer
-import vtk
 from MedFuseHemorrhageLib import (
     DEVICE_CHOICES,
     DISPLAY_WINDOWS,
@@ -20,6 +17,7 @@ from MedFuseHemorrhageLib import (
     taskSpec,
 )
 from MedFuseLib.installer import BackendInstaller
+from MedFuseLib.panel import MedFusePanelWidget
 from MedFuseLib.terminology import loadTerminology
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -27,9 +25,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
 
 #
 # MedFuseHemorrhage
@@ -106,52 +102,31 @@ class MedFuseHemorrhageParameterNode:
 #
 
 
-class MedFuseHemorrhageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class MedFuseHemorrhageWidget(MedFusePanelWidget):
     """The panel: parameter node <-> widgets, model choice, Apply/Cancel, progress, table and segment editor."""
 
-    POLL_INTERVAL_MS = 200
+    START_FAILED_MESSAGE = _("Hemorrhage segmentation could not start.")
+    JOB_FAILED_MESSAGE = _("Hemorrhage segmentation failed.")
     SEGMENT_EDITOR_SINGLETON_TAG = "MedFuseHemorrhageSegmentEditor"
 
     def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._job = None
-        self._jobOutputs = (None, None)
-        self._cancelRequested = False
-        self._backendReady = False
-        self._pollTimer = None
+        super().__init__(parent)
         self._updatingModels = False
         self._models = {}
         self._defaultModelReference = ""
         self._inputCheck = (None, "")
 
-    def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedFuseHemorrhage.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
+    def _createLogic(self) -> "MedFuseHemorrhageLogic":
+        return MedFuseHemorrhageLogic()
 
-        self.logic = MedFuseHemorrhageLogic()
+    def _setupPanel(self) -> None:
         loadTerminology()  # segment codes listed by Slicer's terminology selector
-
-        self._pollTimer = qt.QTimer()
-        self._pollTimer.setInterval(self.POLL_INTERVAL_MS)
-        self._pollTimer.connect("timeout()", self._onPollTimer)
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.refreshModelsButton.connect("clicked(bool)", self.refreshModels)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self._onModelSelected)
-        self.ui.progressBar.visible = False
         self.ui.edhNoteLabel.text = EDH_NOTE
         self._setupSegmentEditor()
 
-        self.initializeParameterNode()
+    def _refreshPanel(self) -> None:
         self.refreshModels()
 
     def _setupSegmentEditor(self) -> None:
@@ -174,65 +149,22 @@ class MedFuseHemorrhageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         return node
 
     def cleanup(self) -> None:
-        """Called when the application closes or the module is reloaded."""
-        self.removeObservers()
-        if self._pollTimer is not None:
-            self._pollTimer.stop()
-        self._discardJob()
+        super().cleanup()
         self.ui.segmentEditorWidget.setActiveEffect(None)
 
     def enter(self) -> None:
-        self.initializeParameterNode()
-        self.refreshModels()
+        super().enter()
         self.ui.segmentEditorWidget.installKeyboardShortcuts()
 
     def exit(self) -> None:
-        # A running job keeps going (the timer still polls); only the GUI binding is released.
         self.ui.segmentEditorWidget.setActiveEffect(None)
         self.ui.segmentEditorWidget.uninstallKeyboardShortcuts()
-        self._releaseParameterNode()
-
-    def onReload(self) -> None:
-        """Reload the module and its Lib packages: dropping them from ``sys.modules`` makes the reload import fresh copies."""
-        for name in list(sys.modules):
-            if name.split(".")[0] in ("MedFuseHemorrhageLib", "MedFuseLib"):
-                del sys.modules[name]
-        ScriptedLoadableModuleWidget.onReload(self)
+        super().exit()
 
     # --- parameter node ---------------------------------------------------------------------------
-    def onSceneStartClose(self, caller, event) -> None:
-        self._discardJob()
-        self.setParameterNode(None)
-
     def onSceneEndClose(self, caller, event) -> None:
         self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self._segmentEditorNode())
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.inputVolume:
-            for volume in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
-                if not volume.IsA("vtkMRMLLabelMapVolumeNode"):
-                    self._parameterNode.inputVolume = volume
-                    break
-
-    def setParameterNode(self, parameterNode) -> None:
-        self._releaseParameterNode()
-        self._parameterNode = parameterNode
-        if self._parameterNode:
-            # Each widget in the .ui names its field with the dynamic property SlicerParameterName.
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
-        self._onParameterNodeModified()
-
-    def _releaseParameterNode(self) -> None:
-        if self._parameterNode is None:
-            return
-        if self._parameterNodeGuiTag is not None:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-        self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        super().onSceneEndClose(caller, event)
 
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         self.ui.inputCheckLabel.text = self._inputCheckText()
@@ -304,101 +236,41 @@ class MedFuseHemorrhageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
         if self._parameterNode and self._parameterNode.model != reference:
             self._parameterNode.model = reference
 
-    def _updateApplyButton(self) -> None:
-        if self._job is not None:
-            self.ui.applyButton.text = _("Cancel")
-            self.ui.applyButton.toolTip = _("Stop the computation; nothing is added to the scene.")
-            self.ui.applyButton.enabled = True
-            return
-        self.ui.applyButton.text = _("Apply")
+    def _applyButtonState(self) -> tuple[bool, str]:
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
         hasModel = self.ui.modelComboBox.count > 0
-        self.ui.applyButton.enabled = hasInput and hasModel
         if not hasModel:
-            self.ui.applyButton.toolTip = _("Install a hemorrhage model first (see the Model section).")
-        elif not hasInput:
-            self.ui.applyButton.toolTip = _("Select a head CT.")
-        else:
-            self.ui.applyButton.toolTip = _("Segment the hemorrhage in the selected CT.")
+            return False, _("Install a hemorrhage model first (see the Model section).")
+        if not hasInput:
+            return False, _("Select a head CT.")
+        return True, _("Segment the hemorrhage in the selected CT.")
+
+    def _sectionsLockedWhileRunning(self) -> tuple:
+        return (
+            self.ui.inputsCollapsibleButton,
+            self.ui.modelCollapsibleButton,
+            self.ui.advancedCollapsibleButton,
+            self.ui.outputsCollapsibleButton,
+            self.ui.correctionCollapsibleButton,
+        )
 
     # --- running ----------------------------------------------------------------------------------
-    def onApplyButton(self) -> None:
-        """Start a job, or cancel the running one (the button doubles as Cancel)."""
-        if self._job is not None:
-            self._cancelRequested = True
-            self._job.cancel()
-            self.ui.statusLabel.text = _("Cancelling...")
-            return
-        with slicer.util.tryWithErrorDisplay(_("Hemorrhage segmentation could not start."), waitCursor=True):
-            if not self._ensureBackendRequirements():
-                return
-            self._jobOutputs = (self._parameterNode.outputSegmentation, self._parameterNode.outputTable)
-            self._cancelRequested = False
-            self._job = self.logic.startJob(self._parameterNode)
-            self.ui.progressBar.value = 0
-            self.ui.progressBar.visible = True
-            self.ui.statusLabel.text = _("Starting the backend...")
-            self._setRunning(True)
-            self._pollTimer.start()
+    def _outputNodes(self) -> tuple:
+        return (self._parameterNode.outputSegmentation, self._parameterNode.outputTable)
 
-    def _ensureBackendRequirements(self) -> bool:
-        """Install the backend's Python packages on first use, after asking. False when Slicer must restart."""
-        if self._backendReady:
-            return True
-        installer = BackendInstaller.for_slicer()
-        if installer.missing_requirements():
-            self.ui.statusLabel.text = _("Installing the backend's Python packages; this can take several minutes...")
-            slicer.app.processEvents()
-            outcome = installer.install(
-                lambda message: slicer.util.confirmOkCancelDisplay(message, windowTitle=_("MedFuse"))
-            )
-            self.ui.statusLabel.text = ""
-            if outcome.restart_required:
-                slicer.util.infoDisplay(_("The packages were installed. Restart Slicer, then press Apply again."))
-                return False
-        self._backendReady = True
-        return True
+    def _startJob(self):
+        return self.logic.startJob(self._parameterNode)
 
-    def _onPollTimer(self) -> None:
-        job = self._job
-        if job is None:
-            self._pollTimer.stop()
-            return
-        job.poll()
-        self.ui.progressBar.value = int(round(100 * job.fraction))
-        if not self._cancelRequested:
-            latest = job.messages[-1] if job.messages else ""
-            self.ui.statusLabel.text = f"{job.stage}: {latest}" if latest else job.stage
-        if job.done:
-            self._pollTimer.stop()
-            self._job = None
-            self._finish(job)
-
-    def _finish(self, job) -> None:
-        # Nodes the user deleted while the job ran are replaced by new ones.
-        segmentationNode, tableNode = (
-            node if node is not None and node.GetScene() is not None else None for node in self._jobOutputs
-        )
-        self._jobOutputs = (None, None)
-        self._setRunning(False)
-        if not job.succeeded:
-            job.cleanup()
-            if self._cancelRequested:
-                self.ui.statusLabel.text = _("Cancelled; nothing was added to the scene.")
-            else:
-                self.ui.statusLabel.text = _("Failed: {message}").format(message=job.error_message)
-                slicer.util.errorDisplay(_("Hemorrhage segmentation failed.") + "\n\n" + job.error_message)
-            return
-        with slicer.util.tryWithErrorDisplay(_("The result could not be loaded."), waitCursor=True):
-            window = self._parameterNode.displayWindow if self._parameterNode else "brain"
-            ctNode = job.input_nodes["ct"]
-            segmentationNode, tableNode = self.logic.finishJob(job, segmentationNode, tableNode, window=window)
-            if self._parameterNode:
-                self._parameterNode.outputSegmentation = segmentationNode
-                self._parameterNode.outputTable = tableNode
-            warnings = [w for w in job.report.get("warnings", []) if w not in self.ui.modelWarningLabel.text]
-            self.ui.statusLabel.text = "\n".join([HemorrhageLogic.resultSummary(tableNode, job.report), *warnings])
-            self._showResult(ctNode, segmentationNode, tableNode)
+    def _finishJob(self, job, segmentationNode, tableNode) -> None:
+        window = self._parameterNode.displayWindow if self._parameterNode else "brain"
+        ctNode = job.input_nodes["ct"]
+        segmentationNode, tableNode = self.logic.finishJob(job, segmentationNode, tableNode, window=window)
+        if self._parameterNode:
+            self._parameterNode.outputSegmentation = segmentationNode
+            self._parameterNode.outputTable = tableNode
+        warnings = [w for w in job.report.get("warnings", []) if w not in self.ui.modelWarningLabel.text]
+        self.ui.statusLabel.text = "\n".join([HemorrhageLogic.resultSummary(tableNode, job.report), *warnings])
+        self._showResult(ctNode, segmentationNode, tableNode)
 
     def _showResult(self, ctNode, segmentationNode, tableNode) -> None:
         """CT in the slice views with the segments over it, the table in the panel, the editor ready."""
@@ -412,27 +284,6 @@ class MedFuseHemorrhageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             editor.setMasterVolumeNode(ctNode)
         self.ui.resultsCollapsibleButton.collapsed = False
         self.ui.correctionCollapsibleButton.collapsed = False
-
-    def _setRunning(self, running: bool) -> None:
-        for section in (
-            self.ui.inputsCollapsibleButton,
-            self.ui.modelCollapsibleButton,
-            self.ui.advancedCollapsibleButton,
-            self.ui.outputsCollapsibleButton,
-            self.ui.correctionCollapsibleButton,
-        ):
-            section.enabled = not running
-        self._updateApplyButton()
-
-    def _discardJob(self) -> None:
-        """Cancel a running job and remove its files (scene close, module cleanup)."""
-        if self._pollTimer is not None:
-            self._pollTimer.stop()
-        job, self._job = self._job, None
-        if job is not None:
-            job.cancel()
-            job.cleanup()
-            self._setRunning(False)
 
 
 #
