@@ -653,15 +653,20 @@ def test_widget_implements_the_hooks(module_file: Path):
     }
     missing = sorted(set(REQUIRED_HOOKS) - set(methods)) + sorted(set(REQUIRED_ATTRIBUTES) - assigned)
     assert not missing, f"{widget.name} does not implement {missing} (see the MedFuseLib.panel docstring)"
-    # _finishJob(job, *outputNodes) receives one node per entry of the tuple _outputNodes() returns.
-    outputs = methods.get("_outputNodes")
-    returned = [node.value for node in ast.walk(outputs) if isinstance(node, ast.Return)] if outputs else []
-    count = len(returned[0].elts) if len(returned) == 1 and isinstance(returned[0], ast.Tuple) else 0
+    # _finishJob(job, *outputNodes) gets one node per entry of what _outputNodes() returns (default: none).
+    count = _returned_tuple_length(methods["_outputNodes"]) if "_outputNodes" in methods else 0
     finish = methods["_finishJob"].args
-    if outputs is None or count:
-        assert finish.vararg or len(finish.args) - 2 == count, (
-            f"{widget.name}._finishJob takes {len(finish.args) - 2} output nodes, _outputNodes() returns {count}"
-        )
+    if count is not None and not finish.vararg:
+        taken = len(finish.args) - 2  # self, job
+        assert taken == count, f"{widget.name}._finishJob takes {taken} output nodes, _outputNodes() returns {count}"
+
+
+def _returned_tuple_length(method: ast.FunctionDef) -> int | None:
+    """Length of the tuple literal the method returns; None when it returns anything else."""
+    returns = [node.value for node in ast.walk(method) if isinstance(node, ast.Return)]
+    if len(returns) == 1 and isinstance(returns[0], ast.Tuple):
+        return len(returns[0].elts)
+    return None
 
 
 @pytest.mark.parametrize("module_file", MODULE_FILES, ids=lambda path: path.stem)
