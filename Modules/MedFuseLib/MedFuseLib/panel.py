@@ -45,10 +45,11 @@ Optional hooks (the default in brackets):
 * ``_onParameterNodeModified(caller=None, event=None)``: update what depends on the parameter node;
   an override calls ``self._updateApplyButton()`` last [only that].
 
-Overrides of ``cleanup``, ``enter``, ``exit`` and ``onSceneEndClose`` call the base method. The
-``.ui`` must have ``applyButton`` (QPushButton), ``statusLabel`` (QLabel) and ``progressBar``
-(QProgressBar). This file needs the Slicer application (``qt``, ``slicer.util``); the rest of
-MedFuseLib does not.
+An override of ``setup``, ``cleanup``, ``enter``, ``exit`` or ``onSceneEndClose`` calls the base
+method; ``Testing/module/test_panel_base.py`` checks every module widget for these rules. The
+module's ``.ui`` must have ``applyButton`` (QPushButton), ``statusLabel`` (QLabel) and
+``progressBar`` (QProgressBar). This file needs the Slicer application (``qt``, ``slicer.util``);
+the rest of MedFuseLib does not.
 """
 
 from __future__ import annotations
