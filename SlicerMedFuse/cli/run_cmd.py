@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from SlicerMedFuse.api import run_task
@@ -62,13 +63,16 @@ def _progress_for(args: argparse.Namespace) -> Progress:
 
 
 def handle(args: argparse.Namespace, progress: Progress) -> int:
+    from SlicerMedFuse.tasks.registry import get_task
+
+    task = get_task(args.task)
     inputs = _pairs(args.input, "--input")
     raw_outputs = _pairs(args.output, "--output", allow_bare=True)
     params = _pairs(args.param, "--param")
-    if not raw_outputs:
+    if not raw_outputs and task.spec.outputs:
         raise UsageError("Give at least one --output PATH so the result is written somewhere.")
     result = run_task(
-        args.task,
+        task,
         inputs,
         _resolve_primary(args.task, raw_outputs),
         params,
@@ -79,7 +83,10 @@ def handle(args: argparse.Namespace, progress: Progress) -> int:
         model=args.model,
         keep_work_dir=args.keep_work_dir,
     )
-    if not isinstance(progress, JsonLinesProgress):
+    if not isinstance(progress, JsonLinesProgress):  # the JSON-lines 'result' event already holds the report
+        summary = task.summary(result.report)
+        if summary is not None:  # a result that is not an image (e.g. a probability): JSON on stdout
+            print(json.dumps(summary, indent=2))
         for role, path in result.paths.items():
             print(f"{role}: {path}")
         timings = result.report.get("timings_s", {})

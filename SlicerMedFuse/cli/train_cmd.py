@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from SlicerMedFuse.cli import train_breast, train_registration
+from SlicerMedFuse.cli import train_aln, train_breast, train_registration
 from SlicerMedFuse.cli.train_options import add_run_options, floats, ints, simulated_flag
 from SlicerMedFuse.errors import UsageError
 from SlicerMedFuse.progress import Progress
@@ -26,6 +26,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     _add_hemorrhage(tasks)
     train_registration.add_parser(tasks)
     train_breast.add_parser(tasks)
+    train_aln.add_parser(tasks)
 
 
 def _add_hemorrhage(tasks: argparse._SubParsersAction) -> None:

@@ -69,6 +69,13 @@ class Task(abc.ABC):
     def validate_inputs(self, inputs: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> None:  # noqa: B027
         """Task-specific checks beyond the generic ones (raise InputError). Default: none."""
 
+    def summary(self, report: Mapping[str, Any]) -> Any:
+        """The JSON-ready part of the report ``medfuse run`` prints on stdout (tasks whose result is not an image).
+
+        Default: None (nothing printed besides the written outputs).
+        """
+        return None
+
     @abc.abstractmethod
     def run(self, inputs: Mapping[str, sitk.Image], params: Mapping[str, Any], context: TaskContext) -> TaskResult:
         """Run the pipeline.

@@ -213,7 +213,7 @@ class TaskSpec:
         ):
             if len(set(names)) != len(names):
                 raise ValueError(f"task {self.name!r} declares a {kind} twice: {names}")
-        if sum(o.primary for o in self.outputs) != 1:
+        if self.outputs and sum(o.primary for o in self.outputs) != 1:  # a task may write no images (report only)
             raise ValueError(f"task {self.name!r} must mark exactly one output as primary")
         roles = {i.role for i in self.inputs}
         for item in self.inputs:
@@ -240,7 +240,13 @@ class TaskSpec:
 
     @property
     def primary_output(self) -> OutputSpec:
-        return next(o for o in self.outputs if o.primary)
+        """The output a bare ``--output PATH`` names (UsageError for a task that writes no images)."""
+        for spec in self.outputs:
+            if spec.primary:
+                return spec
+        raise UsageError(
+            f"Task '{self.name}' writes no images (its result is in the report); drop --output, use --report PATH."
+        )
 
     def parameter(self, name: str) -> ParameterSpec:
         for spec in self.parameters:

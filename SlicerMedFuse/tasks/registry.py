@@ -28,6 +28,7 @@ _BUILTIN: dict[str, str] = {
     "hemorrhage": "SlicerMedFuse.tasks.hemorrhage:HemorrhageTask",
     "registration": "SlicerMedFuse.tasks.registration:RegistrationTask",
     "breast-mass": "SlicerMedFuse.tasks.breast_mass:BreastMassTask",
+    "aln-metastasis": "SlicerMedFuse.tasks.aln_metastasis:AlnMetastasisTask",
 }
 
 _log = logging.getLogger(__name__)
