@@ -137,6 +137,63 @@ class MedFuseBreastParameterNode:
 #
 
 
+class _ModelSelector:
+    """A model combo box bound to a parameter node field, with the chosen model's description (and warnings) beside it.
+
+    Args:
+        combo: the QComboBox; items are ``id@version`` references.
+        models: the task's :class:`MedFuseBreastLib.TaskModels`.
+        field: the parameter node field that stores the reference ("" = the default model).
+        infoLabel: shows title, licence, intended use and training data.
+        warnings: manifest -> warning lines, shown in ``warningLabel``.
+    """
+
+    def __init__(self, combo, models, field: str, infoLabel, warningLabel=None, warnings=None) -> None:
+        self.combo, self.models, self.field = combo, models, field
+        self.infoLabel, self.warningLabel, self.warnings = infoLabel, warningLabel, warnings
+        self.manifests = {}
+        self.defaultReference = ""
+
+    def refresh(self, parameters) -> None:
+        """List the task's models again and show the parameter node's choice."""
+        installed = self.models.installed()
+        self.manifests = {TaskModels.reference(model.manifest): model.manifest for model in installed}
+        default = self.models.default()
+        self.defaultReference = TaskModels.reference(default.manifest) if default else ""
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        for reference, manifest in self.manifests.items():
+            self.combo.addItem(f"{manifest.title} ({manifest.version})", reference)
+        self.combo.enabled = bool(installed)
+        self.combo.blockSignals(False)
+        if not installed:
+            self.infoLabel.text = self.models.noModelMessage()
+            if self.warningLabel is not None:
+                self.warningLabel.text = ""
+            return
+        self.show(parameters)
+        self.onSelected(self.combo.currentIndex, parameters)
+
+    def show(self, parameters) -> None:
+        """Select the parameter node's model (the default when it names none or one not installed here)."""
+        if self.combo.count == 0 or not parameters:
+            return
+        index = max(self.combo.findData(getattr(parameters, self.field) or self.defaultReference), 0)
+        if self.combo.currentIndex != index:
+            self.combo.currentIndex = index  # emits currentIndexChanged -> onSelected
+
+    def onSelected(self, index: int, parameters) -> None:
+        manifest = self.manifests.get(self.combo.itemData(index)) if index >= 0 else None
+        if manifest is None:
+            return
+        self.infoLabel.text = TaskModels.describe(manifest)
+        if self.warningLabel is not None:
+            self.warningLabel.text = "\n".join(self.warnings(manifest))
+        reference = TaskModels.reference(manifest)
+        if parameters and getattr(parameters, self.field) != reference:
+            setattr(parameters, self.field, reference)
+
+
 class MedFuseBreastWidget(MedFusePanelWidget):
     """The panel: roles, phases, alignment, model, Apply/Cancel, segment editor, and the ALN research section."""
 
@@ -149,7 +206,7 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         self._inputCheck = (None, "")
         self._alnJob = None
         self._alnTimer = None
-        self._modelCombos = {}  # combo -> (TaskModels, parameter name, info label, warning label)
+        self._modelSelectors = []
 
     # --- hooks of MedFusePanelWidget ----------------------------------------------------------------
     def _createLogic(self):
@@ -159,17 +216,23 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         loadTerminology()  # the Mass segment's codes listed by Slicer's terminology selector
         self.ui.autoAssignButton.connect("clicked(bool)", self.onAutoAssign)
         self.ui.refreshModelsButton.connect("clicked(bool)", self._refreshPanel)
-        self._modelCombos = {
-            self.ui.modelComboBox: (
-                self.logic.breast.models,
+        breast = self.logic.breast
+        self._modelSelectors = [
+            _ModelSelector(
+                self.ui.modelComboBox,
+                breast.models,
                 "model",
                 self.ui.modelInfoLabel,
                 self.ui.modelWarningLabel,
+                breast.modelWarnings,
             ),
-            self.ui.alnModelComboBox: (self.logic.breast.alnModels, "alnModel", self.ui.alnModelInfoLabel, None),
-        }
-        for combo in self._modelCombos:
-            combo.connect("currentIndexChanged(int)", lambda index, combo=combo: self._onModelSelected(combo, index))
+            _ModelSelector(self.ui.alnModelComboBox, breast.alnModels, "alnModel", self.ui.alnModelInfoLabel),
+        ]
+        for selector in self._modelSelectors:
+            selector.combo.connect(
+                "currentIndexChanged(int)",
+                lambda index, selector=selector: selector.onSelected(index, self._parameterNode),
+            )
         self.ui.alnApplyButton.connect("clicked(bool)", self.onAlnApplyButton)
         self._alnTimer = qt.QTimer()
         self._alnTimer.setInterval(self.POLL_INTERVAL_MS)
@@ -184,18 +247,8 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         editor.setMRMLSegmentEditorNode(self._segmentEditorNode())
 
     def _refreshPanel(self) -> None:
-        for combo, (models, _field, infoLabel, warningLabel) in self._modelCombos.items():
-            installed = models.installed()
-            combo.blockSignals(True)
-            combo.clear()
-            for model in installed:
-                combo.addItem(f"{model.manifest.title} ({model.version})", TaskModels.reference(model.manifest))
-            combo.enabled = bool(installed)
-            combo.blockSignals(False)
-            if not installed:
-                infoLabel.text = models.noModelMessage()
-                if warningLabel is not None:
-                    warningLabel.text = ""
+        for selector in self._modelSelectors:
+            selector.refresh(self._parameterNode)
         self._onParameterNodeModified()
 
     def _chooseDefaultInputs(self) -> None:
@@ -219,8 +272,8 @@ class MedFuseBreastWidget(MedFusePanelWidget):
             self.ui.phaseSpinBox.maximum = max(phases, prePhases, 1) - 1
             self.ui.prePhaseSpinBox.maximum = max(phases, prePhases, 1) - 1
             self.ui.inputCheckLabel.text = self._inputCheckText()
-            for combo, (models, field, _infoLabel, _warningLabel) in self._modelCombos.items():
-                self._selectModel(combo, getattr(parameters, field) or self._defaultReference(models))
+            for selector in self._modelSelectors:
+                selector.show(parameters)
             self.ui.alnApplyButton.enabled = bool(parameters.alnDceVolume) and self.ui.alnModelComboBox.count > 0
         self._updateApplyButton()
 
@@ -252,7 +305,9 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         self._parameterNode.outputSegmentation = result.segmentation
         if not self._parameterNode.alnMass:
             self._parameterNode.alnMass = result.segmentation
-        warnings = [w for w in result.report.get("warnings", []) if w not in self.ui.modelWarningLabel.text]
+        # The model warning beside the selector already says what the backend repeats about phantom training.
+        shown = self.ui.modelWarningLabel.text
+        warnings = [w for w in result.report.get("warnings", []) if not (shown and "simulated phantom" in w)]
         summary = self.logic.breast.resultSummary({**result.report, "warnings": warnings})
         aligned = [f"{node.GetName()}" for node in result.alignedVolumes.values()]
         self.ui.statusLabel.text = summary + (_("\nAligned: ") + ", ".join(aligned) if aligned else "")
@@ -317,32 +372,6 @@ class MedFuseBreastWidget(MedFusePanelWidget):
                 text = str(error)
             self._inputCheck = (key, text)
         return self._inputCheck[1]
-
-    @staticmethod
-    def _defaultReference(models) -> str:
-        default = models.default()
-        return TaskModels.reference(default.manifest) if default else ""
-
-    def _selectModel(self, combo, reference: str) -> None:
-        if combo.count == 0:
-            return
-        index = max(combo.findData(reference), 0)  # a saved model not installed here: the first one instead
-        if combo.currentIndex != index:
-            combo.currentIndex = index  # emits currentIndexChanged -> _onModelSelected
-        else:
-            self._onModelSelected(combo, index)
-
-    def _onModelSelected(self, combo, index: int) -> None:
-        models, field, infoLabel, warningLabel = self._modelCombos[combo]
-        if index < 0 or not self._parameterNode:
-            return
-        reference = combo.itemData(index)
-        manifest = models.resolve(reference)
-        infoLabel.text = TaskModels.describe(manifest)
-        if warningLabel is not None:
-            warningLabel.text = "\n".join(self.logic.breast.modelWarnings(manifest))
-        if getattr(self._parameterNode, field) != reference:
-            setattr(self._parameterNode, field, reference)
 
     # --- ALN metastasis (research) --------------------------------------------------------------------
     def onAlnApplyButton(self) -> None:

@@ -41,10 +41,12 @@ from MedFuseBreastLib import (  # noqa: E402  (needs slicer-core, checked above)
 )
 from MedFuseLib.mrml_bridge import image_to_volume_node, volume_node_to_image  # noqa: E402
 
+from SlicerMedFuse.breast.alignment import estimate_shift  # noqa: E402
 from SlicerMedFuse.breast.labels import MASS_LABEL  # noqa: E402
 from SlicerMedFuse.breast.phantom import PhantomConfig, generate_phantom, study_geometry  # noqa: E402
 from SlicerMedFuse.tasks.breast_mass import DEFAULT_MODEL  # noqa: E402
 from SlicerMedFuse.tasks.registry import get_task  # noqa: E402
+from Testing.backend.test_aln_task import bundle  # noqa: E402, F401  (a tiny untrained ALN bundle, a fixture)
 
 pytestmark = pytest.mark.slicer
 
@@ -433,6 +435,18 @@ def test_a_dce_series_needs_a_phase_choice_and_gives_the_chosen_phases(slicer_sc
         np.testing.assert_allclose(exported[role].GetOrigin(), expected.GetOrigin(), atol=1e-4)
 
 
+def test_a_dce_sequence_is_segmented_with_its_own_pre_phase_aligned(slicer_scene, logic, phantom) -> None:
+    series = _sequence_series(slicer_scene, phantom, "DCE")
+    _under_study(slicer_scene, [series])
+    result = logic.process(series, phase=1, prePhase=0, alignFirst=True, device="cpu")
+    _assert_mass_segmentation(result.segmentation, series)
+    aligned = result.alignedVolumes["pre"]
+    assert aligned.GetName() == "DCE pre-contrast T1 aligned" and _study_of(aligned) == _study_of(series)
+    # the phase was already in register: the rigid alignment leaves it there (within a fraction of a 5 mm voxel)
+    shift = estimate_shift(phantom.images["pre"], volume_node_to_image(aligned))
+    assert np.linalg.norm(shift) < 2.0, shift
+
+
 # --- ALN metastasis (research) --------------------------------------------------------------------
 def _clinical(**changes) -> dict[str, float]:
     return {**PANEL_DEFAULTS, **changes}
@@ -490,3 +504,35 @@ def test_aln_request_problems_give_one_sentence(slicer_scene, fresh_home, study,
     empty = slicer_scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "no mass yet")
     with pytest.raises(ValueError, match="'no mass yet' has no 'Mass' segment; segment the mass first"):
         logic.startAlnJob(study["t1c"], massNode=empty, clinical=_clinical())
+
+
+def _report_only_jobs_supported() -> bool:
+    """Whether MedFuseLib can run a task that writes no images (its result is only the report)."""
+    from MedFuseLib.task_job import BackendTaskJob
+
+    try:
+        BackendTaskJob("aln-metastasis", {}, [])
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    not _report_only_jobs_supported(),
+    reason="MedFuseLib.task_job.BackendTaskJob and runner.backend_command refuse a task without image outputs",
+)
+def test_aln_probability_through_the_real_task(slicer_scene, fresh_home, study, phantom, bundle) -> None:  # noqa: F811
+    from MedFuseLib.mrml_bridge import labelmap_to_segmentation
+
+    lesion = labelmap_to_segmentation(phantom.mass, [MASS_LABEL], slicer_scene, "truth", reference_node=study["t1c"])
+    before = _snapshot(study["t1c"])
+    logic = BreastLogic()
+    job = logic.startAlnJob(
+        study["t1c"], study["t2w"], lesion, clinical=_clinical(age=58), model=str(bundle), device="cpu"
+    )
+    assert "--input" in job.command and any(part.startswith("mass=") for part in job.command)
+    job.wait(120)
+    result = logic.finishAlnJob(job)
+    assert 0.0 <= result.probability <= 1.0 and result.positive == (result.probability >= result.threshold)
+    assert "not for clinical use" in result.intendedUse and result.model == "tiny-aln-0.1.0"
+    _assert_unchanged(study["t1c"], before)

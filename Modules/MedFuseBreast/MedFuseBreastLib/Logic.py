@@ -79,8 +79,16 @@ __all__ = [
 
 TASK_NAME = "breast-mass"
 OUTPUT_ROLE = "mass"
-#: The registration the backend's misalignment message names (SlicerMedFuse.breast.alignment.registration_hint).
-RIGID_ALIGNMENT: dict[str, Any] = {"preset": "multimodal", "linear_stage": "rigid", "deformable": False}
+#: The registration the backend's misalignment message names (SlicerMedFuse.breast.alignment.registration_hint),
+#: started from the scanner geometry (identity) instead of the preset's centres of mass: the sequences of one
+#: session share the scanner's space, and on the phantom the centre-of-mass start moved a pre-contrast phase
+#: that was in register by 13 mm (the enhancing heart shifts the T1C's centre of mass).
+RIGID_ALIGNMENT: dict[str, Any] = {
+    "preset": "multimodal",
+    "linear_stage": "rigid",
+    "deformable": False,
+    "initialization": "none",
+}
 ALIGNABLE_ROLES = ("t2w", "pre")
 #: Window / level of the attention-map volumes (values 0..1).
 ATTENTION_WINDOW_LEVEL = (1.0, 0.5)
@@ -438,20 +446,23 @@ class BreastLogic:
                 for role in ATTENTION_ROLES
                 if role in images
             ]
-            aligned = {
-                role: mrml_bridge.image_to_volume_node(
-                    image,
-                    scene,
-                    scene.GenerateUniqueName(f"{job.input_nodes[role].GetName()} aligned to T1C"),
-                    reference_node=job.input_nodes[role],
-                )
-                for role, image in job.alignedImages.items()
-            }
-            for node in aligned.values():
-                mrml_bridge.place_under_study(node, t1cNode)
+            aligned = {role: self._alignedVolume(image, job, role) for role, image in job.alignedImages.items()}
             return BreastResult(segmentationNode, attention, aligned, dict(job.report))
         finally:
             job.cleanup()
+
+    @staticmethod
+    def _alignedVolume(image: sitk.Image, job: BreastMassJob, role: str):
+        """A new volume under the T1C's study; a pre-contrast phase taken from the T1C series is named after it."""
+        t1cNode = job.input_nodes["t1c"]
+        source = job.input_nodes.get(role)
+        name = f"{source.GetName()} aligned to T1C" if source else f"{t1cNode.GetName()} {ROLE_TITLES[role]} aligned"
+        scene = t1cNode.GetScene()
+        node = mrml_bridge.image_to_volume_node(
+            image, scene, scene.GenerateUniqueName(name), reference_node=source or t1cNode
+        )
+        mrml_bridge.place_under_study(node, t1cNode)
+        return node
 
     @staticmethod
     def _attentionVolume(image: sitk.Image, t1cNode, name: str):
