@@ -111,7 +111,8 @@ def backend_command(
     Args:
         task: task name, e.g. ``"superres"``.
         inputs: input role -> file path.
-        outputs: output role -> file path to write.
+        outputs: output role -> file path to write (empty for a task whose result is its report,
+            e.g. ``aln-metastasis``).
         params: parameter name -> value (bools become ``true``/``false``; None values are left out).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         python: interpreter; default :func:`default_python_executable`.
@@ -121,8 +122,6 @@ def backend_command(
     """
     if not task:
         raise ValueError("task must be a task name, got an empty string")
-    if not outputs:
-        raise ValueError("outputs must name at least one output role and path")
     command = [python or default_python_executable(), "-m", BACKEND_MODULE, "run", task]
     for role, path in inputs.items():
         command += _pair("--input", role, os.fspath(path))

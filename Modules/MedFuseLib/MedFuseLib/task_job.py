@@ -38,7 +38,7 @@ class BackendTaskJob:
     Args:
         task: backend task name, e.g. ``"superres"``.
         input_nodes: input role -> volume node (scalar or labelmap); exported with LPS geometry.
-        output_roles: the output roles to request; each is written as ``<role>.nrrd``.
+        output_roles: the output roles to request; each is written as ``<role>.nrrd`` (none for a task whose result is its report).
         params: task parameters (name -> value); validated by the backend.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         model: model bundle id or folder for tasks that run a network (``--model``); None uses the
@@ -63,8 +63,6 @@ class BackendTaskJob:
         keep_temp: bool = False,
         temp_root: str | os.PathLike | None = None,
     ) -> None:
-        if not output_roles:
-            raise ValueError("output_roles must name at least one output")
         for role, node in input_nodes.items():
             if node is None:
                 raise ValueError(f"input '{role}' has no volume selected")
