@@ -9,7 +9,7 @@
 3. build :class:`~SlicerMedFuse.nets.classifier.TransferModuleClassifier` (one path per sequence,
    Transfer Modules after the paper code's blocks, or none with ``transfer_module=False``; the
    clinical branch Linear(10, 4) + BN + ReLU, or none with ``clinical=False``);
-4. minimise binary cross-entropy on batches with random shifts and flips; the optional sequences
+4. minimise binary cross-entropy on batches with random shifts, flips and axis permutations; the optional sequences
    are dropped (zeroed) with probability ``sequence_dropout`` so a missing T2W is handled;
    generic loop (AdamW, polynomial decay, checkpoints, resume) of :mod:`SlicerMedFuse.training.trainer`;
 5. save the bundle; then score the held-out split (:func:`evaluate_aln_bundle`).
@@ -155,7 +155,11 @@ def load_training_set(
 
 
 class _AlnStep:
-    """Binary cross-entropy on a batch of shifted, flipped cubes with optional-sequence dropout."""
+    """Binary cross-entropy on a batch of shifted cubes under random symmetries, with optional-sequence dropout.
+
+    The symmetries are the cube's 48 (axis flips and permutations): the lesion features the label
+    depends on (size, margins, enhancement pattern, surrounding signal) do not change under them.
+    """
 
     def __init__(self, data: AlnTrainingSet, config: AlnTrainingConfig, clinical: np.ndarray, device: str) -> None:
         import torch
@@ -170,11 +174,13 @@ class _AlnStep:
         n, shift = config.crop_voxels, 2 * config.shift_voxels
         offsets = rng.integers(shift + 1, size=(config.batch_size, 3))
         flips = rng.random((config.batch_size, 3)) < 0.5
+        orders = np.argsort(rng.random((config.batch_size, 3)), axis=1)  # a random axis order per case
         batch = np.empty((config.batch_size, data.cubes.shape[1], n, n, n), dtype=np.float32)
-        for k, (i, (z, y, x), flip) in enumerate(zip(index, offsets, flips, strict=True)):
+        for k, (i, (z, y, x), flip, order) in enumerate(zip(index, offsets, flips, orders, strict=True)):
             cube = data.cubes[i, :, z : z + n, y : y + n, x : x + n]
             axes = tuple(1 + a for a in range(3) if flip[a])
-            batch[k] = np.flip(cube, axes) if axes else cube
+            cube = np.flip(cube, axes) if axes else cube
+            batch[k] = cube.transpose(0, *(1 + order))
         keep = data.present[index].copy()
         keep[:, 1:] &= rng.random((config.batch_size, keep.shape[1] - 1)) >= config.sequence_dropout
         batch *= keep[:, :, None, None, None]
@@ -307,7 +313,7 @@ def train_aln(
         f"{trainer.epochs} epochs x {trainer.iterations_per_epoch} iterations x batch {config.batch_size} "
         f"({dist.device}, {torch.get_num_threads()} thread(s)), {trainer.optimizer} lr {trainer.learning_rate} "
         f"(polynomial decay), weight decay {trainer.weight_decay}, sequence dropout {config.sequence_dropout}, "
-        f"shifts +-{config.shift_voxels} voxels and flips, seed {trainer.seed}; final loss "
+        f"shifts +-{config.shift_voxels} voxels, flips and axis permutations, seed {trainer.seed}; final loss "
         f"{result.history[-1]['loss']:.4f}; {seconds / 60:.1f} min on {platform.machine()}."
     )
     manifest = aln_bundle_manifest(

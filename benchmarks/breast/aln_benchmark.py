@@ -7,10 +7,10 @@
     python benchmarks/breast/aln_benchmark.py report --out /work/scratch/aln
     python benchmarks/breast/aln_benchmark.py demo --out /work/scratch/aln
 
-``data`` simulates 800 training and 300 held-out cases (:mod:`SlicerMedFuse.breast.aln_simulator`,
-seeds 1000-2099). ``train`` trains one variant with :func:`~SlicerMedFuse.breast.aln_training.train_aln`
+``data`` simulates 1600 training and 300 held-out cases (:mod:`SlicerMedFuse.breast.aln_simulator`;
+training seeds 1000-1799 and 2100-2899, held-out 1800-2099). ``train`` trains one variant with :func:`~SlicerMedFuse.breast.aln_training.train_aln`
 on one thread (same recipe for both: BasicNet f = 4, DCE + T2W paths, clinical branch, 32^3 cubes
-of 2 mm, batch 32, AdamW lr 1e-3, weight decay 1e-4, T2W dropout 0.25, seed 0), recording wall and
+of 2 mm, 50 x 20 iterations of batch 32, AdamW lr 1e-3, weight decay 1e-4, T2W dropout 0.25, seed 0), recording wall and
 CPU time, peak RSS and the load average. ``evaluate`` classifies the held-out cases through the
 task's own path (:meth:`~SlicerMedFuse.breast.aln_inference.AlnClassifier.predict`) with and
 without T2W, and adds two references on the same cases: a clinical-only logistic regression fitted
@@ -37,8 +37,10 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 BUNDLED = Path(__file__).resolve().parents[2] / "SlicerMedFuse" / "models" / "bundled"
 VARIANTS = {"tm": "Transfer Module (blocks 3, 4, 5)", "no-tm": "No Transfer Module (tm_after=())"}
-TRAINING, TEST, FIRST_SEED = 800, 300, 1000
-EPOCHS, ITERATIONS = 30, 20
+#: Held-out cases are seeds 1800-2099; training cases 1000-1799 and 2100-2899 (added after the first run overfit).
+BASE_TRAINING, TEST, FIRST_SEED = 800, 300, 1000
+TRAINING, EXTRA_SEED = 1600, FIRST_SEED + BASE_TRAINING + TEST
+EPOCHS, ITERATIONS, LEARNING_RATE = 50, 20, 1e-3
 
 
 def _one_thread() -> None:
@@ -50,14 +52,27 @@ def _one_thread() -> None:
 
 
 def data(out: Path) -> None:
-    from SlicerMedFuse.breast.aln_dataset import write_simulated_dataset
+    """The base set (training, then held-out seeds), then more training cases appended to its cases.csv."""
+    import csv
+
+    from SlicerMedFuse.breast.aln_dataset import CASES_FILE, write_simulated_dataset
 
     _one_thread()
-    started, cpu = time.perf_counter(), time.process_time()
-    write_simulated_dataset(out / "data", TRAINING, TEST, seed=FIRST_SEED)
-    print(
-        f"{TRAINING + TEST} cases in {time.perf_counter() - started:.0f} s wall, {time.process_time() - cpu:.0f} s CPU"
-    )
+    root = out / "data"
+    if not (root / CASES_FILE).is_file():
+        started, cpu = time.perf_counter(), time.process_time()
+        write_simulated_dataset(root, BASE_TRAINING, TEST, seed=FIRST_SEED)
+        print(f"base set: {time.perf_counter() - started:.0f} s wall, {time.process_time() - cpu:.0f} s CPU")
+    if not (root / "extra" / CASES_FILE).is_file():
+        started, cpu = time.perf_counter(), time.process_time()
+        write_simulated_dataset(root / "extra", TRAINING - BASE_TRAINING, 0, seed=EXTRA_SEED)
+        print(f"extra cases: {time.perf_counter() - started:.0f} s wall, {time.process_time() - cpu:.0f} s CPU")
+        with (root / "extra" / CASES_FILE).open(newline="") as stream:
+            rows = list(csv.DictReader(stream))
+        for row in rows:
+            row.update({role: f"extra/{row[role]}" for role in ("dce", "t2w", "mass")})
+        with (root / CASES_FILE).open("a", newline="") as stream:
+            csv.DictWriter(stream, fieldnames=list(rows[0])).writerows(rows)
 
 
 def train(out: Path, variant: str) -> None:
@@ -71,7 +86,7 @@ def train(out: Path, variant: str) -> None:
             epochs=EPOCHS,
             iterations_per_epoch=ITERATIONS,
             optimizer="adamw",
-            learning_rate=1e-3,
+            learning_rate=LEARNING_RATE,
             weight_decay=1e-4,
             seed=0,
         ),
@@ -206,7 +221,8 @@ def report(out: Path) -> None:
     results["data"] = {
         "training_cases": TRAINING,
         "held_out_cases": TEST,
-        "seeds": f"{FIRST_SEED}-{FIRST_SEED + TRAINING + TEST - 1}",
+        "seeds": f"training {FIRST_SEED}-{FIRST_SEED + BASE_TRAINING - 1} and {EXTRA_SEED}-"
+        f"{EXTRA_SEED + TRAINING - BASE_TRAINING - 1}, held-out {FIRST_SEED + BASE_TRAINING}-{EXTRA_SEED - 1}",
         "simulated": True,
     }
     (RESULTS / "aln.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -220,7 +236,7 @@ def report(out: Path) -> None:
         "**Simulated data: these numbers show the pipeline works, not clinical performance.**",
         "",
         "Threshold 0.5. Networks: BasicNet f = 4, DCE + T2W paths, clinical branch Linear(10, 4) + BN + ReLU, "
-        f"32^3 cubes of 2 mm, {EPOCHS} x {ITERATIONS} iterations x batch 32, AdamW lr 1e-3, wd 1e-4, T2W dropout "
+        f"32^3 cubes of 2 mm, {EPOCHS} x {ITERATIONS} iterations x batch 32, AdamW lr {LEARNING_RATE:g}, wd 1e-4, T2W dropout "
         "0.25, seed 0, one thread each.",
         "",
         "| model | AUC | accuracy | sensitivity | specificity | training (1 thread) |",
