@@ -159,3 +159,10 @@ def test_cli_prints_the_result_and_refuses_bad_input_with_an_exit_code(study, bu
     assert error == "medfuse: Parameter 'grade' must be at most 3.0; got 5.0."
     assert main(_cli_args(study, tmp_path, bundle, menopause=None)) == 2
     assert "clinical field 'menopause'" in capsys.readouterr().err
+
+
+def test_the_shipped_demo_model_is_the_default_and_says_it_is_simulated(study, small_torch_work):
+    report = run_task("aln-metastasis", {**study.images, "mass": study.mass}, params=_params(study)).report
+    assert report["aln"]["model"].startswith(f"{DEFAULT_MODEL}-") and report["model"]["simulated_training"]
+    assert "simulated ALN status" in report["aln"]["intended_use"] and 0.0 <= report["aln"]["probability"] <= 1.0
+    assert any("not for clinical use" in w for w in report["warnings"])

@@ -10,7 +10,11 @@ from SlicerMedFuse.models.bundle import load_bundle
 from SlicerMedFuse.models.store import ModelStore
 
 #: Task module -> the task it defines; each declares the id of its default model as DEFAULT_MODEL.
-MODEL_BACKED_TASKS = {"SlicerMedFuse.tasks.hemorrhage": "hemorrhage", "SlicerMedFuse.tasks.breast_mass": "breast-mass"}
+MODEL_BACKED_TASKS = {
+    "SlicerMedFuse.tasks.hemorrhage": "hemorrhage",
+    "SlicerMedFuse.tasks.breast_mass": "breast-mass",
+    "SlicerMedFuse.tasks.aln_metastasis": "aln-metastasis",
+}
 
 
 @pytest.mark.parametrize("module_name", sorted(MODEL_BACKED_TASKS))
