@@ -113,6 +113,9 @@ def test_train_cli_writes_a_loadable_simulated_bundle_and_scores_it(dataset, tmp
     case = read_aln_dataset(dataset).test[0]
     report = run_task("aln-metastasis", {"dce": str(case.images["dce"])}, params=case.clinical, model=bundle).report
     assert 0.0 <= report["aln"]["probability"] <= 1.0
+    assert main([*argv[:5], str(tmp_path / "again"), *argv[6:], "--no-evaluate"]) == 0  # same seed, same weights
+    again = json.loads((tmp_path / "again" / "tiny-aln-0.1.0" / "manifest.json").read_text())
+    assert again["weights"]["sha256"] == manifest["weights"]["sha256"]
 
 
 def test_settings_and_auc_are_checked():
