@@ -349,7 +349,8 @@ def register(
         )
         u = deformable.displacement
         # the output field interpolates the finest level's: its Jacobians there cost a fraction
-        finest, finest_shape = deformable.finest_displacement, deformable.level_shapes[-1]
+        finest = deformable.finest_displacement
+        finest_shape = tuple(finest.shape[2:])
         level_info = {
             "level_shapes": [list(s) for s in deformable.level_shapes],
             "level_seconds": [round(s, 3) for s in deformable.seconds],

@@ -79,6 +79,13 @@ PARAMETERS: dict[str, ParameterInfo] = {
     "finest_scale": ParameterInfo(
         "float", "Resolution of the finest level relative to the image (1 = full, 2 = half).", 1.0, 8.0
     ),
+    "field_scale": ParameterInfo(
+        "float",
+        "Finest grid of the deformation field relative to the image (above finest_scale: the field is upsampled "
+        "to the images of the finer levels).",
+        1.0,
+        8.0,
+    ),
     "lncc_window": ParameterInfo("int", "LNCC window edge (odd).", 3, 15, unit="voxels"),
     "mind_radius": ParameterInfo("int", "MIND-SSC patch radius.", 0, 4, unit="voxels"),
     "mind_dilation": ParameterInfo("int", "MIND-SSC neighbour distance.", 1, 6, unit="voxels"),
@@ -225,6 +232,7 @@ def settings_from_parameters(values: Mapping[str, Any]) -> RegistrationSettings:
                 levels=int(v["levels"]),
                 iterations=_as_list("iterations", v["iterations"], int),
                 finest_scale=float(v["finest_scale"]),
+                field_scale=float(v["field_scale"]),
                 similarity=v["similarity"],
                 lncc_window=int(v["lncc_window"]),
                 mind_radius=int(v["mind_radius"]),

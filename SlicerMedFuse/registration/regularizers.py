@@ -149,10 +149,11 @@ class ImplicitSmoother:
             _frequencies(n_h, self._h[1], False, self.device),
             _frequencies(n_w, self._h[2], True, self.device),
         ]
-        grids = torch.meshgrid(*axes, indexing="ij")
-        # forward-difference symbols per spatial axis (D, H, W), divided by the spacing
-        diffs = [(torch.exp(1j * w) - 1) / h for w, h in zip(grids, self._h, strict=True)]
-        s = sum((d.abs() ** 2 for d in diffs), torch.zeros_like(grids[0]))
+        # forward-difference symbols per spatial axis (D, H, W), divided by the spacing; built per axis and
+        # broadcast (a full complex grid of exponentials cost seconds at 1 mm on a 160 x 192 x 224 image)
+        views = ((-1, 1, 1), (1, -1, 1), (1, 1, -1))
+        diffs = [((torch.exp(1j * w) - 1) / h).view(v) for w, h, v in zip(axes, self._h, views, strict=True)]
+        s = sum(d.abs() ** 2 for d in diffs)
         if self.kind == "diffusion":
             self._scalar = (1.0 / (1.0 + self.gamma * s)).to(torch.float32)
         elif self.kind == "curvature":
@@ -161,7 +162,8 @@ class ImplicitSmoother:
             alpha = 1.0 + self.gamma * self.mu * s
             beta = self.gamma * (self.mu + self.lam)
             # field channels are (i, j, k) = (W, H, D): reorder the difference symbols to match
-            d_ijk = torch.stack([diffs[2], diffs[1], diffs[0]])  # (3, D, H, W/2+1)
+            full = s.shape  # (D, H, W/2+1)
+            d_ijk = torch.stack([diffs[2].expand(full), diffs[1].expand(full), diffs[0].expand(full)])
             self._alpha_inv = (1.0 / alpha).to(torch.float32)
             self._d = d_ijk.to(torch.complex64)
             self._coupling = (beta / (alpha * (alpha + beta * s))).to(torch.float32)

@@ -334,13 +334,22 @@ def markdown(case: str, summary: dict, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_markdown(summaries: dict[str, dict], meta: dict) -> str:
+def summary_markdown(summaries: dict[str, dict], meta: dict, loads: dict[str, dict] | None = None) -> str:
     """The combined table and the issue's bar, per case: ours against the best and the fastest peer."""
     lines = [
         "# Registration benchmark: summary of cases (a), (b), (c)",
         "",
         f"One thread per method; {meta['cpu_count']}-core machine shared with other jobs (see each case's load). "
         "Ratios use the mean wall time of the registration call; CPU-time ratios are less sensitive to the load.",
+        "",
+    ]
+    for case, load in sorted((loads or {}).items()):
+        if load:
+            lines.append(
+                f"* case {case}: 1-min load average {load['before']:.1f} before its first method, {load['after']:.1f} after its last"
+                + (f" (run started {load['started']})" if load.get("started") else "")
+            )
+    lines += [
         "",
         "| case | method | Dice | best peer Dice | field error (mm) | best peer error | % abs(J)<=0 | time (s) | fastest peer (s) | time ratio | CPU ratio | peak RSS (MB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -485,11 +494,16 @@ def main() -> None:
 
 def write_summary(out: Path, summaries: dict[str, dict], meta: dict) -> None:
     """The combined table, with the cases of earlier runs written to the same folder."""
+    loads = {}
     for case in ("a", "b", "c"):
         earlier = out / f"registration_{case}.json"
         if case not in summaries and earlier.is_file():
-            summaries[case] = json.loads(earlier.read_text(encoding="utf-8"))["summary"]
-    text = summary_markdown(dict(sorted(summaries.items())), meta)
+            data = json.loads(earlier.read_text(encoding="utf-8"))
+            summaries[case] = data["summary"]
+            loads[case] = {**(data["meta"].get("load") or {}), "started": data["meta"].get("started")}
+        elif case in summaries:
+            loads[case] = {**(meta.get("load", {}).get(case) or {}), "started": meta.get("started")}
+    text = summary_markdown(dict(sorted(summaries.items())), meta, loads)
     (out / "registration_summary.md").write_text(text)
     print(text)
 
