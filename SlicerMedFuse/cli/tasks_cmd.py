@@ -21,7 +21,7 @@ def format_spec(spec: TaskSpec) -> str:
     for item in spec.inputs:
         need = "required" if item.required else "optional"
         lines.append(f"    {item.role:<12} {item.kind}, {'/'.join(item.modalities)}, {need}  {item.description}")
-    lines.append("  outputs:")
+    lines.append("  outputs:" if spec.outputs else "  outputs: none (the result is in the report: --report PATH)")
     for item in spec.outputs:
         lines.append(f"    {item.role:<12} {item.kind}{' (primary)' if item.primary else ''}  {item.description}")
     if spec.labels:
