@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from SlicerMedFuse.cli.train_options import add_run_options, simulated_flag
+from SlicerMedFuse.cli.train_options import add_run_options, run_training, simulated_flag
 from SlicerMedFuse.progress import Progress
 
 __all__ = ["add_parser"]
@@ -54,8 +53,6 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
 def _handle(args: argparse.Namespace, progress: Progress) -> int:
     from SlicerMedFuse.breast.aln_evaluation import evaluate_aln_bundle
     from SlicerMedFuse.breast.aln_training import AlnTrainingConfig, train_aln
-    from SlicerMedFuse.device import resolve_device
-    from SlicerMedFuse.training.distributed import init_distributed
     from SlicerMedFuse.training.trainer import TrainerConfig
 
     config = AlnTrainingConfig(
@@ -81,24 +78,17 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
         version=args.model_version,
         license=args.license,
     )
-    device = resolve_device(args.device, threads=args.threads)
-    dist = init_distributed(device)
-    try:
-        bundle = train_aln(
-            args.data,
-            args.output,
-            config,
-            simulated=simulated_flag(args),
-            dist=dist,
-            progress=progress,
-            resume=args.resume,
-            command=["medfuse", *sys.argv[1:]],
-        )
-    finally:
-        dist.close()
+    bundle, device = run_training(
+        args,
+        train_aln,
+        args.data,
+        args.output,
+        config,
+        simulated=simulated_flag(args),
+        progress=progress,
+    )
     if bundle is None:
         return 0
-    print(f"bundle: {bundle}")
     if not args.no_evaluate:
         result = evaluate_aln_bundle(bundle, args.data, device=str(device.torch_device()))
         if result is not None:

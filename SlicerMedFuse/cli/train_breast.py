@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from SlicerMedFuse.cli.train_options import add_run_options, simulated_flag
+from SlicerMedFuse.cli.train_options import add_run_options, run_training, simulated_flag
 from SlicerMedFuse.progress import Progress
 
 __all__ = ["add_parser"]
@@ -50,8 +49,6 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
 
 def _handle(args: argparse.Namespace, progress: Progress) -> int:
     from SlicerMedFuse.breast.training import BreastTrainingConfig, train_breast_mass
-    from SlicerMedFuse.device import resolve_device
-    from SlicerMedFuse.training.distributed import init_distributed
     from SlicerMedFuse.training.trainer import TrainerConfig
 
     config = BreastTrainingConfig(
@@ -74,24 +71,17 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
         version=args.model_version,
         license=args.license,
     )
-    device = resolve_device(args.device, threads=args.threads)
-    dist = init_distributed(device)
-    try:
-        bundle = train_breast_mass(
-            args.data,
-            args.output,
-            config,
-            simulated=simulated_flag(args),
-            dist=dist,
-            progress=progress,
-            resume=args.resume,
-            command=["medfuse", *sys.argv[1:]],
-        )
-    finally:
-        dist.close()
+    bundle, device = run_training(
+        args,
+        train_breast_mass,
+        args.data,
+        args.output,
+        config,
+        simulated=simulated_flag(args),
+        progress=progress,
+    )
     if bundle is None:
         return 0
-    print(f"bundle: {bundle}")
     if not args.no_evaluate:
         from SlicerMedFuse.breast.dataset_evaluation import evaluate_bundle_on_dataset
         from SlicerMedFuse.breast.evaluation import format_table

@@ -9,11 +9,10 @@ layout). Multi-GPU / multi-node / multi-process CPU training::
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from SlicerMedFuse.cli import train_aln, train_breast, train_registration
-from SlicerMedFuse.cli.train_options import add_run_options, floats, ints, simulated_flag
+from SlicerMedFuse.cli.train_options import add_run_options, floats, ints, run_training, simulated_flag
 from SlicerMedFuse.errors import UsageError
 from SlicerMedFuse.progress import Progress
 
@@ -73,9 +72,7 @@ def _add_hemorrhage(tasks: argparse._SubParsersAction) -> None:
 
 
 def _handle_hemorrhage(args: argparse.Namespace, progress: Progress) -> int:
-    from SlicerMedFuse.device import resolve_device
     from SlicerMedFuse.hemorrhage.training import HemorrhageTrainingConfig, train_hemorrhage
-    from SlicerMedFuse.training.distributed import init_distributed
     from SlicerMedFuse.training.trainer import TrainerConfig
 
     if len(args.patch) != 3 or (args.spacing is not None and len(args.spacing) != 3):
@@ -108,23 +105,15 @@ def _handle_hemorrhage(args: argparse.Namespace, progress: Progress) -> int:
         version=args.model_version,
         license=args.license,
     )
-    device = resolve_device(args.device, threads=args.threads)
-    dist = init_distributed(device)
-    try:
-        bundle = train_hemorrhage(
-            args.data,
-            args.output,
-            config,
-            unlabelled=args.unlabelled,
-            negatives=args.negatives,
-            simulated=simulated_flag(args),
-            dist=dist,
-            progress=progress,
-            resume=args.resume,
-            command=["medfuse", *sys.argv[1:]],
-        )
-    finally:
-        dist.close()
-    if bundle is not None:
-        print(f"bundle: {bundle}")
+    run_training(
+        args,
+        train_hemorrhage,
+        args.data,
+        args.output,
+        config,
+        unlabelled=args.unlabelled,
+        negatives=args.negatives,
+        simulated=simulated_flag(args),
+        progress=progress,
+    )
     return 0

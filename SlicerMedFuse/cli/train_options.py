@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.progress import Progress, make_progress
 
-__all__ = ["add_run_options", "floats", "ints", "progress_for", "simulated_flag"]
+__all__ = ["add_run_options", "floats", "ints", "progress_for", "run_training", "simulated_flag"]
 
 
 def ints(text: str) -> tuple[int, ...]:
@@ -62,3 +65,37 @@ def add_run_options(parser: argparse.ArgumentParser, *, model_id: str, simulated
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per process")
     parser.add_argument("--progress", choices=("bar", "json", "none"), default=None)
     parser.set_defaults(progress_factory=progress_for)
+
+
+def run_training(
+    args: argparse.Namespace, train: Callable[..., Path | None], *positional: Any, progress: Progress, **options: Any
+) -> tuple[Path | None, Any]:
+    """Run a task's ``train(*positional, **options)`` on the device ``--device`` / ``--threads`` ask for.
+
+    Adds what every task's train function takes (``dist``, ``progress``, ``resume`` and the command
+    line for the bundle), joins the process group under torchrun and always leaves it, and prints
+    the bundle folder.
+
+    Returns:
+        ``(bundle, device)``: the bundle folder (None on ranks other than 0) and the resolved
+        :class:`SlicerMedFuse.device.Device`, for an evaluation after training.
+    """
+    from SlicerMedFuse.device import resolve_device
+    from SlicerMedFuse.training.distributed import init_distributed
+
+    device = resolve_device(args.device, threads=args.threads)
+    dist = init_distributed(device)
+    try:
+        bundle = train(
+            *positional,
+            dist=dist,
+            progress=progress,
+            resume=args.resume,
+            command=["medfuse", *sys.argv[1:]],
+            **options,
+        )
+    finally:
+        dist.close()
+    if bundle is not None:
+        print(f"bundle: {bundle}")
+    return bundle, device

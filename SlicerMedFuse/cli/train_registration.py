@@ -11,10 +11,9 @@ that scale needs a GPU; on a CPU use a small ``--shape`` and architecture for te
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from SlicerMedFuse.cli.train_options import add_run_options, ints
+from SlicerMedFuse.cli.train_options import add_run_options, ints, run_training
 from SlicerMedFuse.errors import UsageError
 from SlicerMedFuse.progress import Progress
 
@@ -66,10 +65,8 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
 
 
 def _handle(args: argparse.Namespace, progress: Progress) -> int:
-    from SlicerMedFuse.device import resolve_device
     from SlicerMedFuse.registration.training import RegistrationTrainingConfig, train_registration
     from SlicerMedFuse.registration.training_data import read_registration_dataset
-    from SlicerMedFuse.training.distributed import init_distributed
     from SlicerMedFuse.training.trainer import TrainerConfig
 
     if not len(args.depths) == len(args.heads) == len(args.offset_kernels):
@@ -103,20 +100,12 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
         version=args.model_version,
         license=args.license,
     )
-    device = resolve_device(args.device, threads=args.threads)
-    dist = init_distributed(device)
-    try:
-        bundle = train_registration(
-            args.data,
-            args.output,
-            config,
-            dist=dist,
-            progress=progress,
-            resume=args.resume,
-            command=["medfuse", *sys.argv[1:]],
-        )
-    finally:
-        dist.close()
-    if bundle is not None:
-        print(f"bundle: {bundle}")
+    run_training(
+        args,
+        train_registration,
+        args.data,
+        args.output,
+        config,
+        progress=progress,
+    )
     return 0
