@@ -24,6 +24,7 @@ from MedFuseBreastLib import (
 )
 from MedFuseLib.installer import BackendInstaller
 from MedFuseLib.panel import MedFusePanelWidget
+from MedFuseLib.segment_editor import EmbeddedSegmentEditor
 from MedFuseLib.terminology import loadTerminology
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -207,6 +208,7 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         self._alnJob = None
         self._alnTimer = None
         self._modelSelectors = []
+        self._segmentEditor = None
 
     # --- hooks of MedFusePanelWidget ----------------------------------------------------------------
     def _createLogic(self):
@@ -237,14 +239,9 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         self._alnTimer = qt.QTimer()
         self._alnTimer.setInterval(self.POLL_INTERVAL_MS)
         self._alnTimer.connect("timeout()", self._onAlnTimer)
-        editor = self.ui.segmentEditorWidget
-        editor.setMRMLScene(slicer.mrmlScene)
-        # The T1C is the source volume, set when a result arrives; its selector would only invite mistakes.
-        for setter in ("setSourceVolumeNodeSelectorVisible", "setMasterVolumeNodeSelectorVisible"):
-            if hasattr(editor, setter):
-                getattr(editor, setter)(False)
-                break
-        editor.setMRMLSegmentEditorNode(self._segmentEditorNode())
+        # The T1C is the source volume, set when a result arrives.
+        self._segmentEditor = EmbeddedSegmentEditor(self.ui.segmentEditorWidget, self.SEGMENT_EDITOR_SINGLETON_TAG)
+        self._segmentEditor.setup()
 
     def _refreshPanel(self) -> None:
         for selector in self._modelSelectors:
@@ -312,41 +309,26 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         aligned = [f"{node.GetName()}" for node in result.alignedVolumes.values()]
         self.ui.statusLabel.text = summary + (_("\nAligned: ") + ", ".join(aligned) if aligned else "")
         slicer.util.setSliceViewerLayers(background=t1cNode, foreground=None, label=None, fit=True)
-        editor = self.ui.segmentEditorWidget
-        editor.setSegmentationNode(result.segmentation)
-        if hasattr(editor, "setSourceVolumeNode"):
-            editor.setSourceVolumeNode(t1cNode)
-        else:  # Slicer < 5.2
-            editor.setMasterVolumeNode(t1cNode)
+        self._segmentEditor.edit(result.segmentation, t1cNode)
         self.ui.correctionCollapsibleButton.collapsed = False
 
     # --- lifecycle additions --------------------------------------------------------------------------
     def cleanup(self) -> None:
         super().cleanup()
         self._discardAlnJob()
-        self.ui.segmentEditorWidget.setActiveEffect(None)
+        self._segmentEditor.cleanup()
 
     def enter(self) -> None:
         super().enter()
-        self.ui.segmentEditorWidget.installKeyboardShortcuts()
+        self._segmentEditor.enter()
 
     def exit(self) -> None:
-        self.ui.segmentEditorWidget.setActiveEffect(None)
-        self.ui.segmentEditorWidget.uninstallKeyboardShortcuts()
+        self._segmentEditor.exit()
         super().exit()
 
     def onSceneEndClose(self, caller, event) -> None:
-        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self._segmentEditorNode())
+        self._segmentEditor.onSceneEndClose()
         super().onSceneEndClose(caller, event)
-
-    def _segmentEditorNode(self):
-        """This module's own segment editor node (a singleton, so the Segment Editor module's settings stay apart)."""
-        node = slicer.mrmlScene.GetSingletonNode(self.SEGMENT_EDITOR_SINGLETON_TAG, "vtkMRMLSegmentEditorNode")
-        if node is None:
-            node = slicer.vtkMRMLSegmentEditorNode()
-            node.SetSingletonTag(self.SEGMENT_EDITOR_SINGLETON_TAG)
-            node = slicer.mrmlScene.AddNode(node)
-        return node
 
     # --- inputs and models ----------------------------------------------------------------------------
     def onAutoAssign(self) -> None:

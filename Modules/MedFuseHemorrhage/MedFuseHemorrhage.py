@@ -18,6 +18,7 @@ from MedFuseHemorrhageLib import (
 )
 from MedFuseLib.installer import BackendInstaller
 from MedFuseLib.panel import MedFusePanelWidget
+from MedFuseLib.segment_editor import EmbeddedSegmentEditor
 from MedFuseLib.terminology import loadTerminology
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -115,6 +116,7 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
         self._models = {}
         self._defaultModelReference = ""
         self._inputCheck = (None, "")
+        self._segmentEditor = None
 
     def _createLogic(self) -> "MedFuseHemorrhageLogic":
         return MedFuseHemorrhageLogic()
@@ -124,46 +126,28 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
         self.ui.refreshModelsButton.connect("clicked(bool)", self.refreshModels)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self._onModelSelected)
         self.ui.edhNoteLabel.text = EDH_NOTE
-        self._setupSegmentEditor()
+        # The CT is the source volume, set when a result arrives.
+        self._segmentEditor = EmbeddedSegmentEditor(self.ui.segmentEditorWidget, self.SEGMENT_EDITOR_SINGLETON_TAG)
+        self._segmentEditor.setup()
 
     def _refreshPanel(self) -> None:
         self.refreshModels()
 
-    def _setupSegmentEditor(self) -> None:
-        editor = self.ui.segmentEditorWidget
-        editor.setMRMLScene(slicer.mrmlScene)
-        # The CT is the source volume, set when a result arrives; its selector would only invite mistakes.
-        for setter in ("setSourceVolumeNodeSelectorVisible", "setMasterVolumeNodeSelectorVisible"):
-            if hasattr(editor, setter):
-                getattr(editor, setter)(False)
-                break
-        editor.setMRMLSegmentEditorNode(self._segmentEditorNode())
-
-    def _segmentEditorNode(self):
-        """This module's own segment editor node (a singleton, so the Segment Editor module's settings stay apart)."""
-        node = slicer.mrmlScene.GetSingletonNode(self.SEGMENT_EDITOR_SINGLETON_TAG, "vtkMRMLSegmentEditorNode")
-        if node is None:
-            node = slicer.vtkMRMLSegmentEditorNode()
-            node.SetSingletonTag(self.SEGMENT_EDITOR_SINGLETON_TAG)
-            node = slicer.mrmlScene.AddNode(node)
-        return node
-
     def cleanup(self) -> None:
         super().cleanup()
-        self.ui.segmentEditorWidget.setActiveEffect(None)
+        self._segmentEditor.cleanup()
 
     def enter(self) -> None:
         super().enter()
-        self.ui.segmentEditorWidget.installKeyboardShortcuts()
+        self._segmentEditor.enter()
 
     def exit(self) -> None:
-        self.ui.segmentEditorWidget.setActiveEffect(None)
-        self.ui.segmentEditorWidget.uninstallKeyboardShortcuts()
+        self._segmentEditor.exit()
         super().exit()
 
     # --- parameter node ---------------------------------------------------------------------------
     def onSceneEndClose(self, caller, event) -> None:
-        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self._segmentEditorNode())
+        self._segmentEditor.onSceneEndClose()
         super().onSceneEndClose(caller, event)
 
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
@@ -276,12 +260,7 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
         """CT in the slice views with the segments over it, the table in the panel, the editor ready."""
         slicer.util.setSliceViewerLayers(background=ctNode, foreground=None, label=None, fit=True)
         self.ui.volumesTableView.setMRMLTableNode(tableNode)
-        editor = self.ui.segmentEditorWidget
-        editor.setSegmentationNode(segmentationNode)
-        if hasattr(editor, "setSourceVolumeNode"):
-            editor.setSourceVolumeNode(ctNode)
-        else:  # Slicer < 5.2
-            editor.setMasterVolumeNode(ctNode)
+        self._segmentEditor.edit(segmentationNode, ctNode)
         self.ui.resultsCollapsibleButton.collapsed = False
         self.ui.correctionCollapsibleButton.collapsed = False
 

@@ -687,3 +687,73 @@ def test_widget_overrides_call_the_base(module_file: Path):
         if name not in calls:
             problems.append(name)
     assert not problems, f"{widget.name} overrides {problems} without calling super(); the base's part is lost"
+
+
+# --------------------------------------------------------------------------- the embedded segment editor
+
+
+class FakeSegmentEditorWidget:
+    """``qMRMLSegmentEditorWidget`` of Slicer >= 5.2: records what the panel asked of it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: self.calls.append((name, *args))
+
+
+def test_embedded_segment_editor_binds_a_singleton_node_and_follows_the_panel(monkeypatch: pytest.MonkeyPatch):
+    class EditorNode:
+        def SetSingletonTag(self, tag: str) -> None:
+            self.tag = tag
+
+    class Scene:
+        def __init__(self) -> None:
+            self.nodes: list[EditorNode] = []
+
+        def GetSingletonNode(self, tag: str, className: str):
+            assert className == "vtkMRMLSegmentEditorNode"
+            return next((node for node in self.nodes if node.tag == tag), None)
+
+        def AddNode(self, node: EditorNode) -> EditorNode:
+            self.nodes.append(node)
+            return node
+
+    scene = Scene()
+    slicer = types.ModuleType("slicer")
+    slicer.mrmlScene, slicer.vtkMRMLSegmentEditorNode = scene, EditorNode
+    monkeypatch.setitem(sys.modules, "slicer", slicer)
+    spec = importlib.util.spec_from_file_location(
+        "medfuse_segment_editor_under_test", MEDFUSE_LIB_DIR / "MedFuseLib" / "segment_editor.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    editorWidget = FakeSegmentEditorWidget()
+    editor = module.EmbeddedSegmentEditor(editorWidget, "MedFuseExampleSegmentEditor")
+    editor.setup()
+    editor.setup()  # a second panel setup reuses the scene's node
+    assert len(scene.nodes) == 1 and scene.nodes[0].tag == "MedFuseExampleSegmentEditor"
+    assert editorWidget.calls[:3] == [
+        ("setMRMLScene", scene),
+        ("setSourceVolumeNodeSelectorVisible", False),
+        ("setMRMLSegmentEditorNode", scene.nodes[0]),
+    ]
+    editorWidget.calls.clear()
+    editor.edit("segmentation", "ct")
+    editor.enter()
+    editor.exit()
+    editor.cleanup()
+    assert editorWidget.calls == [
+        ("setSegmentationNode", "segmentation"),
+        ("setSourceVolumeNode", "ct"),
+        ("installKeyboardShortcuts",),
+        ("setActiveEffect", None),
+        ("uninstallKeyboardShortcuts",),
+        ("setActiveEffect", None),
+    ]
+    scene.nodes.clear()  # the scene was closed
+    editor.onSceneEndClose()
+    assert editorWidget.calls[-1] == ("setMRMLSegmentEditorNode", scene.nodes[0])

@@ -9,6 +9,8 @@
 * :mod:`MedFuseLib.panel` - :class:`MedFusePanelWidget`, the base of the module widgets (parameter node
   lifecycle, Apply/Cancel, job polling); the one part that needs the Slicer application, so it is
   imported from its module, not exported here.
+* :mod:`MedFuseLib.segment_editor` - :class:`EmbeddedSegmentEditor`, the segment editor a panel embeds
+  for corrections; needs the Slicer application too, imported from its module.
 
 Its core needs only MRML and VTK (no ``qt``, ``ctk`` or ``slicer.app``), so it runs headless on
 slicer-core. Names are imported lazily: ``import MedFuseLib`` loads nothing heavy, and the runner
