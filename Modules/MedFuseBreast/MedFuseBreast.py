@@ -9,7 +9,6 @@ from the Python console). The panel's lifecycle, Apply/Cancel and job polling co
 
 from typing import Annotated
 
-import qt
 import slicer
 from MedFuseBreastLib import (
     CLINICAL_FIELDS,
@@ -205,8 +204,7 @@ class MedFuseBreastWidget(MedFusePanelWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._inputCheck = (None, "")
-        self._alnJob = None
-        self._alnTimer = None
+        self._alnJobPoller = None
         self._modelSelectors = []
         self._segmentEditor = None
 
@@ -236,9 +234,7 @@ class MedFuseBreastWidget(MedFusePanelWidget):
                 lambda index, selector=selector: selector.onSelected(index, self._parameterNode),
             )
         self.ui.alnApplyButton.connect("clicked(bool)", self.onAlnApplyButton)
-        self._alnTimer = qt.QTimer()
-        self._alnTimer.setInterval(self.POLL_INTERVAL_MS)
-        self._alnTimer.connect("timeout()", self._onAlnTimer)
+        self._alnJobPoller = self._newJobPoller(self._onAlnJobProgress, self._onAlnJobDone)
         # The T1C is the source volume, set when a result arrives.
         self._segmentEditor = EmbeddedSegmentEditor(self.ui.segmentEditorWidget, self.SEGMENT_EDITOR_SINGLETON_TAG)
         self._segmentEditor.setup()
@@ -314,8 +310,7 @@ class MedFuseBreastWidget(MedFusePanelWidget):
 
     # --- lifecycle additions --------------------------------------------------------------------------
     def cleanup(self) -> None:
-        super().cleanup()
-        self._discardAlnJob()
+        super().cleanup()  # discards the ALN job too
         self._segmentEditor.cleanup()
 
     def enter(self) -> None:
@@ -358,42 +353,26 @@ class MedFuseBreastWidget(MedFusePanelWidget):
     # --- ALN metastasis (research) --------------------------------------------------------------------
     def onAlnApplyButton(self) -> None:
         """Start the ALN job, or cancel the running one (the button doubles as Cancel)."""
-        if self._alnJob is not None:
-            self._alnJob.cancel()
+        if self._alnJobPoller.running:
+            self._alnJobPoller.cancel()
             self.ui.alnResultLabel.text = _("Cancelling...")
             return
         with slicer.util.tryWithErrorDisplay(_("The ALN estimate could not start."), waitCursor=True):
             if not self._ensureBackendRequirements():
                 return
-            self._alnJob = self.logic.startAlnJob(self._parameterNode)
+            self._alnJobPoller.start(self.logic.startAlnJob(self._parameterNode))
             self.ui.alnApplyButton.text = _("Cancel")
             self.ui.alnResultLabel.text = _("Starting the backend...")
-            self._alnTimer.start()
 
-    def _onAlnTimer(self) -> None:
-        job = self._alnJob
-        if job is None:
-            self._alnTimer.stop()
-            return
-        job.poll()
+    def _onAlnJobProgress(self, job) -> None:
         self.ui.alnResultLabel.text = f"{job.stage} ({job.fraction:.0%})"
-        if not job.done:
-            return
-        self._alnTimer.stop()
-        self._alnJob = None
+
+    def _onAlnJobDone(self, job) -> None:
         self.ui.alnApplyButton.text = _("Estimate ALN probability")
         try:
             self.ui.alnResultLabel.text = self.logic.breast.finishAlnJob(job).summary()
         except (RuntimeError, ValueError) as error:
             self.ui.alnResultLabel.text = _("Failed: {message}").format(message=str(error))
-
-    def _discardAlnJob(self) -> None:
-        if self._alnTimer is not None:
-            self._alnTimer.stop()
-        job, self._alnJob = self._alnJob, None
-        if job is not None:
-            job.cancel()
-            job.cleanup()
 
 
 #

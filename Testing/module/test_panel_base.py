@@ -39,7 +39,8 @@ EXTENDED_METHODS = ("setup", "cleanup", "enter", "exit", "onSceneEndClose")
 #: What the base class does for every panel; a widget that defines one of these again is a copy.
 BASE_ONLY_METHODS = (
     "_ensureBackendRequirements",
-    "_onPollTimer",
+    "_onJobProgress",
+    "_newJobPoller",
     "_finish",
     "_discardJob",
     "_setRunning",
@@ -465,7 +466,7 @@ def test_apply_polls_the_job_and_finishes_it(widget, app: App):
     app.ui.applyButton.click()
 
     job = widget.logic.started[0]
-    assert widget._job is job and widget._pollTimer.isActive()
+    assert widget._job is job and widget._jobPoller.isActive()
     assert (app.ui.applyButton.text, app.ui.applyButton.enabled) == ("Cancel", True)
     assert app.ui.progressBar.visible and app.ui.progressBar.value == 0
     assert app.ui.statusLabel.text == "Starting the backend..."
@@ -476,7 +477,7 @@ def test_apply_polls_the_job_and_finishes_it(widget, app: App):
     assert widget.finished == [(job, output)]
     assert job.polls == job.steps and not job.cleaned, "a succeeded job's files are the subclass's to read"
     assert app.ui.progressBar.value == 100 and app.ui.statusLabel.text == "Done."
-    assert not widget._pollTimer.isActive() and not _locked(app)
+    assert not widget._jobPoller.isActive() and not _locked(app)
     assert app.ui.applyButton.text == "Apply" and app.errors == []
 
 
@@ -518,7 +519,7 @@ def test_a_start_that_raises_is_shown_and_leaves_the_panel_idle(widget, app: App
     with pytest.raises(ValueError):  # Slicer's tryWithErrorDisplay shows the error, then re-raises
         app.ui.applyButton.click()
     assert app.errors == ["Example could not start.\n\nSelect two different volumes."]
-    assert widget._job is None and not widget._pollTimer.isActive()
+    assert widget._job is None and not widget._jobPoller.isActive()
     assert app.ui.applyButton.text == "Apply" and app.ui.progressBar.visible is False
 
 
@@ -546,7 +547,7 @@ def test_scene_close_discards_the_running_job(widget, app: App):
     widget.onSceneStartClose(app.scene, FakeScene.StartCloseEvent)
 
     assert job.cancelled and job.cleaned and widget._job is None
-    assert not widget._pollTimer.isActive() and not _locked(app)
+    assert not widget._jobPoller.isActive() and not _locked(app)
     assert parameters.boundTo is None and widget._parameterNode is None
     assert all(observed[0] is not parameters for observed in widget.Observations)
     assert widget.finished == []
@@ -568,7 +569,7 @@ def test_cleanup_discards_the_job_and_every_observer(widget, app: App):
     job = widget.logic.started[0]
     widget.cleanup()
     assert job.cancelled and job.cleaned and widget.Observations == []
-    assert not widget._pollTimer.isActive()
+    assert not widget._jobPoller.isActive()
 
 
 def test_reload_drops_the_module_lib_packages(widget, app: App, monkeypatch: pytest.MonkeyPatch):
@@ -577,6 +578,57 @@ def test_reload_drops_the_module_lib_packages(widget, app: App, monkeypatch: pyt
     widget.onReload()
     assert app.reloaded == ["MedFuseExample"]
     assert not {"MedFuseExampleLib", "MedFuseExampleLib.Logic", "MedFuseLib.fake_for_reload"} & set(sys.modules)
+
+
+# --------------------------------------------------------------------------- a second kind of job
+
+
+def _run_poller_until_idle(poller, seconds: float = 10.0) -> None:
+    from PySide6.QtCore import QCoreApplication
+
+    deadline = time.monotonic() + seconds
+    while poller.running:
+        assert time.monotonic() < deadline, "the job was not finished by the poller"
+        QCoreApplication.processEvents()
+        time.sleep(0.001)
+
+
+def test_a_secondary_job_is_polled_beside_the_main_one(widget, app: App):
+    progress, done = [], []
+    poller = widget._newJobPoller(lambda job: progress.append(job.polls), done.append)
+    app.ui.applyButton.click()
+    secondary = FakeJob(steps=4)
+    poller.start(secondary)
+    assert poller.running and poller.job is secondary and poller.isActive()
+
+    _run_poller_until_idle(poller)
+    _run_until_idle(widget)
+
+    assert progress == [1, 2, 3, 4] and done == [secondary] and not secondary.cleaned
+    assert not poller.running and not poller.isActive()
+    assert len(widget.finished) == 1 and widget.finished[0][0] is widget.logic.started[0]
+    assert not _locked(app) and app.ui.applyButton.text == "Apply"
+
+
+def test_a_cancelled_secondary_job_is_done_and_the_panel_untouched(widget, app: App):
+    done = []
+    poller = widget._newJobPoller(lambda job: None, done.append)
+    secondary = FakeJob(steps=100)
+    poller.start(secondary)
+    poller.cancel()
+    _run_poller_until_idle(poller)
+    assert done == [secondary] and secondary.cancelled and not secondary.succeeded
+    assert widget._job is None and app.ui.applyButton.text == "Apply" and not _locked(app)
+
+
+def test_cleanup_discards_a_secondary_job(widget, app: App):
+    done = []
+    poller = widget._newJobPoller(lambda job: None, done.append)
+    secondary = FakeJob(steps=100)
+    poller.start(secondary)
+    widget.cleanup()
+    assert secondary.cancelled and secondary.cleaned and done == []
+    assert not poller.running and not poller.isActive()
 
 
 # --------------------------------------------------------------------------- the module widgets
@@ -626,6 +678,16 @@ def test_widget_subclasses_the_panel_base_without_copying_it(module_file: Path):
     defined = {node.name for node in widget.body if isinstance(node, ast.FunctionDef)}
     copied = sorted(defined & set(BASE_ONLY_METHODS))
     assert not copied, f"{widget.name} defines {copied} again; the base class {BASE_CLASS} has them"
+
+
+@pytest.mark.parametrize("module_file", MODULE_FILES, ids=lambda path: path.stem)
+def test_widget_polls_jobs_through_the_base(module_file: Path):
+    timers = [
+        node.lineno
+        for node in ast.walk(_widget_class(module_file))
+        if isinstance(node, ast.Attribute) and node.attr == "QTimer"
+    ]
+    assert not timers, f"{module_file.name}:{timers} makes its own job timer; use self._newJobPoller()"
 
 
 @pytest.mark.parametrize("module_file", MODULE_FILES, ids=lambda path: path.stem)

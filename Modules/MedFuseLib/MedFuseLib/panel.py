@@ -45,6 +45,12 @@ Optional hooks (the default in brackets):
 * ``_onParameterNodeModified(caller=None, event=None)``: update what depends on the parameter node;
   an override calls ``self._updateApplyButton()`` last [only that].
 
+A panel that runs a second kind of job beside the main one (a research estimate with its own
+button) gets a :class:`JobPoller` from ``self._newJobPoller(onProgress, onDone)`` in
+``_setupPanel()``: ``poller.start(job)`` polls the job from its own timer, ``onProgress(job)``
+follows every poll, ``onDone(job)`` gets the finished job (succeeded, failed or cancelled);
+``poller.cancel()`` asks it to stop; ``cleanup()`` discards it. The main job runs on a poller too.
+
 An override of ``setup``, ``cleanup``, ``enter``, ``exit`` or ``onSceneEndClose`` calls the base
 method; ``Testing/module/test_panel_base.py`` checks every module widget for these rules. The
 module's ``.ui`` must have ``applyButton`` (QPushButton), ``statusLabel`` (QLabel) and
@@ -55,7 +61,7 @@ the rest of MedFuseLib does not.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import qt
@@ -67,7 +73,7 @@ from slicer.util import VTKObservationMixin
 
 from MedFuseLib.installer import BackendInstaller
 
-__all__ = ["MedFusePanelWidget", "PanelJob"]
+__all__ = ["JobPoller", "MedFusePanelWidget", "PanelJob"]
 
 
 class PanelJob(Protocol):
@@ -93,6 +99,61 @@ class PanelJob(Protocol):
     def cleanup(self) -> None: ...
 
 
+class JobPoller:
+    """Polls one job at a time from a Qt timer.
+
+    Args:
+        intervalMs: time between polls.
+        onProgress: called with the job after each poll (also the last one).
+        onDone: called with the job once it is done; the poller holds no job by then.
+    """
+
+    def __init__(self, intervalMs: int, onProgress: Callable[[PanelJob], None], onDone: Callable[[PanelJob], None]):
+        self.job: PanelJob | None = None
+        self._onProgress, self._onDone = onProgress, onDone
+        self._timer = qt.QTimer()
+        self._timer.setInterval(intervalMs)
+        self._timer.connect("timeout()", self._onTimer)
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None
+
+    def isActive(self) -> bool:
+        """Whether the timer polls."""
+        return self._timer.isActive()
+
+    def start(self, job: PanelJob) -> None:
+        self.job = job
+        self._timer.start()
+
+    def cancel(self) -> None:
+        """Ask the running job to stop; it is polled on until it is done (``onDone`` sees it cancelled)."""
+        if self.job is not None:
+            self.job.cancel()
+
+    def discard(self) -> PanelJob | None:
+        """Stop polling, cancel the running job and remove its files; ``onDone`` is not called. Returns the job."""
+        self._timer.stop()
+        job, self.job = self.job, None
+        if job is not None:
+            job.cancel()
+            job.cleanup()
+        return job
+
+    def _onTimer(self) -> None:
+        job = self.job
+        if job is None:
+            self._timer.stop()
+            return
+        job.poll()
+        self._onProgress(job)
+        if job.done:
+            self._timer.stop()
+            self.job = None
+            self._onDone(job)
+
+
 class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """Base of the MedFuse module widgets; see the module docstring for the hooks a subclass implements."""
 
@@ -106,11 +167,16 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._job: PanelJob | None = None
+        self._jobPoller: JobPoller | None = None  # the main job's
+        self._secondaryJobPollers: list[JobPoller] = []
         self._jobOutputs: tuple = ()
         self._cancelRequested = False
         self._backendReady = False
-        self._pollTimer = None
+
+    @property
+    def _job(self) -> PanelJob | None:
+        """The running main job, None when idle."""
+        return self._jobPoller.job if self._jobPoller is not None else None
 
     # --- hooks ------------------------------------------------------------------------------------
     def _createLogic(self):
@@ -158,9 +224,7 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.logic = self._createLogic()
 
-        self._pollTimer = qt.QTimer()
-        self._pollTimer.setInterval(self.POLL_INTERVAL_MS)
-        self._pollTimer.connect("timeout()", self._onPollTimer)
+        self._jobPoller = JobPoller(self.POLL_INTERVAL_MS, self._onJobProgress, self._finish)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -174,9 +238,9 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def cleanup(self) -> None:
         """Called when the application closes or the module is reloaded."""
         self.removeObservers()
-        if self._pollTimer is not None:
-            self._pollTimer.stop()
         self._discardJob()
+        for poller in self._secondaryJobPollers:
+            poller.discard()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -239,7 +303,7 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Start a job, or cancel the running one (the button doubles as Cancel)."""
         if self._job is not None:
             self._cancelRequested = True
-            self._job.cancel()
+            self._jobPoller.cancel()
             self.ui.statusLabel.text = _("Cancelling...")
             return
         with slicer.util.tryWithErrorDisplay(self.START_FAILED_MESSAGE, waitCursor=True):
@@ -247,12 +311,17 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             self._jobOutputs = tuple(self._outputNodes())
             self._cancelRequested = False
-            self._job = self._startJob()
+            self._jobPoller.start(self._startJob())  # polled from the event loop, after this method
             self.ui.progressBar.value = 0
             self.ui.progressBar.visible = True
             self.ui.statusLabel.text = _("Starting the backend...")
             self._setRunning(True)
-            self._pollTimer.start()
+
+    def _newJobPoller(self, onProgress: Callable[[PanelJob], None], onDone: Callable[[PanelJob], None]) -> JobPoller:
+        """A poller for a second kind of job (see the module docstring); ``cleanup()`` discards its job."""
+        poller = JobPoller(self.POLL_INTERVAL_MS, onProgress, onDone)
+        self._secondaryJobPollers.append(poller)
+        return poller
 
     def _ensureBackendRequirements(self) -> bool:
         """Install the backend's Python packages on first use, after asking. False when Slicer must restart."""
@@ -272,20 +341,11 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._backendReady = True
         return True
 
-    def _onPollTimer(self) -> None:
-        job = self._job
-        if job is None:
-            self._pollTimer.stop()
-            return
-        job.poll()
+    def _onJobProgress(self, job: PanelJob) -> None:
         self.ui.progressBar.value = int(round(100 * job.fraction))
         if not self._cancelRequested:
             latest = job.messages[-1] if job.messages else ""
             self.ui.statusLabel.text = f"{job.stage}: {latest}" if latest else job.stage
-        if job.done:
-            self._pollTimer.stop()
-            self._job = None
-            self._finish(job)
 
     def _finish(self, job: PanelJob) -> None:
         # Nodes the user deleted while the job ran are replaced by new ones.
@@ -312,10 +372,5 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _discardJob(self) -> None:
         """Cancel a running job and remove its files (scene close, module cleanup)."""
-        if self._pollTimer is not None:
-            self._pollTimer.stop()
-        job, self._job = self._job, None
-        if job is not None:
-            job.cancel()
-            job.cleanup()
+        if self._jobPoller is not None and self._jobPoller.discard() is not None:
             self._setRunning(False)
