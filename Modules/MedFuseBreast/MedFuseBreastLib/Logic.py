@@ -37,6 +37,7 @@ import SimpleITK as sitk
 import slicer
 from MedFuseLib import mrml_bridge
 from MedFuseLib.runner import ProcessRunner
+from MedFuseLib.task_models import TaskModels, resolveTaskParameters, taskParameterRange
 from MedFuseLib.terminology import loadTerminology
 
 from MedFuseBreastLib.Aln import (
@@ -51,7 +52,6 @@ from MedFuseBreastLib.Aln import (
 )
 from MedFuseBreastLib.JobChain import ChainStep, ImageInputJob, JobChain
 from MedFuseBreastLib.Roles import ROLE_TITLES, ROLES, assignRoles
-from MedFuseBreastLib.TaskModels import TaskModels
 from SlicerMedFuse.breast.labels import MASS_LABELS
 from SlicerMedFuse.breast.phantom_dataset import PHANTOM_DATA_NOTE
 from SlicerMedFuse.breast.sequences import check_mr_role
@@ -110,10 +110,7 @@ def taskSpec() -> TaskSpec:
 
 def parameterRange(name: str) -> tuple[float, float]:
     """(minimum, maximum) of a numeric task parameter, e.g. ``parameterRange("threshold")``."""
-    spec = taskSpec().parameter(name)
-    if spec.minimum is None or spec.maximum is None:
-        raise ValueError(f"task parameter {name!r} has no bounded range")
-    return float(spec.minimum), float(spec.maximum)
+    return taskParameterRange(taskSpec(), name)
 
 
 #: The task's attention-map outputs (``attention_1`` .. ``attention_5``), coarse to fine encoder blocks.
@@ -334,10 +331,7 @@ class BreastLogic:
             ValueError: a value outside its range (the backend's sentence).
         """
         given = {"attention_maps": attentionMaps, "threshold": threshold, "max_misalignment_mm": maxMisalignmentMm}
-        try:
-            return taskSpec().resolve_parameters({key: value for key, value in given.items() if value is not None})
-        except MedFuseError as error:
-            raise ValueError(error.message) from None
+        return resolveTaskParameters(taskSpec(), given)
 
     # --- running ----------------------------------------------------------------------------------
     def startJob(

@@ -1,5 +1,7 @@
 """The MedFuse Breast module's logic, importable without Qt (Slicer console, scripts, tests)."""
 
+from MedFuseLib.task_models import TaskModels
+
 from MedFuseBreastLib.Aln import (
     ALN_TASK,
     CLINICAL_FIELDS,
@@ -22,7 +24,6 @@ from MedFuseBreastLib.Logic import (
     taskSpec,
 )
 from MedFuseBreastLib.Roles import ROLE_TITLES, ROLES, assignRoles, roleOfDescription
-from MedFuseBreastLib.TaskModels import TaskModels
 
 __all__ = [
     "ALN_TASK",

@@ -25,7 +25,6 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +34,7 @@ import vtk
 from MedFuseLib import mrml_bridge
 from MedFuseLib.runner import ProcessRunner
 from MedFuseLib.task_job import BackendTaskJob
+from MedFuseLib.task_models import TaskModels, resolveTaskParameters, taskParameterRange
 from MedFuseLib.terminology import loadTerminology
 
 from SlicerMedFuse.device import DEVICE_CHOICES
@@ -44,7 +44,7 @@ from SlicerMedFuse.hemorrhage.labels import HemorrhageClass
 from SlicerMedFuse.hemorrhage.preprocessing import check_ct_intensities
 from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
 from SlicerMedFuse.models.bundle import load_manifest
-from SlicerMedFuse.models.manifest import BundleManifest, version_key
+from SlicerMedFuse.models.manifest import BundleManifest
 from SlicerMedFuse.models.store import InstalledModel, ModelStore
 from SlicerMedFuse.tasks.contract import Label, TaskSpec
 from SlicerMedFuse.tasks.hemorrhage import DEFAULT_MODEL
@@ -102,10 +102,17 @@ def taskSpec() -> TaskSpec:
 
 def parameterRange(name: str) -> tuple[float, float]:
     """(minimum, maximum) of a numeric task parameter, e.g. ``parameterRange("overlap")``."""
-    spec = taskSpec().parameter(name)
-    if spec.minimum is None or spec.maximum is None:
-        raise ValueError(f"task parameter {name!r} has no bounded range")
-    return float(spec.minimum), float(spec.maximum)
+    return taskParameterRange(taskSpec(), name)
+
+
+class HemorrhageModels(TaskModels):
+    """The hemorrhage task's model bundles, with the hemorrhage panel's wording."""
+
+    NO_MODEL_MESSAGE = (
+        "No hemorrhage model is installed: install one with 'medfuse models install {suggestion}' "
+        "or drop a model bundle folder into {modelsDir}."
+    )
+    WRONG_TASK_MESSAGE = "The model '{name}' is for the '{modelTask}' task, not hemorrhage; choose a hemorrhage model."
 
 
 class HemorrhageLogic:
@@ -126,37 +133,24 @@ class HemorrhageLogic:
         self.python = python
         self.store = store
 
-    # --- models -----------------------------------------------------------------------------------
-    def _store(self) -> ModelStore:
-        return self.store if self.store is not None else ModelStore()
+    # --- models (see MedFuseLib.task_models.TaskModels) --------------------------------------------
+    @property
+    def models(self) -> HemorrhageModels:
+        """The task's model bundles in :attr:`store` (read on every call, as the backend process does)."""
+        return HemorrhageModels(TASK_NAME, DEFAULT_MODEL, self.store)
 
     def installedModels(self) -> list[InstalledModel]:
         """Bundles for the hemorrhage task, sorted by id then version: the user's store, then those
         shipped with SlicerMedFuse (``bundled`` True) for ids the store lacks."""
-        store = self._store()
-        installed = [model for model in store.list_installed() if model.manifest.task == TASK_NAME]
-        ids = {model.id for model in installed}
-        shipped = [m for m in store.list_bundled() if m.manifest.task == TASK_NAME and m.id not in ids]
-        return sorted(installed + shipped, key=lambda m: (m.id, version_key(m.version)))
+        return self.models.installed()
 
     def defaultModel(self) -> InstalledModel | None:
         """The model used when none is chosen: the latest demo model, else the latest installed one."""
-        models = self.installedModels()
-        demo = [model for model in models if model.id == DEFAULT_MODEL]
-        return (demo or models)[-1] if models else None
+        return self.models.default()
 
     def noModelMessage(self) -> str:
         """What to do when no hemorrhage model is installed (one sentence)."""
-        store = self._store()
-        try:
-            listed = sorted({entry.id for entry in store.catalog.entries if entry.task == TASK_NAME})
-        except MedFuseError:
-            listed = []
-        suggestion = listed[0] if listed else DEFAULT_MODEL
-        return (
-            f"No hemorrhage model is installed: install one with 'medfuse models install {suggestion}' "
-            f"or drop a model bundle folder into {store.models_dir}."
-        )
+        return self.models.noModelMessage()
 
     def resolveModel(self, model: str | os.PathLike | None = None) -> BundleManifest:
         """The manifest of the model to run: an id (``id`` or ``id@version``), a bundle folder, or None for the default.
@@ -165,44 +159,10 @@ class HemorrhageLogic:
             ValueError: no model is installed, the id or folder is not a bundle, or the bundle is for
                 another task (one sentence naming the fix).
         """
-        if model is None or not os.fspath(model).strip():
-            default = self.defaultModel()
-            if default is None:
-                raise ValueError(self.noModelMessage())
-            return default.manifest
-        text = os.fspath(model).strip()
-        try:
-            if Path(text).expanduser().is_dir():
-                manifest = load_manifest(Path(text).expanduser())
-            else:
-                modelId, _, version = text.partition("@")
-                manifest = self._store().find_installed(modelId, version or None).manifest
-        except MedFuseError as error:
-            raise ValueError(error.message) from None
-        if manifest.task != TASK_NAME:
-            raise ValueError(
-                f"The model '{manifest.name}' is for the '{manifest.task}' task, not hemorrhage; "
-                "choose a hemorrhage model."
-            )
-        return manifest
+        return self.models.resolve(model)
 
-    @staticmethod
-    def modelReference(manifest: BundleManifest) -> str:
-        """``id@version``: how the panel and saved scenes name a model."""
-        return f"{manifest.id}@{manifest.version}"
-
-    @staticmethod
-    def describeModel(manifest: BundleManifest) -> str:
-        """Title, version, licence, intended use and training data of a model, for the panel (plain text lines)."""
-        training = manifest.data.get("training", {}).get("data", "")
-        lines = [
-            f"{manifest.title} (version {manifest.version})",
-            f"Licence: {manifest.license}",
-            f"Intended use: {manifest.intended_use}",
-        ]
-        if training:
-            lines.append(f"Trained on: {training}")
-        return "\n".join(lines)
+    modelReference = staticmethod(TaskModels.reference)
+    describeModel = staticmethod(TaskModels.describe)
 
     @staticmethod
     def modelWarnings(manifest: BundleManifest) -> list[str]:
@@ -265,10 +225,7 @@ class HemorrhageLogic:
             ValueError: a value outside its range (the backend's sentence).
         """
         given = {"mirroring": mirroring, "min_component_ml": minComponentMl, "overlap": overlap}
-        try:
-            return taskSpec().resolve_parameters({k: v for k, v in given.items() if v is not None})
-        except MedFuseError as error:
-            raise ValueError(error.message) from None
+        return resolveTaskParameters(taskSpec(), given)
 
     # --- running ----------------------------------------------------------------------------------
     def startJob(

@@ -5,6 +5,8 @@
 * :mod:`MedFuseLib.runner` - the backend command line, a subprocess runner streaming JSON-line
   events, cancelling the whole process tree.
 * :mod:`MedFuseLib.task_job` - :class:`BackendTaskJob`: export input nodes, run a task, read results.
+* :mod:`MedFuseLib.task_models` - :class:`TaskModels`: a task's model bundles (list, default, resolve,
+  describe); :func:`resolveTaskParameters`, :func:`taskParameterRange` from the task declaration.
 * :mod:`MedFuseLib.installer` - first-use install of torch and the backend requirements.
 * :mod:`MedFuseLib.panel` - :class:`MedFusePanelWidget`, the base of the module widgets (parameter node
   lifecycle, Apply/Cancel, job polling); the one part that needs the Slicer application, so it is
@@ -37,6 +39,9 @@ _EXPORTS = {
     "default_python_executable": "runner",
     "run_to_completion": "runner",
     "BackendTaskJob": "task_job",
+    "TaskModels": "task_models",
+    "resolveTaskParameters": "task_models",
+    "taskParameterRange": "task_models",
     "BackendInstaller": "installer",
     "InstallDeclined": "installer",
     "InstallOutcome": "installer",

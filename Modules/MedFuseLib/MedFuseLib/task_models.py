@@ -1,20 +1,45 @@
-"""The model bundles one backend task can run: listing, the default, resolving a choice, describing one.
+"""What a module's logic chooses for one backend task: the model bundle and the task parameters.
 
-Task-generic (the breast panel uses it for ``breast-mass`` and ``aln-metastasis``); it reads the
-user's model store and the bundles shipped with SlicerMedFuse, and needs neither Qt nor MRML.
+:class:`TaskModels` lists the task's model bundles (the user's model store, then those shipped with
+SlicerMedFuse), picks the default, resolves a choice and describes one; :func:`resolveTaskParameters`
+and :func:`taskParameterRange` read the task's declared parameters. Task-generic (the hemorrhage and
+breast logics use it); needs neither Qt nor MRML.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from SlicerMedFuse.errors import MedFuseError
 from SlicerMedFuse.models.bundle import load_manifest
 from SlicerMedFuse.models.manifest import BundleManifest, version_key
 from SlicerMedFuse.models.store import InstalledModel, ModelStore
+from SlicerMedFuse.tasks.contract import TaskSpec
 
-__all__ = ["TaskModels"]
+__all__ = ["TaskModels", "resolveTaskParameters", "taskParameterRange"]
+
+
+def resolveTaskParameters(spec: TaskSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's parameters: ``given`` (backend names; None = the task's default) over the defaults, validated.
+
+    Raises:
+        ValueError: a value outside its range (the backend's sentence).
+    """
+    try:
+        return spec.resolve_parameters({name: value for name, value in given.items() if value is not None})
+    except MedFuseError as error:
+        raise ValueError(error.message) from None
+
+
+def taskParameterRange(spec: TaskSpec, name: str) -> tuple[float, float]:
+    """(minimum, maximum) of a numeric task parameter."""
+    parameter = spec.parameter(name)
+    if parameter.minimum is None or parameter.maximum is None:
+        raise ValueError(f"task parameter {name!r} has no bounded range")
+    return float(parameter.minimum), float(parameter.maximum)
 
 
 class TaskModels:
@@ -25,7 +50,18 @@ class TaskModels:
         defaultId: the bundle id used when none is chosen (the task's demo model).
         store: the model store; default ``$MEDFUSE_HOME`` or ``~/.medfuse`` (read again on every
             call, as the backend process does).
+
+    A module words its sentences with a subclass that sets :attr:`NO_MODEL_MESSAGE` and
+    :attr:`WRONG_TASK_MESSAGE` (``str.format`` fields as below).
     """
+
+    #: No bundle of the task: fields ``task``, ``suggestion`` (an id to install), ``modelsDir``.
+    NO_MODEL_MESSAGE = (
+        "No model for the '{task}' task is installed: install one with "
+        "'medfuse models install {suggestion}' or drop a bundle folder into {modelsDir}."
+    )
+    #: A chosen bundle declares another task: fields ``name``, ``modelTask``, ``task``.
+    WRONG_TASK_MESSAGE = "The model '{name}' serves the '{modelTask}' task, not '{task}'; choose another model."
 
     def __init__(self, task: str, defaultId: str, store: ModelStore | None = None) -> None:
         self.task = task
@@ -58,9 +94,8 @@ class TaskModels:
             listed = sorted({entry.id for entry in store.catalog.entries if entry.task == self.task})
         except MedFuseError:
             listed = []
-        return (
-            f"No model for the '{self.task}' task is installed: install one with "
-            f"'medfuse models install {(listed or [self.defaultId])[0]}' or drop a bundle folder into {store.models_dir}."
+        return self.NO_MODEL_MESSAGE.format(
+            task=self.task, suggestion=(listed or [self.defaultId])[0], modelsDir=store.models_dir
         )
 
     def resolve(self, model: str | os.PathLike | None = None) -> BundleManifest:
@@ -86,7 +121,7 @@ class TaskModels:
             raise ValueError(error.message) from None
         if manifest.task != self.task:
             raise ValueError(
-                f"The model '{manifest.name}' serves the '{manifest.task}' task, not '{self.task}'; choose another model."
+                self.WRONG_TASK_MESSAGE.format(name=manifest.name, modelTask=manifest.task, task=self.task)
             )
         return manifest
 
