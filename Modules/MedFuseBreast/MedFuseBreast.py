@@ -24,14 +24,11 @@ from MedFuseBreastLib import (
 from MedFuseLib.installer import BackendInstaller
 from MedFuseLib.panel import MedFusePanelWidget
 from MedFuseLib.segment_editor import EmbeddedSegmentEditor
+from MedFuseLib.self_test import MedFuseSelfTest
 from MedFuseLib.terminology import loadTerminology
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (
-    ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
-    ScriptedLoadableModuleTest,
-)
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleLogic
 
 #
 # MedFuseBreast
@@ -446,21 +443,10 @@ class MedFuseBreastLogic(ScriptedLoadableModuleLogic):
 #
 
 
-class MedFuseBreastTest(ScriptedLoadableModuleTest):
+class MedFuseBreastTest(MedFuseSelfTest):
     """Self-test run inside Slicer (Reload & Test, or ctest): a phantom breast study through the real backend."""
 
-    def setUp(self) -> None:
-        slicer.mrmlScene.Clear()
-
-    def runTest(self) -> None:
-        import unittest
-
-        for test in (self.test_RolesFromNames, self.test_CtAsT1cRefused, self.test_PhantomStudyIsSegmented):
-            self.setUp()
-            try:
-                test()
-            except unittest.SkipTest as reason:
-                self.delayDisplay(f"Skipped {test.__name__}: {reason}")
+    TESTS = ("test_RolesFromNames", "test_CtAsT1cRefused", "test_PhantomStudyIsSegmented")
 
     @staticmethod
     def _phantomStudy():

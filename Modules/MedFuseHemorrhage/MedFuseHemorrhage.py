@@ -19,14 +19,11 @@ from MedFuseHemorrhageLib import (
 from MedFuseLib.installer import BackendInstaller
 from MedFuseLib.panel import MedFusePanelWidget
 from MedFuseLib.segment_editor import EmbeddedSegmentEditor
+from MedFuseLib.self_test import MedFuseSelfTest
 from MedFuseLib.terminology import loadTerminology
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (
-    ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
-    ScriptedLoadableModuleTest,
-)
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleLogic
 
 #
 # MedFuseHemorrhage
@@ -308,21 +305,10 @@ class MedFuseHemorrhageLogic(ScriptedLoadableModuleLogic):
 #
 
 
-class MedFuseHemorrhageTest(ScriptedLoadableModuleTest):
+class MedFuseHemorrhageTest(MedFuseSelfTest):
     """Self-test run inside Slicer (Reload & Test, or ctest): a synthetic head CT through the real backend."""
 
-    def setUp(self) -> None:
-        slicer.mrmlScene.Clear()
-
-    def runTest(self) -> None:
-        import unittest
-
-        for test in (self.test_MRIsRejected, self.test_SyntheticHeadIsSegmented):
-            self.setUp()
-            try:
-                test()
-            except unittest.SkipTest as reason:
-                self.delayDisplay(f"Skipped {test.__name__}: {reason}")
+    TESTS = ("test_MRIsRejected", "test_SyntheticHeadIsSegmented")
 
     @staticmethod
     def _syntheticHead(name: str, air: int = -1000, brain: int = 35, bone: int = 1200):

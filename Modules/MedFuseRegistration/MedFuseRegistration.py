@@ -11,6 +11,7 @@ import qt
 import slicer
 from MedFuseLib.installer import BackendInstaller
 from MedFuseLib.panel import MedFusePanelWidget
+from MedFuseLib.self_test import MedFuseSelfTest
 from MedFuseRegistrationLib import (
     DEVICE_CHOICES,
     PANEL_PARAMETERS,
@@ -23,11 +24,7 @@ from MedFuseRegistrationLib import (
 )
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (
-    ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
-    ScriptedLoadableModuleTest,
-)
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleLogic
 
 #
 # MedFuseRegistration
@@ -356,21 +353,10 @@ class MedFuseRegistrationLogic(ScriptedLoadableModuleLogic):
 #
 
 
-class MedFuseRegistrationTest(ScriptedLoadableModuleTest):
+class MedFuseRegistrationTest(MedFuseSelfTest):
     """Self-test run inside Slicer (Reload & Test, or ctest): a synthetic shifted pair through the real backend."""
 
-    def setUp(self) -> None:
-        slicer.mrmlScene.Clear()
-
-    def runTest(self) -> None:
-        import unittest
-
-        for test in (self.test_SameVolumeRejected, self.test_ShiftedPairIsRegistered):
-            self.setUp()
-            try:
-                test()
-            except unittest.SkipTest as reason:
-                self.delayDisplay(f"Skipped {test.__name__}: {reason}")
+    TESTS = ("test_SameVolumeRejected", "test_ShiftedPairIsRegistered")
 
     @staticmethod
     def _blobVolume(name: str, shift: float = 0.0):

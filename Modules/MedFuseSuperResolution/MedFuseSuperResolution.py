@@ -10,6 +10,7 @@ from typing import Annotated
 import slicer
 from MedFuseLib.installer import BackendInstaller
 from MedFuseLib.panel import MedFusePanelWidget
+from MedFuseLib.self_test import MedFuseSelfTest
 from MedFuseSuperResolutionLib import (
     DEFAULT_METHOD,
     DEFAULT_QUALITY,
@@ -22,11 +23,7 @@ from MedFuseSuperResolutionLib import (
 )
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (
-    ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
-    ScriptedLoadableModuleTest,
-)
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleLogic
 
 #
 # MedFuseSuperResolution
@@ -261,21 +258,10 @@ class MedFuseSuperResolutionLogic(ScriptedLoadableModuleLogic):
 #
 
 
-class MedFuseSuperResolutionTest(ScriptedLoadableModuleTest):
+class MedFuseSuperResolutionTest(MedFuseSelfTest):
     """Self-test run inside Slicer (Reload & Test, or ctest): a synthetic thick-slice volume through the real backend."""
 
-    def setUp(self) -> None:
-        slicer.mrmlScene.Clear()
-
-    def runTest(self) -> None:
-        import unittest
-
-        for test in (self.test_ThickSlicesBecomeThin, self.test_IsotropicVolumeIsRejected):
-            self.setUp()
-            try:
-                test()
-            except unittest.SkipTest as reason:
-                self.delayDisplay(f"Skipped {test.__name__}: {reason}")
+    TESTS = ("test_ThickSlicesBecomeThin", "test_IsotropicVolumeIsRejected")
 
     def _skipWithoutBackend(self) -> None:
         missing = BackendInstaller.for_slicer().missing_requirements()

@@ -5,7 +5,9 @@ The panel needs the Slicer application, which the test machines do not have. Her
 ``panel.py`` only (the real slicer-core used by the MRML tests is untouched); ``qt.QTimer`` is
 PySide6's, so the job is polled by a real Qt timer. A small example panel drives the job flow:
 Apply -> poll -> finish, cancel, a failed job, a start that raises, the first-use install, and a
-scene close that discards the running job.
+scene close that discards the running job; a second kind of job on its own poller. The embedded
+segment editor (``segment_editor.py``) and the self-test base (``self_test.py``) are driven the
+same way.
 
 Every module widget is also read with ``ast`` (no Slicer import): it subclasses the base and does
 not define the lifecycle or job plumbing again, and its ``.ui`` has the widgets the base uses.
@@ -819,3 +821,67 @@ def test_embedded_segment_editor_binds_a_singleton_node_and_follows_the_panel(mo
     scene.nodes.clear()  # the scene was closed
     editor.onSceneEndClose()
     assert editorWidget.calls[-1] == ("setMRMLSegmentEditorNode", scene.nodes[0])
+
+
+# --------------------------------------------------------------------------- the in-Slicer self-tests
+
+
+def test_self_test_runs_the_named_tests_on_a_cleared_scene(monkeypatch: pytest.MonkeyPatch):
+    import unittest
+
+    cleared, shown = [], []
+    slicer = types.ModuleType("slicer")
+    slicer.mrmlScene = types.SimpleNamespace(Clear=lambda: cleared.append(True))
+    scripted = types.ModuleType("slicer.ScriptedLoadableModule")
+
+    class ScriptedLoadableModuleTest(unittest.TestCase):
+        def delayDisplay(self, message: str) -> None:
+            shown.append(message)
+
+    scripted.ScriptedLoadableModuleTest = ScriptedLoadableModuleTest
+    monkeypatch.setitem(sys.modules, "slicer", slicer)
+    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", scripted)
+    spec = importlib.util.spec_from_file_location(
+        "medfuse_self_test_under_test", MEDFUSE_LIB_DIR / "MedFuseLib" / "self_test.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    ran = []
+
+    class MedFuseExampleTest(module.MedFuseSelfTest):
+        TESTS = ("test_Second", "test_NoModel", "test_First")
+
+        def test_First(self) -> None:
+            ran.append(("first", len(cleared)))
+
+        def test_Second(self) -> None:
+            ran.append(("second", len(cleared)))
+
+        def test_NoModel(self) -> None:
+            self.skipTest("no model is installed")
+
+    MedFuseExampleTest().runTest()
+    assert ran == [("second", 1), ("first", 3)] and len(cleared) == 3
+    assert shown == ["Skipped test_NoModel: no model is installed"]
+
+
+def _test_class(path: Path) -> ast.ClassDef | None:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == f"{path.stem}Test"), None)
+
+
+@pytest.mark.parametrize("module_file", MODULE_FILES, ids=lambda path: path.stem)
+def test_module_self_test_uses_the_base(module_file: Path):
+    test = _test_class(module_file)
+    assert test is not None, f"{module_file.name} has no {module_file.stem}Test"
+    assert [ast.unparse(base) for base in test.bases] == ["MedFuseSelfTest"]
+    methods = _methods(test)
+    assert not {"runTest", "setUp"} & set(methods), f"{test.name} runs its tests itself; MedFuseSelfTest does"
+    named = [
+        ast.literal_eval(node.value)
+        for node in test.body
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["TESTS"]
+    ]
+    assert len(named) == 1 and named[0], f"{test.name} names no TESTS"
+    assert set(named[0]) == {name for name in methods if name.startswith("test_")}, "TESTS lists every test_ once"

@@ -13,6 +13,8 @@
   imported from its module, not exported here.
 * :mod:`MedFuseLib.segment_editor` - :class:`EmbeddedSegmentEditor`, the segment editor a panel embeds
   for corrections; needs the Slicer application too, imported from its module.
+* :mod:`MedFuseLib.self_test` - :class:`MedFuseSelfTest`, the base of the modules' in-Slicer self-tests;
+  needs the Slicer application too, imported from its module.
 
 Its core needs only MRML and VTK (no ``qt``, ``ctk`` or ``slicer.app``), so it runs headless on
 slicer-core. Names are imported lazily: ``import MedFuseLib`` loads nothing heavy, and the runner
