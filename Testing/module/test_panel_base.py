@@ -612,11 +612,17 @@ def test_a_secondary_job_is_polled_beside_the_main_one(widget, app: App):
     assert not _locked(app) and app.ui.applyButton.text == "Apply"
 
 
-def test_a_cancelled_secondary_job_is_done_and_the_panel_untouched(widget, app: App):
-    done = []
+def _start_secondary_job(widget) -> tuple:
+    """A long second job on a poller of the panel's: (poller, job, the jobs its onDone got)."""
+    done: list[FakeJob] = []
     poller = widget._newJobPoller(lambda job: None, done.append)
     secondary = FakeJob(steps=100)
     poller.start(secondary)
+    return poller, secondary, done
+
+
+def test_a_cancelled_secondary_job_is_done_and_the_panel_untouched(widget, app: App):
+    poller, secondary, done = _start_secondary_job(widget)
     poller.cancel()
     _run_poller_until_idle(poller)
     assert done == [secondary] and secondary.cancelled and not secondary.succeeded
@@ -624,10 +630,7 @@ def test_a_cancelled_secondary_job_is_done_and_the_panel_untouched(widget, app: 
 
 
 def test_cleanup_discards_a_secondary_job(widget, app: App):
-    done = []
-    poller = widget._newJobPoller(lambda job: None, done.append)
-    secondary = FakeJob(steps=100)
-    poller.start(secondary)
+    poller, secondary, done = _start_secondary_job(widget)
     widget.cleanup()
     assert secondary.cancelled and secondary.cleaned and done == []
     assert not poller.running and not poller.isActive()
