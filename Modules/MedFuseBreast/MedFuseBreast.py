@@ -16,12 +16,12 @@ from MedFuseBreastLib import (
     PANEL_DEFAULTS,
     ROLE_TITLES,
     BreastLogic,
-    TaskModels,
     panelFieldName,
     parameterRange,
     taskSpec,
 )
 from MedFuseLib.installer import BackendInstaller
+from MedFuseLib.model_selector import ModelSelector
 from MedFuseLib.panel import MedFusePanelWidget
 from MedFuseLib.segment_editor import EmbeddedSegmentEditor
 from MedFuseLib.self_test import MedFuseSelfTest
@@ -134,63 +134,6 @@ class MedFuseBreastParameterNode:
 #
 
 
-class _ModelSelector:
-    """A model combo box bound to a parameter node field, with the chosen model's description (and warnings) beside it.
-
-    Args:
-        combo: the QComboBox; items are ``id@version`` references.
-        models: the task's :class:`MedFuseBreastLib.TaskModels`.
-        field: the parameter node field that stores the reference ("" = the default model).
-        infoLabel: shows title, licence, intended use and training data.
-        warnings: manifest -> warning lines, shown in ``warningLabel``.
-    """
-
-    def __init__(self, combo, models, field: str, infoLabel, warningLabel=None, warnings=None) -> None:
-        self.combo, self.models, self.field = combo, models, field
-        self.infoLabel, self.warningLabel, self.warnings = infoLabel, warningLabel, warnings
-        self.manifests = {}
-        self.defaultReference = ""
-
-    def refresh(self, parameters) -> None:
-        """List the task's models again and show the parameter node's choice."""
-        installed = self.models.installed()
-        self.manifests = {TaskModels.reference(model.manifest): model.manifest for model in installed}
-        default = self.models.default()
-        self.defaultReference = TaskModels.reference(default.manifest) if default else ""
-        self.combo.blockSignals(True)
-        self.combo.clear()
-        for reference, manifest in self.manifests.items():
-            self.combo.addItem(f"{manifest.title} ({manifest.version})", reference)
-        self.combo.enabled = bool(installed)
-        self.combo.blockSignals(False)
-        if not installed:
-            self.infoLabel.text = self.models.noModelMessage()
-            if self.warningLabel is not None:
-                self.warningLabel.text = ""
-            return
-        self.show(parameters)
-        self.onSelected(self.combo.currentIndex, parameters)
-
-    def show(self, parameters) -> None:
-        """Select the parameter node's model (the default when it names none or one not installed here)."""
-        if self.combo.count == 0 or not parameters:
-            return
-        index = max(self.combo.findData(getattr(parameters, self.field) or self.defaultReference), 0)
-        if self.combo.currentIndex != index:
-            self.combo.currentIndex = index  # emits currentIndexChanged -> onSelected
-
-    def onSelected(self, index: int, parameters) -> None:
-        manifest = self.manifests.get(self.combo.itemData(index)) if index >= 0 else None
-        if manifest is None:
-            return
-        self.infoLabel.text = TaskModels.describe(manifest)
-        if self.warningLabel is not None:
-            self.warningLabel.text = "\n".join(self.warnings(manifest))
-        reference = TaskModels.reference(manifest)
-        if parameters and getattr(parameters, self.field) != reference:
-            setattr(parameters, self.field, reference)
-
-
 class MedFuseBreastWidget(MedFusePanelWidget):
     """The panel: roles, phases, alignment, model, Apply/Cancel, segment editor, and the ALN research section."""
 
@@ -215,7 +158,7 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         self.ui.refreshModelsButton.connect("clicked(bool)", self._refreshPanel)
         breast = self.logic.breast
         self._modelSelectors = [
-            _ModelSelector(
+            ModelSelector(
                 self.ui.modelComboBox,
                 breast.models,
                 "model",
@@ -223,7 +166,7 @@ class MedFuseBreastWidget(MedFusePanelWidget):
                 self.ui.modelWarningLabel,
                 breast.modelWarnings,
             ),
-            _ModelSelector(self.ui.alnModelComboBox, breast.alnModels, "alnModel", self.ui.alnModelInfoLabel),
+            ModelSelector(self.ui.alnModelComboBox, breast.alnModels, "alnModel", self.ui.alnModelInfoLabel),
         ]
         for selector in self._modelSelectors:
             selector.combo.connect(

@@ -17,6 +17,7 @@ from MedFuseHemorrhageLib import (
     taskSpec,
 )
 from MedFuseLib.installer import BackendInstaller
+from MedFuseLib.model_selector import ModelSelector
 from MedFuseLib.panel import MedFusePanelWidget
 from MedFuseLib.segment_editor import EmbeddedSegmentEditor
 from MedFuseLib.self_test import MedFuseSelfTest
@@ -109,9 +110,7 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self._updatingModels = False
-        self._models = {}
-        self._defaultModelReference = ""
+        self._modelSelector = None
         self._inputCheck = (None, "")
         self._segmentEditor = None
 
@@ -121,7 +120,17 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
     def _setupPanel(self) -> None:
         loadTerminology()  # segment codes listed by Slicer's terminology selector
         self.ui.refreshModelsButton.connect("clicked(bool)", self.refreshModels)
-        self.ui.modelComboBox.connect("currentIndexChanged(int)", self._onModelSelected)
+        self._modelSelector = ModelSelector(
+            self.ui.modelComboBox,
+            self.logic.hemorrhage.models,
+            "model",
+            self.ui.modelInfoLabel,
+            self.ui.modelWarningLabel,
+            HemorrhageLogic.modelWarnings,
+        )
+        self.ui.modelComboBox.connect(
+            "currentIndexChanged(int)", lambda index: self._modelSelector.onSelected(index, self._parameterNode)
+        )
         self.ui.edhNoteLabel.text = EDH_NOTE
         # The CT is the source volume, set when a result arrives.
         self._segmentEditor = EmbeddedSegmentEditor(self.ui.segmentEditorWidget, self.SEGMENT_EDITOR_SINGLETON_TAG)
@@ -149,7 +158,7 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
 
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         self.ui.inputCheckLabel.text = self._inputCheckText()
-        self._selectModelInCombo()
+        self._modelSelector.show(self._parameterNode)
         self._updateApplyButton()
 
     def _inputCheckText(self) -> str:
@@ -173,49 +182,8 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
     # --- models -----------------------------------------------------------------------------------
     def refreshModels(self) -> None:
         """List the installed hemorrhage models in the model selector."""
-        models = self.logic.hemorrhage.installedModels()
-        self._models = {HemorrhageLogic.modelReference(model.manifest): model.manifest for model in models}
-        default = self.logic.hemorrhage.defaultModel()
-        self._defaultModelReference = HemorrhageLogic.modelReference(default.manifest) if default else ""
-        combo = self.ui.modelComboBox
-        self._updatingModels = True
-        try:
-            combo.clear()
-            for reference, manifest in self._models.items():
-                combo.addItem(f"{manifest.title} ({manifest.version})", reference)
-            combo.enabled = bool(models)
-        finally:
-            self._updatingModels = False
-        if models:
-            self._selectModelInCombo()
-            self._onModelSelected(combo.currentIndex)
-        else:
-            self.ui.modelInfoLabel.text = self.logic.hemorrhage.noModelMessage()
-            self.ui.modelWarningLabel.text = ""
+        self._modelSelector.refresh(self._parameterNode)
         self._updateApplyButton()
-
-    def _selectModelInCombo(self) -> None:
-        """Show the parameter node's model in the selector (the default model when it names none)."""
-        combo = self.ui.modelComboBox
-        if combo.count == 0 or not self._parameterNode:
-            return
-        index = combo.findData(self._parameterNode.model or self._defaultModelReference)
-        if index < 0:
-            index = 0  # a model saved with the scene that is not installed here: the first one instead
-        if combo.currentIndex != index:
-            combo.currentIndex = index  # emits currentIndexChanged -> _onModelSelected
-
-    def _onModelSelected(self, index: int) -> None:
-        if self._updatingModels or index < 0:
-            return
-        reference = self.ui.modelComboBox.itemData(index)
-        manifest = self._models.get(reference)
-        if manifest is None:
-            return
-        self.ui.modelInfoLabel.text = HemorrhageLogic.describeModel(manifest)
-        self.ui.modelWarningLabel.text = "\n".join(HemorrhageLogic.modelWarnings(manifest))
-        if self._parameterNode and self._parameterNode.model != reference:
-            self._parameterNode.model = reference
 
     def _applyButtonState(self) -> tuple[bool, str]:
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)

@@ -888,3 +888,89 @@ def test_module_self_test_uses_the_base(module_file: Path):
     ]
     assert len(named) == 1 and named[0], f"{test.name} names no TESTS"
     assert set(named[0]) == {name for name in methods if name.startswith("test_")}, "TESTS lists every test_ once"
+
+
+# --------------------------------------------------------------------------- the model selector
+
+
+class FakeComboBox(FakeWidget):
+    """A QComboBox as PythonQt shows it; setting ``currentIndex`` emits currentIndexChanged unless blocked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[tuple[str, str]] = []
+        self._index, self.blocked = -1, False
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    @property
+    def currentIndex(self) -> int:
+        return self._index
+
+    @currentIndex.setter
+    def currentIndex(self, index: int) -> None:
+        self._index = index
+        if not self.blocked and "currentIndexChanged(int)" in self.slots:
+            self.slots["currentIndexChanged(int)"](index)
+
+    def blockSignals(self, blocked: bool) -> None:
+        self.blocked = blocked
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.currentIndex = -1
+
+    def addItem(self, text: str, data: str) -> None:
+        self.items.append((text, data))
+        if self._index < 0:
+            self.currentIndex = 0
+
+    def findData(self, data: str) -> int:
+        return next((n for n, item in enumerate(self.items) if item[1] == data), -1)
+
+    def itemData(self, index: int) -> str:
+        return self.items[index][1]
+
+
+def test_model_selector_follows_the_parameter_node(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(MEDFUSE_LIB_DIR))
+    from MedFuseLib.model_selector import ModelSelector
+
+    def bundle(version: str, simulated: bool):
+        manifest = types.SimpleNamespace(
+            id="demo", version=version, title="Demo", license="CC0-1.0", intended_use="Tests.", data={}
+        )
+        manifest.simulated = simulated
+        return types.SimpleNamespace(manifest=manifest)
+
+    bundles = [bundle("1.0.0", False), bundle("2.0.0", True)]
+    models = types.SimpleNamespace(
+        installed=lambda: list(bundles),
+        default=lambda: (bundles or [None])[-1],
+        noModelMessage=lambda: "Install a model.",
+    )
+    combo, info, warning = FakeComboBox(), FakeWidget(), FakeWidget()
+    parameters = types.SimpleNamespace(model="")
+    warnings = lambda manifest: ["Simulated."] if manifest.simulated else []  # noqa: E731
+    selector = ModelSelector(combo, models, "model", info, warning, warnings)
+    combo.connect("currentIndexChanged(int)", lambda index: selector.onSelected(index, parameters))
+
+    selector.refresh(parameters)  # no choice saved: the default, written back
+    assert [data for _text, data in combo.items] == ["demo@1.0.0", "demo@2.0.0"] and combo.enabled
+    assert parameters.model == "demo@2.0.0" and combo.currentIndex == 1
+    assert info.text.startswith("Demo (version 2.0.0)\nLicence: CC0-1.0") and warning.text == "Simulated."
+
+    parameters.model = "demo@1.0.0"  # e.g. a scene loaded with another choice
+    selector.show(parameters)
+    assert combo.currentIndex == 0 and warning.text == "" and "version 1.0.0" in info.text
+
+    parameters.model = "demo@9.9.9"  # saved with the scene, not installed here: the first one
+    selector.show(parameters)
+    assert combo.currentIndex == 0 and parameters.model == "demo@9.9.9"
+
+    bundles.clear()
+    selector.refresh(parameters)
+    assert combo.count == 0 and not combo.enabled
+    assert (info.text, warning.text) == ("Install a model.", "")

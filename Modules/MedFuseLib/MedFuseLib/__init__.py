@@ -7,6 +7,8 @@
 * :mod:`MedFuseLib.task_job` - :class:`BackendTaskJob`: export input nodes, run a task, read results.
 * :mod:`MedFuseLib.task_models` - :class:`TaskModels`: a task's model bundles (list, default, resolve,
   describe); :func:`resolveTaskParameters`, :func:`taskParameterRange` from the task declaration.
+* :mod:`MedFuseLib.model_selector` - :class:`ModelSelector`: a panel's model combo box, bound to a
+  parameter node field, with the chosen model's description and warnings.
 * :mod:`MedFuseLib.installer` - first-use install of torch and the backend requirements.
 * :mod:`MedFuseLib.panel` - :class:`MedFusePanelWidget`, the base of the module widgets (parameter node
   lifecycle, Apply/Cancel, job polling); the one part that needs the Slicer application, so it is
