@@ -23,7 +23,6 @@ from MedFuseBreastLib import (
 from MedFuseLib.installer import BackendInstaller
 from MedFuseLib.model_selector import ModelSelector
 from MedFuseLib.panel import MedFusePanelWidget
-from MedFuseLib.segment_editor import EmbeddedSegmentEditor
 from MedFuseLib.self_test import MedFuseSelfTest
 from MedFuseLib.terminology import loadTerminology
 from slicer.i18n import tr as _
@@ -146,7 +145,6 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         self._inputCheck = (None, "")
         self._alnJobPoller = None
         self._modelSelectors = []
-        self._segmentEditor = None
 
     # --- hooks of MedFusePanelWidget ----------------------------------------------------------------
     def _createLogic(self):
@@ -176,8 +174,7 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         self.ui.alnApplyButton.connect("clicked(bool)", self.onAlnApplyButton)
         self._alnJobPoller = self._newJobPoller(self._onAlnJobProgress, self._onAlnJobDone)
         # The T1C is the source volume, set when a result arrives.
-        self._segmentEditor = EmbeddedSegmentEditor(self.ui.segmentEditorWidget, self.SEGMENT_EDITOR_SINGLETON_TAG)
-        self._segmentEditor.setup()
+        self._embedSegmentEditor(self.ui.segmentEditorWidget, self.SEGMENT_EDITOR_SINGLETON_TAG)
 
     def _refreshPanel(self) -> None:
         for selector in self._modelSelectors:
@@ -247,23 +244,6 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         slicer.util.setSliceViewerLayers(background=t1cNode, foreground=None, label=None, fit=True)
         self._segmentEditor.edit(result.segmentation, t1cNode)
         self.ui.correctionCollapsibleButton.collapsed = False
-
-    # --- lifecycle additions --------------------------------------------------------------------------
-    def cleanup(self) -> None:
-        super().cleanup()  # discards the ALN job too
-        self._segmentEditor.cleanup()
-
-    def enter(self) -> None:
-        super().enter()
-        self._segmentEditor.enter()
-
-    def exit(self) -> None:
-        self._segmentEditor.exit()
-        super().exit()
-
-    def onSceneEndClose(self, caller, event) -> None:
-        self._segmentEditor.onSceneEndClose()
-        super().onSceneEndClose(caller, event)
 
     # --- inputs and models ----------------------------------------------------------------------------
     def onAutoAssign(self) -> None:

@@ -19,7 +19,6 @@ from MedFuseHemorrhageLib import (
 from MedFuseLib.installer import BackendInstaller
 from MedFuseLib.model_selector import ModelSelector
 from MedFuseLib.panel import MedFusePanelWidget
-from MedFuseLib.segment_editor import EmbeddedSegmentEditor
 from MedFuseLib.self_test import MedFuseSelfTest
 from MedFuseLib.terminology import loadTerminology
 from slicer.i18n import tr as _
@@ -112,7 +111,6 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
         super().__init__(parent)
         self._modelSelector = None
         self._inputCheck = (None, "")
-        self._segmentEditor = None
 
     def _createLogic(self) -> "MedFuseHemorrhageLogic":
         return MedFuseHemorrhageLogic()
@@ -133,29 +131,12 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
         )
         self.ui.edhNoteLabel.text = EDH_NOTE
         # The CT is the source volume, set when a result arrives.
-        self._segmentEditor = EmbeddedSegmentEditor(self.ui.segmentEditorWidget, self.SEGMENT_EDITOR_SINGLETON_TAG)
-        self._segmentEditor.setup()
+        self._embedSegmentEditor(self.ui.segmentEditorWidget, self.SEGMENT_EDITOR_SINGLETON_TAG)
 
     def _refreshPanel(self) -> None:
         self.refreshModels()
 
-    def cleanup(self) -> None:
-        super().cleanup()
-        self._segmentEditor.cleanup()
-
-    def enter(self) -> None:
-        super().enter()
-        self._segmentEditor.enter()
-
-    def exit(self) -> None:
-        self._segmentEditor.exit()
-        super().exit()
-
     # --- parameter node ---------------------------------------------------------------------------
-    def onSceneEndClose(self, caller, event) -> None:
-        self._segmentEditor.onSceneEndClose()
-        super().onSceneEndClose(caller, event)
-
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         self.ui.inputCheckLabel.text = self._inputCheckText()
         self._modelSelector.show(self._parameterNode)

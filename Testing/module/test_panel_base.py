@@ -120,6 +120,12 @@ class FakeScene(Observable):
         self.nodes.append(node)
         return node
 
+    def GetSingletonNode(self, tag: str, className: str):
+        return next((n for n in self.nodes if getattr(n, "singletonTag", None) == tag and n.IsA(className)), None)
+
+    def AddNode(self, node: FakeNode) -> FakeNode:
+        return self.add(node)
+
 
 class FakeNode:
     def __init__(self, classes: tuple[str, ...] = ("vtkMRMLScalarVolumeNode",)) -> None:
@@ -341,6 +347,15 @@ def _stand_in_modules(app: App) -> dict[str, types.ModuleType]:
     slicer.app = types.SimpleNamespace(processEvents=lambda: None)
     slicer.mrmlScene = app.scene
 
+    class vtkMRMLSegmentEditorNode(FakeNode):
+        def __init__(self) -> None:
+            super().__init__(("vtkMRMLSegmentEditorNode",))
+
+        def SetSingletonTag(self, tag: str) -> None:
+            self.singletonTag = tag
+
+    slicer.vtkMRMLSegmentEditorNode = vtkMRMLSegmentEditorNode
+
     qt = types.ModuleType("qt")
     qt.QTimer = PollTimer
     vtk = types.ModuleType("vtk")
@@ -381,6 +396,7 @@ def panel(app: App, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     for name, module in _stand_in_modules(app).items():
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.syspath_prepend(str(MEDFUSE_LIB_DIR))
+    monkeypatch.delitem(sys.modules, "MedFuseLib.segment_editor", raising=False)  # import it on these stand-ins
     spec = importlib.util.spec_from_file_location("medfuse_panel_under_test", PANEL_FILE)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
@@ -974,3 +990,27 @@ def test_model_selector_follows_the_parameter_node(monkeypatch: pytest.MonkeyPat
     selector.refresh(parameters)
     assert combo.count == 0 and not combo.enabled
     assert (info.text, warning.text) == ("Install a model.", "")
+
+
+def test_the_base_runs_an_embedded_segment_editor_with_the_panel(widget, app: App):
+    editorWidget = FakeSegmentEditorWidget()
+    editor = widget._embedSegmentEditor(editorWidget, "MedFuseExampleSegmentEditor")
+    assert widget._segmentEditor is editor
+    [editorNode] = [node for node in app.scene.nodes if node.IsA("vtkMRMLSegmentEditorNode")]
+    assert editorWidget.calls[-1] == ("setMRMLSegmentEditorNode", editorNode)
+    editorWidget.calls.clear()
+
+    widget.enter()
+    widget.exit()
+    app.scene.nodes.remove(editorNode)  # the scene was closed
+    widget.onSceneEndClose(app.scene, FakeScene.EndCloseEvent)
+    widget.cleanup()
+
+    [newNode] = [node for node in app.scene.nodes if node.IsA("vtkMRMLSegmentEditorNode")]
+    assert editorWidget.calls == [
+        ("installKeyboardShortcuts",),
+        ("setActiveEffect", None),
+        ("uninstallKeyboardShortcuts",),
+        ("setMRMLSegmentEditorNode", newNode),
+        ("setActiveEffect", None),
+    ]

@@ -51,6 +51,10 @@ button) gets a :class:`JobPoller` from ``self._newJobPoller(onProgress, onDone)`
 follows every poll, ``onDone(job)`` gets the finished job (succeeded, failed or cancelled);
 ``poller.cancel()`` asks it to stop; ``cleanup()`` discards it. The main job runs on a poller too.
 
+A panel with a segment editor for corrections calls ``self._embedSegmentEditor(editorWidget,
+singletonTag)`` in ``_setupPanel()`` and ``self._segmentEditor.edit(segmentation, sourceVolume)`` when a
+result arrives; the base handles the editor's lifecycle (see :mod:`MedFuseLib.segment_editor`).
+
 An override of ``setup``, ``cleanup``, ``enter``, ``exit`` or ``onSceneEndClose`` calls the base
 method; ``Testing/module/test_panel_base.py`` checks every module widget for these rules. The
 module's ``.ui`` must have ``applyButton`` (QPushButton), ``statusLabel`` (QLabel) and
@@ -72,6 +76,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
 from MedFuseLib.installer import BackendInstaller
+from MedFuseLib.segment_editor import EmbeddedSegmentEditor
 
 __all__ = ["JobPoller", "MedFusePanelWidget", "PanelJob"]
 
@@ -169,6 +174,7 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._jobPoller: JobPoller | None = None  # the main job's
         self._secondaryJobPollers: list[JobPoller] = []
+        self._segmentEditor: EmbeddedSegmentEditor | None = None
         self._jobOutputs: tuple = ()
         self._cancelRequested = False
         self._backendReady = False
@@ -241,12 +247,18 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._discardJob()
         for poller in self._secondaryJobPollers:
             poller.discard()
+        if self._segmentEditor is not None:
+            self._segmentEditor.cleanup()
 
     def enter(self) -> None:
         self.initializeParameterNode()
         self._refreshPanel()
+        if self._segmentEditor is not None:
+            self._segmentEditor.enter()
 
     def exit(self) -> None:
+        if self._segmentEditor is not None:
+            self._segmentEditor.exit()
         # A running job keeps going (the timer still polls); only the GUI binding is released.
         self._releaseParameterNode()
 
@@ -263,6 +275,8 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
+        if self._segmentEditor is not None:
+            self._segmentEditor.onSceneEndClose()
         if self.parent.isEntered:
             self.initializeParameterNode()
 
@@ -316,6 +330,12 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar.visible = True
             self.ui.statusLabel.text = _("Starting the backend...")
             self._setRunning(True)
+
+    def _embedSegmentEditor(self, editorWidget, singletonTag: str) -> EmbeddedSegmentEditor:
+        """Bind the panel's segment editor widget to a segment editor node of the module's own (see the module docstring)."""
+        self._segmentEditor = EmbeddedSegmentEditor(editorWidget, singletonTag)
+        self._segmentEditor.setup()
+        return self._segmentEditor
 
     def _newJobPoller(self, onProgress: Callable[[PanelJob], None], onDone: Callable[[PanelJob], None]) -> JobPoller:
         """A poller for a second kind of job (see the module docstring); ``cleanup()`` discards its job."""
