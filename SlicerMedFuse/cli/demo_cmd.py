@@ -36,6 +36,9 @@ def handle(args: argparse.Namespace, progress: Progress) -> int:
         scan = fetch_sample(args.sample)
     summary = run_demo(scan, Path(args.output), progress)
     for name, step in summary["steps"].items():
-        print(f"{name}: {step['output']} (preview {step['preview']}, {step['seconds']} s)")
+        if "skipped" in step:
+            print(f"{name}: skipped, {step['skipped']}")
+        else:
+            print(f"{name}: preview {step['preview']} ({step['seconds']} s; outputs and scores in summary.json)")
     print(f"summary: {Path(args.output) / 'summary.json'}")
     return 0
