@@ -36,7 +36,7 @@ from SlicerMedFuse.breast.aln_dataset import AlnCaseFiles, read_aln_dataset
 from SlicerMedFuse.breast.aln_input import SEQUENCES, AlnPreprocessing, crop_sequences, lesion_crop
 from SlicerMedFuse.breast.aln_simulator import ALN_SIMULATION_NOTE
 from SlicerMedFuse.errors import UsageError
-from SlicerMedFuse.io import read_image, write_json_atomic
+from SlicerMedFuse.io import read_image
 from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.training.distributed import DistributedContext
 from SlicerMedFuse.training.trainer import TrainerConfig
@@ -261,8 +261,8 @@ def train_aln(
     """
     import torch
 
-    from SlicerMedFuse.models.bundle import save_bundle
     from SlicerMedFuse.nets.registry import build_network
+    from SlicerMedFuse.training.trained_bundle import save_trained_bundle
     from SlicerMedFuse.training.trainer import train
 
     config = config or AlnTrainingConfig()
@@ -319,9 +319,4 @@ def train_aln(
     manifest = aln_bundle_manifest(
         preprocessing, config, data_text, is_simulated, notes, " ".join(command) or "train_aln()"
     )
-    bundle = save_bundle(network, manifest, output, overwrite=True)
-    write_json_atomic(
-        {"bundle": str(bundle), "history": result.history, "seconds": round(seconds, 1), "manifest": manifest},
-        output / "training_log.json",
-    )
-    return bundle
+    return save_trained_bundle(network, manifest, output, history=result.history, seconds=seconds)

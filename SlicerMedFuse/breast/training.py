@@ -37,7 +37,6 @@ from SlicerMedFuse.breast.model_input import BreastPreprocessing
 from SlicerMedFuse.breast.phantom_dataset import PHANTOM_DATA_NOTE
 from SlicerMedFuse.breast.training_data import SliceSet, channel_roles, load_slices
 from SlicerMedFuse.errors import UsageError
-from SlicerMedFuse.io import write_json_atomic
 from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.training.distributed import DistributedContext
 from SlicerMedFuse.training.nnunet_dataset import read_nnunet_dataset
@@ -252,8 +251,8 @@ def train_breast_mass(
     """
     import torch
 
-    from SlicerMedFuse.models.bundle import save_bundle
     from SlicerMedFuse.nets.registry import build_network
+    from SlicerMedFuse.training.trained_bundle import save_trained_bundle
     from SlicerMedFuse.training.trainer import train
 
     config = config or BreastTrainingConfig()
@@ -306,9 +305,4 @@ def train_breast_mass(
     manifest = bundle_manifest(
         preprocessing, architecture, config, data_text, is_simulated, notes, " ".join(command) or "train_breast_mass()"
     )
-    bundle = save_bundle(network, manifest, output, overwrite=True)
-    write_json_atomic(
-        {"bundle": str(bundle), "history": result.history, "seconds": round(seconds, 1), "manifest": manifest},
-        output / "training_log.json",
-    )
-    return bundle
+    return save_trained_bundle(network, manifest, output, history=result.history, seconds=seconds)

@@ -35,7 +35,6 @@ from SlicerMedFuse.hemorrhage.model_input import HemorrhagePreprocessing
 from SlicerMedFuse.hemorrhage.preprocessing import resolve_windows
 from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
 from SlicerMedFuse.hemorrhage.training_data import load_cases, median_spacing, select_cases
-from SlicerMedFuse.io import write_json_atomic
 from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.training.distributed import DistributedContext
 from SlicerMedFuse.training.nnunet_dataset import DatasetCase, list_image_folder, read_nnunet_dataset
@@ -258,11 +257,11 @@ def train_hemorrhage(
     """
     import torch
 
-    from SlicerMedFuse.models.bundle import save_bundle
     from SlicerMedFuse.nets.registry import build_network
     from SlicerMedFuse.training.augmentation import Augmentation
     from SlicerMedFuse.training.cross_pseudo_supervision import CrossPseudoPair
     from SlicerMedFuse.training.patch_sampler import PatchSampler
+    from SlicerMedFuse.training.trained_bundle import save_trained_bundle
     from SlicerMedFuse.training.trainer import train
 
     config = config or HemorrhageTrainingConfig()
@@ -349,18 +348,16 @@ def train_hemorrhage(
     manifest = _manifest(
         preprocessing, architecture, config, data_text, is_simulated, notes, " ".join(command) or "train_hemorrhage()"
     )
-    bundle = save_bundle(network, manifest, output, overwrite=True)
-    log = {
-        "bundle": str(bundle),
-        "cases": {"bleed": [c.case_id for c in selection.bleed], "no_bleed": [c.case_id for c in selection.no_bleed]},
-        "unlabelled": [c.case_id for c in unlabelled_cases],
-        "history": result.history,
-        "seconds": round(seconds, 1),
-        "resumed_from": result.resumed_from,
-        "manifest": manifest,
-    }
-    write_json_atomic(log, output / "training_log.json")
-    return bundle
+    return save_trained_bundle(
+        network,
+        manifest,
+        output,
+        history=result.history,
+        seconds=seconds,
+        cases={"bleed": [c.case_id for c in selection.bleed], "no_bleed": [c.case_id for c in selection.no_bleed]},
+        unlabelled=[c.case_id for c in unlabelled_cases],
+        resumed_from=result.resumed_from,
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -32,7 +32,6 @@ from typing import Any, Literal
 import numpy as np
 
 from SlicerMedFuse.errors import UsageError
-from SlicerMedFuse.io import write_json_atomic
 from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.registration.training_data import RegistrationVolumes, load_volumes, read_registration_dataset
 from SlicerMedFuse.training.distributed import DistributedContext
@@ -298,8 +297,8 @@ def train_registration(
     import SimpleITK as sitk
     import torch
 
-    from SlicerMedFuse.models.bundle import save_bundle
     from SlicerMedFuse.nets.registry import build_network
+    from SlicerMedFuse.training.trained_bundle import save_trained_bundle
     from SlicerMedFuse.training.trainer import train
 
     config = config or RegistrationTrainingConfig()
@@ -366,21 +365,17 @@ def train_registration(
         notes,
         " ".join(command) or "train_registration()",
     )
-    bundle = save_bundle(model, manifest, output, overwrite=True)
-    write_json_atomic(
-        {
-            "bundle": str(bundle),
-            "images": [str(p) for p in dataset.images],
-            "pairs": len(dataset.pairs),
-            "validation": validation,
-            "history": result.history,
-            "seconds": round(seconds, 1),
-            "resumed_from": result.resumed_from,
-            "manifest": manifest,
-        },
-        output / "training_log.json",
+    return save_trained_bundle(
+        model,
+        manifest,
+        output,
+        history=result.history,
+        seconds=seconds,
+        images=[str(p) for p in dataset.images],
+        pairs=len(dataset.pairs),
+        validation=validation,
+        resumed_from=result.resumed_from,
     )
-    return bundle
 
 
 def _jsonable(value: Any) -> Any:
