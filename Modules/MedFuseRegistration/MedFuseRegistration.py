@@ -43,7 +43,8 @@ class MedFuseRegistration(ScriptedLoadableModule):
         self.parent.helpText = _(
             "Aligns a moving volume to a fixed one: centre of mass, rigid and affine stages, then a dense "
             "deformation optimised for this pair (no trained model, no training data; CPU or GPU). Same "
-            "contrast (follow-up scans): the <i>fast</i> or <i>accurate</i> preset (LNCC similarity); "
+            "contrast (follow-up scans): the <i>fast</i> or <i>accurate</i> preset (LNCC similarity), or "
+            "<i>diffeomorphic</i> when the mapping must not fold; "
             "different contrasts or modalities (T1/T2, CT/MR): the <i>multimodal</i> preset (MIND-SSC).<br><br>"
             "<b>Outputs:</b> a grid transform (moving to fixed) that holds the whole mapping, with the fixed "
             "and moving volumes as references; put the moving volume or anything drawn on it under the "

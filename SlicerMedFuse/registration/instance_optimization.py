@@ -71,7 +71,7 @@ class DeformableConfig:
             training; as the projection of a directly optimised field, 50 (diffusion) was best on the
             real-T1 benchmark (20: noisier, 200: too stiff).
         mu, lam: Lame constants for the elastic operator (paper: 1, 0).
-        boundary: ``"periodic"`` or ``"neumann"`` for the implicit solvers.
+        boundary: ``"periodic"``, ``"neumann"`` or ``"padded"`` for the implicit solvers.
         scheme: how an implicit regulariser enters: ``"projection"`` (default) optimises a residual
             ``p`` per level with ``u = u_previous + S(p)``, ``S = (I - gamma A)^-1``, so every field
             is the solver's output (the smoothing/projection step; gradients are smoothed by ``S``,

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["IMPLICIT_KINDS", "INITIALIZATIONS", "LINEAR_STAGES", "REGULARIZERS", "SCHEMES", "SIMILARITIES"]
+__all__ = [
+    "BOUNDARIES",
+    "IMPLICIT_KINDS",
+    "INITIALIZATIONS",
+    "LINEAR_STAGES",
+    "REGULARIZERS",
+    "SCHEMES",
+    "SIMILARITIES",
+]
 
 #: Similarity terms: LNCC (same contrast), MIND-SSC (across modalities), MSE (identical intensities).
 SIMILARITIES = ("lncc", "mind", "mse")
@@ -16,3 +24,5 @@ IMPLICIT_KINDS = ("diffusion", "elastic", "curvature")
 REGULARIZERS = ("none", "diffusion", *(f"implicit_{kind}" for kind in IMPLICIT_KINDS))
 #: How an implicit regulariser enters the optimisation (see ``DeformableConfig``).
 SCHEMES = ("projection", "penalty")
+#: Boundary conditions of the FFT solvers (see ``ImplicitSmoother``).
+BOUNDARIES = ("periodic", "neumann", "padded")

@@ -1,4 +1,4 @@
-"""Registration presets (``fast``, ``accurate``, ``multimodal``) and the parameters they set.
+"""Registration presets (``fast``, ``accurate``, ``diffeomorphic``, ``multimodal``) and the parameters they set.
 
 A preset is a JSON file in ``SlicerMedFuse/registration/presets/`` holding a value for every
 parameter in :data:`PARAMETERS`; a user preset is any JSON file with a subset of them (the rest
@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from SlicerMedFuse.errors import UsageError
-from SlicerMedFuse.registration.options import INITIALIZATIONS, LINEAR_STAGES, REGULARIZERS, SCHEMES, SIMILARITIES
+from SlicerMedFuse.registration.options import (
+    BOUNDARIES,
+    INITIALIZATIONS,
+    LINEAR_STAGES,
+    REGULARIZERS,
+    SCHEMES,
+    SIMILARITIES,
+)
 
 if TYPE_CHECKING:  # the configs live with torch code; this module stays importable without torch
     from SlicerMedFuse.registration.affine import AffineConfig
@@ -35,7 +42,7 @@ __all__ = [
 
 PRESET_DIR = Path(__file__).with_name("presets")
 #: Built-in preset names.
-PRESETS = ("fast", "accurate", "multimodal")
+PRESETS = ("fast", "accurate", "diffeomorphic", "multimodal")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +113,11 @@ PARAMETERS: dict[str, ParameterInfo] = {
     ),
     "mu": ParameterInfo("float", "Elastic Lame constant mu.", 0.0, 1e3),
     "lam": ParameterInfo("float", "Elastic Lame constant lambda.", 0.0, 1e3),
-    "boundary": ParameterInfo("choice", "Boundary condition of the FFT solvers.", choices=("periodic", "neumann")),
+    "boundary": ParameterInfo(
+        "choice",
+        "Boundary condition of the FFT solvers: periodic, neumann (mirror) or padded (zeros up to FFT-friendly sizes).",
+        choices=BOUNDARIES,
+    ),
     "learning_rate": ParameterInfo("float", "Adam step of the deformable stage.", 1e-4, 10.0, unit="voxels"),
     "diffeomorphic": ParameterInfo("bool", "Stationary velocity field + scaling and squaring: no folding."),
     "integration_steps": ParameterInfo("int", "Scaling-and-squaring steps.", 1, 12),

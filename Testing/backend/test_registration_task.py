@@ -73,7 +73,7 @@ def test_registration_improves_dice_and_writes_an_itk_field(pair, tmp_path):
 
 
 def test_diffeomorphic_mode_has_no_folding(pair):
-    params = load_preset("accurate") | {
+    params = load_preset("diffeomorphic") | {
         "linear_stage": "rigid",
         "linear_iterations": "20,10",
         "iterations": "60,40,20,3",

@@ -379,7 +379,7 @@ def summary_markdown(summaries: dict[str, dict], meta: dict, loads: dict[str, di
 
 
 DEFAULT_METHODS = {
-    "a": ["medfuse-fast", "medfuse-accurate"],
+    "a": ["medfuse-fast", "medfuse-accurate", "medfuse-diffeomorphic"],
     "b": ["medfuse-fast", "medfuse-accurate"],
     "c": ["medfuse-fast", "medfuse-multimodal"],
 }

@@ -4,7 +4,8 @@ Usage::
 
     python run_method.py METHOD FIXED MOVING OUT_FIELD OUT_JSON [--threads 1] [--affine-first]
 
-METHOD is ``medfuse-fast``, ``medfuse-accurate`` (SlicerMedFuse, run with the project venv),
+METHOD is ``medfuse-<preset>`` (SlicerMedFuse's ``fast``, ``accurate``, ``diffeomorphic`` or
+``multimodal``, run with the project venv),
 ``ants-syn`` (antspyx ``SyN``, which includes its affine stage) or ``elastix-bspline``
 (itk-elastix, the default B-spline parameter map, after the default affine map with
 ``--affine-first``); the peers run in a separate venv
@@ -93,7 +94,12 @@ def _elastix(fixed_path: str, moving_path: str, out_field: str, affine_first: bo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "method", choices=["medfuse-fast", "medfuse-accurate", "medfuse-multimodal", "ants-syn", "elastix-bspline"]
+        "method",
+        choices=[
+            *(f"medfuse-{name}" for name in ("fast", "accurate", "diffeomorphic", "multimodal")),
+            "ants-syn",
+            "elastix-bspline",
+        ],
     )
     parser.add_argument("fixed")
     parser.add_argument("moving")

@@ -187,7 +187,7 @@ class RegistrationLogic:
 
     # --- presets ----------------------------------------------------------------------------------
     def presetNames(self) -> list[str]:
-        """Built-in presets first (fast, accurate, multimodal), then the user's."""
+        """Built-in presets first (fast, accurate, diffeomorphic, multimodal), then the user's."""
         return [*PRESETS, *self.userPresets.names()]
 
     def isUserPreset(self, name: str) -> bool:
@@ -382,7 +382,7 @@ class RegistrationLogic:
             fixedMask, movingMask: optional label maps (> 0 inside) restricting where the similarity
                 counts; a mask on another grid is resampled onto its volume's grid (nearest neighbour).
             movingSegmentation: optional segmentation of the moving volume to carry over.
-            preset: a built-in preset (``fast``, ``accurate``, ``multimodal``) or a saved user preset.
+            preset: a built-in preset (``fast``, ``accurate``, ``diffeomorphic``, ``multimodal``) or a saved user preset.
             overrides: parameter values replacing the preset's (any name of the backend's ``PARAMETERS``).
             resampledVolume: also compute the moving volume resampled onto the fixed grid.
             labelInterpolation: ``label`` (label-aware) or ``nearest`` for the segmentation.
