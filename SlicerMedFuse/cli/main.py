@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import SlicerMedFuse
 from SlicerMedFuse.cli import demo_cmd, evaluate_cmd, info_cmd, models_cmd, run_cmd, tasks_cmd, train_cmd
 from SlicerMedFuse.errors import Cancelled, ExitCode, MedFuseError
+from SlicerMedFuse.memory import reuse_freed_memory
 
 __all__ = ["build_parser", "main"]
 
@@ -47,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    reuse_freed_memory()  # large tensors from the heap, not a fresh mmap each (see SlicerMedFuse.memory)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s: %(message)s")
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, _on_sigterm)

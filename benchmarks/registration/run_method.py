@@ -37,8 +37,10 @@ def _medfuse(preset: str, fixed_path: str, moving_path: str, out_field: str) -> 
     import SimpleITK as sitk
     import torch
 
+    from SlicerMedFuse.memory import reuse_freed_memory
     from SlicerMedFuse.registration import load_preset, register
 
+    reuse_freed_memory()  # as the backend's command line (`medfuse run`) does
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     fixed, moving = sitk.ReadImage(fixed_path), sitk.ReadImage(moving_path)
     started = _clock()
