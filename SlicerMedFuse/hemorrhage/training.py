@@ -206,7 +206,9 @@ def _manifest(
         "id": config.model_id,
         "version": config.version,
         "task": "hemorrhage",
-        "title": config.title + (f" — {SIMULATED_DATA_NOTE}" if simulated else ""),
+        "title": config.title
+        + (f", {' + '.join(config.windows)} windows fused" if config.architecture == "multi-window" else "")
+        + (f" — {SIMULATED_DATA_NOTE}" if simulated else ""),
         "description": (
             "nnU-Net-like 3D U-Net (MONAI DynUNet) for BHSD's five hemorrhage classes"
             + (", multi-window input fused by the Transfer Module." if config.architecture == "multi-window" else ".")

@@ -18,6 +18,8 @@ from SlicerMedFuse.tasks.registry import get_task
 
 from .hemorrhage_data import head_ct, tiny_bundle
 
+MULTI_WINDOW_MODEL = "medfuse-hemorrhage-demo-multiwindow"
+
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, shared_data):
@@ -188,3 +190,15 @@ def test_the_bundled_demo_model_is_the_offline_default(small_ct, small_torch_wor
     result = run_task("hemorrhage", {"ct": small_ct}, params={"overlap": 0.0})  # no model given: the default
     assert result.report["model"]["id"] == DEFAULT_MODEL
     assert any("simulated bleeds in one real head CT" in w for w in result.report["warnings"])
+
+
+def test_the_bundled_multi_window_model_is_selectable(small_ct, small_torch_work):
+    from SlicerMedFuse.models.store import ModelStore
+
+    fused = ModelStore().find_installed(MULTI_WINDOW_MODEL)
+    assert fused.bundled and fused.manifest.simulated_training and ModelStore().verify(MULTI_WINDOW_MODEL).ok
+    assert "windows fused" in fused.manifest.title and "not for clinical use" in fused.manifest.title
+    assert [w["name"] for w in fused.manifest.preprocessing["windows"]] == ["brain", "subdural", "bone"]
+    result = run_task("hemorrhage", {"ct": small_ct}, params={"overlap": 0.0}, model=MULTI_WINDOW_MODEL)
+    assert result.report["model"]["id"] == MULTI_WINDOW_MODEL
+    assert result.images["labels"].GetSize() == small_ct.GetSize()
