@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from SlicerMedFuse.registration.presets import PRESETS  # torch-free; the peers' venv has the package too
+
 
 def _clock() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
@@ -97,11 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "method",
-        choices=[
-            *(f"medfuse-{name}" for name in ("fast", "accurate", "diffeomorphic", "multimodal")),
-            "ants-syn",
-            "elastix-bspline",
-        ],
+        choices=[*(f"medfuse-{name}" for name in PRESETS), "ants-syn", "elastix-bspline"],
     )
     parser.add_argument("fixed")
     parser.add_argument("moving")
