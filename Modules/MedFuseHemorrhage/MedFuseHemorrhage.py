@@ -76,6 +76,7 @@ class MedFuseHemorrhageParameterNode:
     device - where the network runs.
     mirroring - average over left-right mirrored copies (test-time augmentation).
     minComponentMl - components of a class smaller than this (mL) are removed.
+    modelPostprocessing - also remove components below the model's own per-class minimum volumes.
     overlap - sliding-window overlap (fraction of the patch).
     displayWindow - CT window applied with the result (brain W80 L40, blood W160 L40).
     outputSegmentation - segmentation that receives the segments; None creates one at Apply.
@@ -89,6 +90,7 @@ class MedFuseHemorrhageParameterNode:
     minComponentMl: Annotated[float, WithinRange(*parameterRange("min_component_ml"))] = float(
         taskSpec().parameter("min_component_ml").default
     )
+    modelPostprocessing: bool = bool(taskSpec().parameter("model_postprocessing").default)
     overlap: Annotated[float, WithinRange(*parameterRange("overlap"))] = float(taskSpec().parameter("overlap").default)
     displayWindow: Annotated[str, Choice(list(DISPLAY_WINDOWS))] = "brain"
     outputSegmentation: slicer.vtkMRMLSegmentationNode
@@ -238,6 +240,7 @@ class MedFuseHemorrhageLogic(ScriptedLoadableModuleLogic):
             device=parameters.device,
             mirroring=parameters.mirroring,
             minComponentMl=parameters.minComponentMl,
+            modelPostprocessing=parameters.modelPostprocessing,
             overlap=parameters.overlap,
         )
 

@@ -20,11 +20,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError
-from SlicerMedFuse.hemorrhage.labels import HemorrhageClass
+from SlicerMedFuse.hemorrhage.labels import CLASS_ABBREVIATIONS
 
 __all__ = ["CLASS_NAMES", "CaseScores", "EvaluationResult", "evaluate_folders", "evaluate_pair", "format_table"]
 
-CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in HemorrhageClass if c)
+CLASS_NAMES: tuple[str, ...] = CLASS_ABBREVIATIONS
 """Column order of BHSD Table 1: EDH IPH IVH SAH SDH."""
 
 _ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")

@@ -8,8 +8,10 @@ Pipeline (:func:`segment_hemorrhage`):
 3. MONAI sliding-window inference over the model's patch with Gaussian weighting and the given
    overlap, optional mirroring along the model's mirror axes, float16 autocast on CUDA;
 4. class probabilities resampled (linear, physical space) onto the input CT's grid, argmax, uint8;
-5. per-class removal of components below ``min_component_ml`` and measurements per class
-   (volume mL, components, slice range).
+5. per-class removal of small components -- below ``min_component_ml``, or below the bundle's
+   per-class volumes (``postprocessing.min_component_ml``, chosen on validation cases after
+   training) where those are larger and ``model_postprocessing`` is on -- and measurements per
+   class (volume mL, components, slice range).
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ import SimpleITK as sitk
 from SlicerMedFuse.errors import ResourceError
 from SlicerMedFuse.geometry import resample_to_reference
 from SlicerMedFuse.hemorrhage.model_input import HemorrhagePreprocessing, prepare_ct
-from SlicerMedFuse.hemorrhage.postprocessing import ClassMeasurement, measure_classes, remove_small_components
+from SlicerMedFuse.hemorrhage.postprocessing import (
+    ClassMeasurement,
+    measure_classes,
+    remove_small_components,
+    resolve_min_volumes,
+)
 from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
 from SlicerMedFuse.progress import Progress
 
@@ -58,6 +65,7 @@ class HemorrhageSegmentation:
         labels: uint8 label map on the input CT's grid (0 background, 1 EDH .. 5 SDH).
         measurements: Per class (``EDH IPH IVH SAH SDH``): volume, components, slice range.
         removed_components: Components removed per class by the minimum-volume filter.
+        min_component_ml: Minimum component volume applied per class (mL).
         manifest: The model bundle's manifest.
         network_grid: Size and spacing of the grid the network ran on.
         timings_s: Seconds per stage.
@@ -67,6 +75,7 @@ class HemorrhageSegmentation:
     labels: sitk.Image
     measurements: dict[str, ClassMeasurement]
     removed_components: dict[str, int]
+    min_component_ml: dict[str, float]
     manifest: BundleManifest
     network_grid: dict[str, Any]
     timings_s: dict[str, float]
@@ -79,6 +88,7 @@ class HemorrhageSegmentation:
             "classes": {key: value.to_dict() for key, value in self.measurements.items()},
             "total_volume_ml": round(sum(v.volume_ml for v in self.measurements.values()), 3),
             "removed_components": self.removed_components,
+            "min_component_ml": self.min_component_ml,
             "model": {
                 "id": m.id,
                 "version": m.version,
@@ -206,6 +216,7 @@ def segment_hemorrhage(
     mirroring: bool = False,
     overlap: float = 0.5,
     min_component_ml: float = 0.05,
+    model_postprocessing: bool = True,
 ) -> HemorrhageSegmentation:
     """Segment the five BHSD hemorrhage classes in a head CT.
 
@@ -217,6 +228,7 @@ def segment_hemorrhage(
         mirroring: Test-time mirroring (the model's mirror axes; left-right for the shipped models).
         overlap: Sliding-window overlap.
         min_component_ml: Per-class components smaller than this are removed (mL).
+        model_postprocessing: Also apply the bundle's per-class minimum volumes (the larger value wins).
 
     Returns:
         A :class:`HemorrhageSegmentation` whose labels lie on ``ct``'s grid.
@@ -281,7 +293,9 @@ def segment_hemorrhage(
 
     stage = time.perf_counter()
     progress.update(0.93, "post-processing")
-    labels, removed = remove_small_components(labels, min_component_ml)
+    tuned = manifest.postprocessing.get("min_component_ml") if model_postprocessing else None
+    thresholds = resolve_min_volumes(min_component_ml, tuned)
+    labels, removed = remove_small_components(labels, thresholds)
     measurements = measure_classes(labels)
     timings["postprocess"] = time.perf_counter() - stage
     if measurements["EDH"].volume_ml > 0:
@@ -290,4 +304,4 @@ def segment_hemorrhage(
     timings["segment_total"] = time.perf_counter() - started
     progress.update(1.0, "segmented")
     grid = {"size_xyz": list(prepared.grid.GetSize()), "spacing_mm": [round(s, 4) for s in prepared.grid.GetSpacing()]}
-    return HemorrhageSegmentation(labels, measurements, removed, manifest, grid, timings, tuple(warnings))
+    return HemorrhageSegmentation(labels, measurements, removed, thresholds, manifest, grid, timings, tuple(warnings))

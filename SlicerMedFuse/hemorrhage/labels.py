@@ -28,6 +28,7 @@ from SlicerMedFuse.tasks.contract import CodedConcept, Label, Terminology
 
 __all__ = [
     "BHSD_DATASET_NAMES",
+    "CLASS_ABBREVIATIONS",
     "HEMORRHAGE_LABELS",
     "HemorrhageClass",
     "LABEL_BY_VALUE",
@@ -45,6 +46,9 @@ class HemorrhageClass(enum.IntEnum):
     SAH = 4  # subarachnoid
     SDH = 5  # subdural
 
+
+CLASS_ABBREVIATIONS: tuple[str, ...] = tuple(c.name for c in HemorrhageClass if c)
+"""``EDH IPH IVH SAH SDH``: the classes' short names in label order (BHSD Table 1's columns, report keys)."""
 
 BHSD_DATASET_NAMES: Mapping[int, str] = {
     0: "background",

@@ -227,6 +227,11 @@ class BundleManifest:
         return copy.deepcopy(self.data.get("preprocessing", {}))
 
     @property
+    def postprocessing(self) -> dict[str, Any]:
+        """The post-processing settings chosen after training (a copy; empty when the manifest has none)."""
+        return copy.deepcopy(self.data.get("postprocessing", {}))
+
+    @property
     def weights_path(self) -> Path:
         """Path of the weights file; needs :attr:`folder`."""
         if self.folder is None:

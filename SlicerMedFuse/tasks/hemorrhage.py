@@ -71,6 +71,13 @@ class HemorrhageTask(Task):
                 unit="mL",
             ),
             ParameterSpec(
+                "model_postprocessing",
+                "bool",
+                True,
+                "Also remove components below the model's per-class minimum volumes, chosen on validation cases "
+                "after training (the larger of the two values applies).",
+            ),
+            ParameterSpec(
                 "overlap",
                 "float",
                 0.5,
@@ -117,5 +124,6 @@ class HemorrhageTask(Task):
             mirroring=params["mirroring"],
             overlap=params["overlap"],
             min_component_ml=params["min_component_ml"],
+            model_postprocessing=params["model_postprocessing"],
         )
         return TaskResult(outputs={"labels": result.labels}, report=result.report())

@@ -173,6 +173,11 @@ def test_parameters_and_texts_come_from_the_task_declaration() -> None:
     assert SIMULATED_DATA_NOTE in SIMULATED_TRAINING_WARNING
 
 
+def test_the_models_own_minimum_volumes_are_on_by_default_and_can_be_turned_off(logic: HemorrhageLogic) -> None:
+    assert logic.taskParameters()["model_postprocessing"] is True
+    assert logic.taskParameters(modelPostprocessing=False)["model_postprocessing"] is False
+
+
 def test_installed_models_lists_only_hemorrhage_bundles(logic: HemorrhageLogic) -> None:
     models = logic.installedModels()
     assert [(m.id, m.version) for m in models] == [(MODEL_ID, MODEL_VERSION)]

@@ -6,14 +6,20 @@ Usage (each step through ``cpuslot``: one thread)::
     python benchmarks/hemorrhage/train_demo.py train WORK_DIR --architecture single        # or multi-window
     python benchmarks/hemorrhage/train_demo.py train WORK_DIR --architecture single --epochs 64   # demo 0.3.0
     python benchmarks/hemorrhage/train_demo.py train WORK_DIR --architecture single --epochs 192  # the shipped demo
-    python benchmarks/hemorrhage/train_demo.py bundle WORK_DIR --architecture single        # copy into the package
+    python benchmarks/hemorrhage/train_demo.py postprocess WORK_DIR --architecture single --epochs 192  # 0.4.1
+    python benchmarks/hemorrhage/train_demo.py bundle WORK_DIR --architecture single --epochs 192 --postprocessed
 
 1. ``data`` writes the training dataset ``WORK_DIR/sim_train`` (seeds 0-59; the held-out cases of
    the benchmark come from ``make_simulated_dataset.py`` with seeds from 5000 on, disjoint).
 2. ``train`` runs the real ``medfuse train hemorrhage`` with :data:`DEMO_RECIPE`, resumable
    (``--resume``); the bundle lands in ``WORK_DIR/run-<architecture>/<id>-<version>/``.
-3. ``bundle`` copies the single-window bundle into ``SlicerMedFuse/models/bundled/`` (the task's
-   default model, available offline; its weights are sha256-checked before every use).
+3. ``postprocess`` chooses the per-class minimum component volumes on validation cases
+   (``WORK_DIR/sim_validation``: 24 bleed + 6 no-bleed cases with seeds 15000-15029, disjoint from
+   training's 0-59 and the benchmark's 5000-5029) and writes them into a new bundle version
+   (:data:`POSTPROCESSED_VERSIONS`; same weights), as nnU-Net decides its post-processing after
+   training.
+4. ``bundle`` copies a bundle into ``SlicerMedFuse/models/bundled/`` (available offline; its
+   weights are sha256-checked before every use), replacing the older version of the same id.
 
 The recipe is a CPU demo, not BHSD's: a coarse 2 x 2 x 3 mm grid, 24 x 48 x 48 patches (72 x 96 x
 96 mm), a 4-level U-Net with 8-64 channels, AdamW, and two-thirds of the patches centred on a bleed
@@ -51,7 +57,17 @@ VERSION = "0.2.0"
 #: fit the CPU time on a loaded machine; see ``benchmarks/results/hemorrhage.md``.)
 COMPARISON_EPOCHS = 32
 DEMO_EPOCHS = 192
-VERSIONS = {COMPARISON_EPOCHS: VERSION, 64: "0.3.0", DEMO_EPOCHS: "0.4.0"}
+#: A longer leg for the multi-window model: 192 -> 320 epochs (8000 iterations; ``train --epochs 320``).
+LONG_EPOCHS = 320
+VERSIONS = {COMPARISON_EPOCHS: VERSION, 64: "0.3.0", DEMO_EPOCHS: "0.4.0", LONG_EPOCHS: "0.5.0"}
+
+#: Version of a schedule's bundle with the post-processing chosen on validation cases (same weights).
+POSTPROCESSED_VERSIONS = {DEMO_EPOCHS: "0.4.1", LONG_EPOCHS: "0.5.1"}
+
+#: Validation cases of ``postprocess``: seed offset 1 gives case seeds 15000-15029.
+VALIDATION_DATA = SimulatedDatasetSpec(
+    bleed_train=0, no_bleed_train=1, bleed_test=24, no_bleed_test=6, unlabelled=0, seed=1
+)
 
 
 def version_for(epochs: int) -> str:
@@ -100,9 +116,46 @@ def train(work: Path, architecture: str, epochs: int) -> Path:
     return output / f"{model_id}-{version_for(epochs)}"
 
 
-def install_bundled(work: Path, architecture: str, epochs: int) -> Path:
-    """Copy a trained bundle into the package's bundled-model folder (replacing an older version)."""
+def make_validation_data(work: Path, ct: Path) -> Path:
+    """The validation dataset of ``postprocess`` (resumable; skipped when complete)."""
+    root = work / "sim_validation"
+    if not (root / "dataset.json").is_file():
+        progress = make_progress("bar" if sys.stderr.isatty() else "none")
+        write_simulated_dataset(ct, root, VALIDATION_DATA, progress=progress, resume=True)
+    return root
+
+
+def postprocess(work: Path, architecture: str, epochs: int, ct: Path) -> Path:
+    """Choose the bundle's per-class minimum component volumes on the validation cases; returns the new bundle."""
+    from SlicerMedFuse.device import resolve_device
+    from SlicerMedFuse.hemorrhage.postprocessing_tuning import (
+        predict_validation_cases,
+        tune_min_component_volumes,
+        write_postprocessed_bundle,
+    )
+
+    version = POSTPROCESSED_VERSIONS[epochs]
     source = work / f"run-{architecture}" / f"{MODEL_IDS[architecture]}-{version_for(epochs)}"
+    validation = make_validation_data(work, ct)
+    folder = work / f"validation-{architecture}-{version_for(epochs)}"
+    device = resolve_device("cpu", threads=1)
+    predictions = predict_validation_cases(source, validation, folder, device=device, overlap=0.5)
+    choice = tune_min_component_volumes(predictions)
+    print(json.dumps(choice["min_component_ml"]))
+    listed = json.loads((validation / "dataset.json").read_text(encoding="utf-8"))["simulation"]["cases"]["test"]
+    seeds = [case["seed"] for case in listed]
+    note = (
+        f"{sum(c['bleed'] for c in listed)} bleed + {sum(not c['bleed'] for c in listed)} no-bleed cases simulated "
+        f"in {ct.name} with seeds {min(seeds)}-{max(seeds)} (disjoint from training's and the benchmark's); "
+        "predicted at overlap 0.5 with no filter"
+    )
+    return write_postprocessed_bundle(source, version, choice, note=note)
+
+
+def install_bundled(work: Path, architecture: str, epochs: int, postprocessed: bool = False) -> Path:
+    """Copy a trained bundle into the package's bundled-model folder (replacing an older version)."""
+    version = POSTPROCESSED_VERSIONS[epochs] if postprocessed else version_for(epochs)
+    source = work / f"run-{architecture}" / f"{MODEL_IDS[architecture]}-{version}"
     manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
     target = BUNDLED / source.name
     for old in BUNDLED.glob(f"{MODEL_IDS[architecture]}-*"):
@@ -115,20 +168,23 @@ def install_bundled(work: Path, architecture: str, epochs: int) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("data", "train", "bundle"))
+    parser.add_argument("step", choices=("data", "train", "postprocess", "bundle"))
     parser.add_argument("work", type=Path, help="work folder (datasets, runs)")
     parser.add_argument("--architecture", choices=tuple(MODEL_IDS), default="single")
     parser.add_argument(
         "--epochs", type=int, default=COMPARISON_EPOCHS, help="epochs of 25 iterations (a checkpoint is continued)"
     )
     parser.add_argument("--ct", type=Path, default=DEFAULT_CT, help="real head CT without hemorrhage (HU)")
+    parser.add_argument("--postprocessed", action="store_true", help="bundle: the post-processed version")
     args = parser.parse_args(argv)
     if args.step == "data":
         print(make_training_data(args.work, args.ct))
     elif args.step == "train":
         print(train(args.work, args.architecture, args.epochs))
+    elif args.step == "postprocess":
+        print(postprocess(args.work, args.architecture, args.epochs, args.ct))
     else:
-        print(install_bundled(args.work, args.architecture, args.epochs))
+        print(install_bundled(args.work, args.architecture, args.epochs, args.postprocessed))
     return 0
 
 

@@ -217,14 +217,24 @@ class HemorrhageLogic:
         return []
 
     def taskParameters(
-        self, *, mirroring: bool | None = None, minComponentMl: float | None = None, overlap: float | None = None
+        self,
+        *,
+        mirroring: bool | None = None,
+        minComponentMl: float | None = None,
+        modelPostprocessing: bool | None = None,
+        overlap: float | None = None,
     ) -> dict[str, Any]:
         """The backend parameters (defaults from the task declaration for None), validated.
 
         Raises:
             ValueError: a value outside its range (the backend's sentence).
         """
-        given = {"mirroring": mirroring, "min_component_ml": minComponentMl, "overlap": overlap}
+        given = {
+            "mirroring": mirroring,
+            "min_component_ml": minComponentMl,
+            "model_postprocessing": modelPostprocessing,
+            "overlap": overlap,
+        }
         return resolveTaskParameters(taskSpec(), given)
 
     # --- running ----------------------------------------------------------------------------------
@@ -236,6 +246,7 @@ class HemorrhageLogic:
         device: str = "auto",
         mirroring: bool | None = None,
         minComponentMl: float | None = None,
+        modelPostprocessing: bool | None = None,
         overlap: float | None = None,
         runner: ProcessRunner | None = None,
     ) -> BackendTaskJob:
@@ -247,6 +258,8 @@ class HemorrhageLogic:
             device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
             mirroring: average over left-right mirrored copies (about 2x slower); None = task default.
             minComponentMl: remove components of a class smaller than this (mL); None = task default.
+            modelPostprocessing: also apply the model's per-class minimum volumes (chosen on validation
+                cases after training; the larger value wins); None = task default (on).
             overlap: sliding-window overlap (0-0.9); None = task default.
             runner: overrides the logic's process runner for this job.
 
@@ -256,7 +269,9 @@ class HemorrhageLogic:
         for warning in self.checkInput(ctNode):
             _log.warning("%s", warning)
         manifest = self.resolveModel(model)
-        params = self.taskParameters(mirroring=mirroring, minComponentMl=minComponentMl, overlap=overlap)
+        params = self.taskParameters(
+            mirroring=mirroring, minComponentMl=minComponentMl, modelPostprocessing=modelPostprocessing, overlap=overlap
+        )
         job = BackendTaskJob(
             TASK_NAME,
             {INPUT_ROLE: ctNode},
@@ -341,7 +356,7 @@ class HemorrhageLogic:
             ctNode: the head CT (never modified).
             model: as in :meth:`startJob`.
             **options: the other keyword arguments of :meth:`startJob` (device, mirroring,
-                minComponentMl, overlap, runner) and of :meth:`finishJob` (segmentationNode,
+                minComponentMl, modelPostprocessing, overlap, runner) and of :meth:`finishJob` (segmentationNode,
                 tableNode, window).
         """
         finishOptions = {key: options.pop(key) for key in ("segmentationNode", "tableNode", "window") if key in options}
