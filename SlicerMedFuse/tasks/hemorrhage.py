@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MODEL", "HemorrhageTask"]
 
-#: Bundle id used when no model is given (the CPU demo model, trained on simulated bleeds).
-DEFAULT_MODEL = "medfuse-hemorrhage-demo"
+#: Bundle id used when no model is given: the CPU demo model with brain, subdural and bone windows
+#: fused by the Transfer Module, trained on simulated bleeds. It scores higher than the single-window
+#: demo (``medfuse-hemorrhage-demo``) on the held-out simulated cases and leaves no false-positive
+#: volume on the real normal CT (``benchmarks/results/hemorrhage_postprocessing.md``).
+DEFAULT_MODEL = "medfuse-hemorrhage-demo-multiwindow"
 
 
 class HemorrhageTask(Task):

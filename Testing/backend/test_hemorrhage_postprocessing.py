@@ -104,3 +104,17 @@ def test_a_tuned_bundle_is_a_new_version_and_inference_applies_its_volumes(
     assert not sitk.GetArrayViewFromImage(tuned_run.images["labels"]).any()
     plain = run_task("hemorrhage", {"ct": ct}, params={"overlap": 0.0, "model_postprocessing": False}, model=tuned)
     assert plain.report["min_component_ml"] == dict.fromkeys(("EDH", "IPH", "IVH", "SAH", "SDH"), 0.05)
+
+
+@pytest.mark.parametrize("model_id", ["medfuse-hemorrhage-demo", "medfuse-hemorrhage-demo-multiwindow"])
+def test_the_shipped_demo_models_carry_volumes_chosen_on_validation_cases(model_id):
+    from SlicerMedFuse.models.store import ModelStore
+
+    manifest = ModelStore().find_installed(model_id).manifest
+    chosen = manifest.postprocessing
+    assert set(chosen["min_component_ml"]) == {"EDH", "IPH", "IVH", "SAH", "SDH"}
+    assert all(0.05 <= v <= 5.0 for v in chosen["min_component_ml"].values())
+    validation = chosen["validation"]
+    assert len(validation["cases"]) == 30 and "seeds 15000-15029" in validation["note"]  # not the benchmark's
+    for name, means in chosen["mean_dice"].items():  # the recorded evidence supports the choice
+        assert means[f"{chosen['min_component_ml'][name]:g}"] == max(means.values())

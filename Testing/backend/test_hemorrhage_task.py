@@ -18,7 +18,7 @@ from SlicerMedFuse.tasks.registry import get_task
 
 from .hemorrhage_data import head_ct, tiny_bundle
 
-MULTI_WINDOW_MODEL = "medfuse-hemorrhage-demo-multiwindow"
+SINGLE_WINDOW_MODEL = "medfuse-hemorrhage-demo"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_spec_declares_roles_labels_and_parameters():
     params = {p.name: p for p in spec.parameters}
     assert params["mirroring"].default is False and params["overlap"].maximum == 0.9
     assert params["min_component_ml"].unit == "mL"
-    assert spec.needs_model and DEFAULT_MODEL == "medfuse-hemorrhage-demo"
+    assert spec.needs_model and DEFAULT_MODEL == "medfuse-hemorrhage-demo-multiwindow"
     assert spec.resolve_parameters({"mirroring": "yes", "overlap": "0.25"})["mirroring"] is True
 
 
@@ -192,13 +192,15 @@ def test_the_bundled_demo_model_is_the_offline_default(small_ct, small_torch_wor
     assert any("simulated bleeds in one real head CT" in w for w in result.report["warnings"])
 
 
-def test_the_bundled_multi_window_model_is_selectable(small_ct, small_torch_work):
+def test_the_default_fuses_three_windows_and_the_single_window_model_is_selectable(small_ct, small_torch_work):
     from SlicerMedFuse.models.store import ModelStore
 
-    fused = ModelStore().find_installed(MULTI_WINDOW_MODEL)
-    assert fused.bundled and fused.manifest.simulated_training and ModelStore().verify(MULTI_WINDOW_MODEL).ok
+    fused = ModelStore().find_installed(DEFAULT_MODEL)
     assert "windows fused" in fused.manifest.title and "not for clinical use" in fused.manifest.title
     assert [w["name"] for w in fused.manifest.preprocessing["windows"]] == ["brain", "subdural", "bone"]
-    result = run_task("hemorrhage", {"ct": small_ct}, params={"overlap": 0.0}, model=MULTI_WINDOW_MODEL)
-    assert result.report["model"]["id"] == MULTI_WINDOW_MODEL
+    single = ModelStore().find_installed(SINGLE_WINDOW_MODEL)
+    assert single.bundled and single.manifest.simulated_training and ModelStore().verify(SINGLE_WINDOW_MODEL).ok
+    assert [w["name"] for w in single.manifest.preprocessing["windows"]] == ["brain"]
+    result = run_task("hemorrhage", {"ct": small_ct}, params={"overlap": 0.0}, model=SINGLE_WINDOW_MODEL)
+    assert result.report["model"]["id"] == SINGLE_WINDOW_MODEL
     assert result.images["labels"].GetSize() == small_ct.GetSize()

@@ -89,7 +89,7 @@ def compare(named: dict[str, Path], stem: Path) -> dict[str, Any]:
         held = r["held_out"]
         dice = " | ".join(_cell(held["dice"][c]) for c in classes)
         lines.append(
-            f"| {name} | {dice} | {_cell(held['mean_dice'])} | {_cell(held['fp_rate']['all'], 1.0)} | "
+            f"| {name} | {dice} | {_cell(held['mean_dice'])} | {held['fp_rate']['all']:.2f} | "
             f"{held['fp_per_case']:.2f} |"
         )
     counts = next(iter(results.values()))["held_out"]["cases_with_class"]
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             "timings_s": big["report"]["timings_s"],
         }
     results["load_average_1min"]["end"] = round(os.getloadavg()[0], 2)
-    (args.output / "results.json").write_text(json.dumps(results, indent=1))
+    (args.output / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     print(results["held_out_table"])
     print(
         json.dumps({k: v for k, v in results.items() if k not in ("held_out", "held_out_table", "per_case")}, indent=1)

@@ -12,7 +12,7 @@ From Slicer's Python console::
 
     from MedFuseHemorrhageLib import HemorrhageLogic
     ct = slicer.util.getNode("CT head")
-    segmentation, table = HemorrhageLogic().process(ct, model="medfuse-hemorrhage-demo")
+    segmentation, table = HemorrhageLogic().process(ct, model="medfuse-hemorrhage-demo-multiwindow")
     print(slicer.util.dataframeFromTable(table))   # class, volume (mL), components, slices
 
 ``model`` is an installed bundle id (``id`` or ``id@version``, see ``medfuse models list``) or a
@@ -350,7 +350,7 @@ class HemorrhageLogic:
         :meth:`startJob` / :meth:`finishJob` so the application stays responsive. Example::
 
             from MedFuseHemorrhageLib import HemorrhageLogic
-            segmentation, table = HemorrhageLogic().process(slicer.util.getNode("CT"), model="medfuse-hemorrhage-demo")
+            segmentation, table = HemorrhageLogic().process(slicer.util.getNode("CT"), model="medfuse-hemorrhage-demo-multiwindow")
 
         Args:
             ctNode: the head CT (never modified).
