@@ -37,6 +37,7 @@ import sys
 from pathlib import Path
 
 from SlicerMedFuse.cli import main as medfuse
+from SlicerMedFuse.errors import MedFuseError
 from SlicerMedFuse.hemorrhage.simulated_dataset import SimulatedDatasetSpec, write_simulated_dataset
 from SlicerMedFuse.progress import make_progress
 
@@ -92,13 +93,17 @@ ARCHITECTURE_OPTIONS = {
 }
 
 
-def make_training_data(work: Path, ct: Path) -> Path:
-    """The training dataset (resumes an interrupted run; skipped when complete)."""
-    root = work / "sim_train"
+def make_simulated_data(root: Path, ct: Path, spec: SimulatedDatasetSpec) -> Path:
+    """A simulated dataset folder (resumes an interrupted run; skipped when complete)."""
     if not (root / "dataset.json").is_file():
         progress = make_progress("bar" if sys.stderr.isatty() else "none")
-        write_simulated_dataset(ct, root, TRAINING_DATA, progress=progress, resume=True)
+        write_simulated_dataset(ct, root, spec, progress=progress, resume=True)
     return root
+
+
+def make_training_data(work: Path, ct: Path) -> Path:
+    """The training dataset ``work/sim_train``."""
+    return make_simulated_data(work / "sim_train", ct, TRAINING_DATA)
 
 
 def train(work: Path, architecture: str, epochs: int) -> Path:
@@ -116,15 +121,6 @@ def train(work: Path, architecture: str, epochs: int) -> Path:
     return output / f"{model_id}-{version_for(epochs)}"
 
 
-def make_validation_data(work: Path, ct: Path) -> Path:
-    """The validation dataset of ``postprocess`` (resumable; skipped when complete)."""
-    root = work / "sim_validation"
-    if not (root / "dataset.json").is_file():
-        progress = make_progress("bar" if sys.stderr.isatty() else "none")
-        write_simulated_dataset(ct, root, VALIDATION_DATA, progress=progress, resume=True)
-    return root
-
-
 def postprocess(work: Path, architecture: str, epochs: int, ct: Path) -> Path:
     """Choose the bundle's per-class minimum component volumes on the validation cases; returns the new bundle."""
     from SlicerMedFuse.device import resolve_device
@@ -136,7 +132,7 @@ def postprocess(work: Path, architecture: str, epochs: int, ct: Path) -> Path:
 
     version = POSTPROCESSED_VERSIONS[epochs]
     source = work / f"run-{architecture}" / f"{MODEL_IDS[architecture]}-{version_for(epochs)}"
-    validation = make_validation_data(work, ct)
+    validation = make_simulated_data(work / "sim_validation", ct, VALIDATION_DATA)
     folder = work / f"validation-{architecture}-{version_for(epochs)}"
     device = resolve_device("cpu", threads=1)
     predictions = predict_validation_cases(source, validation, folder, device=device, overlap=0.5)
@@ -177,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ct", type=Path, default=DEFAULT_CT, help="real head CT without hemorrhage (HU)")
     parser.add_argument("--postprocessed", action="store_true", help="bundle: the post-processed version")
     args = parser.parse_args(argv)
+    try:
+        return _run_step(args)
+    except MedFuseError as error:  # one sentence, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_step(args: argparse.Namespace) -> int:
     if args.step == "data":
         print(make_training_data(args.work, args.ct))
     elif args.step == "train":
