@@ -6,7 +6,7 @@ third index axis ``k`` (the slice axis of an axial CT), 0-based and inclusive.
 
 The minimum component volume may differ per class. :func:`choose_min_component_volumes` picks one
 per class on validation cases the way nnU-Net v2 decides its post-processing on cross-validation
-(``determine_postprocessing``: keep a filter only when it does not lower the validation Dice), with
+(``determine_postprocessing``: apply a filter only when it raises the validation Dice), with
 one difference: a case without the class counts as Dice 1 when nothing of it is predicted and 0
 otherwise, so the choice weighs false positives on bleed-free cases as well as the bleeds' Dice.
 Classes are independent here (a removed component becomes background, which no other class's
@@ -34,8 +34,8 @@ __all__ = [
 ]
 
 #: Thresholds (mL) tried per class by :func:`choose_min_component_volumes`: 0.05 mL is the task's
-#: default (a few voxels of a 0.5 x 0.5 x 5 mm CT); above 5 mL a filter would delete clinically
-#: relevant bleeds (a 5 mL IPH is already reported in trials), so the list stops there.
+#: default (a few voxels of a 0.5 x 0.5 x 5 mm CT); larger thresholds would delete whole bleeds a
+#: radiologist must see (a small EDH or IPH), so the list stops at 5 mL.
 MIN_VOLUME_CANDIDATES_ML: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
 
 
@@ -175,6 +175,10 @@ def choose_min_component_volumes(
     totals = {name: np.zeros(len(candidates)) for name in CLASS_ABBREVIATIONS}
     count = 0
     for prediction, truth in cases:
+        if prediction.GetSize() != truth.GetSize():
+            raise ValueError(
+                f"a prediction of size {prediction.GetSize()} does not match its labels' {truth.GetSize()}"
+            )
         voxel_ml = float(np.prod(truth.GetSpacing())) / 1000.0
         predicted = sitk.GetArrayViewFromImage(prediction)
         expected = sitk.GetArrayViewFromImage(truth)

@@ -66,6 +66,8 @@ def test_the_choice_drops_false_positive_specks_but_keeps_small_true_bleeds():
     assert choice["cases"] == 4
     with pytest.raises(ValueError, match="validation case"):
         choose_min_component_volumes([])
+    with pytest.raises(ValueError, match="does not match"):
+        choose_min_component_volumes([(_image(np.zeros((2, 2, 2))), _image(np.zeros((2, 2, 3))))])
 
 
 def test_a_tuned_bundle_is_a_new_version_and_inference_applies_its_volumes(
