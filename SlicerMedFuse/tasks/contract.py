@@ -136,6 +136,21 @@ class ParameterSpec:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     unit: str = ""
+    #: What a person reads for each of ``choices`` (same order), e.g. "Cubic B-spline" for "bspline";
+    #: empty when the ids read well as they are.
+    choice_labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.choice_labels and len(self.choice_labels) != len(self.choices):
+            raise ValueError(
+                f"parameter {self.name!r} has {len(self.choices)} choices but {len(self.choice_labels)} labels"
+            )
+
+    def choice_label(self, value: str) -> str:
+        """The user-facing label of choice ``value`` (the value itself when none is declared)."""
+        if self.choice_labels and value in self.choices:
+            return self.choice_labels[self.choices.index(value)]
+        return value
 
     def parse(self, text: str) -> Any:
         try:
