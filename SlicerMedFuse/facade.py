@@ -24,6 +24,15 @@ from SlicerMedFuse.breast.labels import MASS_LABELS
 from SlicerMedFuse.breast.phantom import PhantomConfig, generate_phantom, study_geometry
 from SlicerMedFuse.breast.phantom_dataset import PHANTOM_DATA_NOTE
 from SlicerMedFuse.breast.sequences import check_mr_role
+from SlicerMedFuse.contract import (
+    CodedConcept,
+    InputSpec,
+    Label,
+    OutputSpec,
+    ParameterSpec,
+    TaskSpec,
+    Terminology,
+)
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import ExitCode, InputError, MedFuseError, ModelError, UsageError
 from SlicerMedFuse.geometry import ImageGeometry, resample_to_reference, same_grid
@@ -41,15 +50,6 @@ from SlicerMedFuse.registration.presets import PRESET_DIR as REGISTRATION_PRESET
 from SlicerMedFuse.registration.presets import PRESETS as REGISTRATION_PRESETS
 from SlicerMedFuse.registration.presets import load_preset, settings_from_parameters
 from SlicerMedFuse.superres.slice_geometry import VolumeGrid, detect_slice_geometry
-from SlicerMedFuse.tasks.contract import (
-    CodedConcept,
-    InputSpec,
-    Label,
-    OutputSpec,
-    ParameterSpec,
-    TaskSpec,
-    Terminology,
-)
 
 __all__ = [
     "CLINICAL_FIELDS",

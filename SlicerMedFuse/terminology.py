@@ -1,7 +1,7 @@
 """Slicer's terminology context (``.term.json``) for every label the tasks declare.
 
 Segments carry their codes in a ``TerminologyEntry`` tag that names the context
-:data:`~SlicerMedFuse.tasks.contract.TERMINOLOGY_CONTEXT`; Slicer shows and edits those codes once
+:data:`~SlicerMedFuse.contract.TERMINOLOGY_CONTEXT`; Slicer shows and edits those codes once
 that context is loaded (the MedFuse modules load it at start-up). The file is generated from the task
 contracts, so a label's code or colour is written once:
 
@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from SlicerMedFuse.tasks.contract import TERMINOLOGY_CONTEXT, CodedConcept, Label
+from SlicerMedFuse.contract import TERMINOLOGY_CONTEXT, CodedConcept, Label
 
 __all__ = ["TERMINOLOGY_FILE_NAME", "terminology_context", "task_labels"]
 

@@ -8,7 +8,7 @@ labels), type ``4147007`` "Mass" (CID 7159 Lesion Segmentation Type), anatomic r
 
 from __future__ import annotations
 
-from SlicerMedFuse.tasks.contract import CodedConcept, Label, Terminology
+from SlicerMedFuse.contract import CodedConcept, Label, Terminology
 
 __all__ = ["MASS_LABEL", "MASS_LABELS"]
 

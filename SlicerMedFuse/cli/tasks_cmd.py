@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from SlicerMedFuse.tasks.contract import TaskSpec
+from SlicerMedFuse.contract import TaskSpec
 from SlicerMedFuse.tasks.registry import get_task, list_tasks
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
-from SlicerMedFuse.tasks.contract import CodedConcept, Label, Terminology
+from SlicerMedFuse.contract import CodedConcept, Label, Terminology
 
 __all__ = [
     "BHSD_DATASET_NAMES",

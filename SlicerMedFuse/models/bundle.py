@@ -22,11 +22,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from SlicerMedFuse.contract import TaskSpec
 from SlicerMedFuse.errors import ModelError, UsageError
 from SlicerMedFuse.models.download import sha256_file
-from SlicerMedFuse.models.manifest import MANIFEST_FILE, SCHEMA_VERSION, WEIGHTS_FILE, BundleManifest
+from SlicerMedFuse.models.manifest import (
+    MANIFEST_FILE,
+    SCHEMA_VERSION,
+    WEIGHTS_FILE,
+    BundleManifest,
+    validate_manifest,
+)
 from SlicerMedFuse.nets.registry import build_network
-from SlicerMedFuse.tasks.contract import TaskSpec
 
 if TYPE_CHECKING:
     import torch
@@ -152,6 +158,8 @@ def load_bundle(folder: str | os.PathLike[str], *, device: str | torch.device = 
     from safetensors.torch import load_file
 
     manifest = load_manifest(folder)
+    # the full schema, never the structural fallback, before anything of the bundle is executed or loaded
+    validate_manifest(manifest.data, str(manifest.folder / MANIFEST_FILE), schema_required=True)
     verify_weights(manifest)
     try:
         state = load_file(manifest.weights_path, device="cpu")

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 from SlicerMedFuse.errors import ModelError
 from SlicerMedFuse.models.download import ALLOWED_SCHEMES
-from SlicerMedFuse.models.manifest import describe_validation_error, first_schema_error, version_key
+from SlicerMedFuse.models.manifest import schema_problem, version_key
 
 __all__ = ["CATALOG_ENV", "Catalog", "CatalogEntry", "load_catalog", "read_catalog"]
 
@@ -154,9 +154,9 @@ def read_catalog(data: Any, source: str, path: Path | None = None) -> list[Catal
     Raises:
         ModelError: naming the bad field.
     """
-    error = first_schema_error("catalog", data)
-    if error is not None:
-        raise ModelError(f"The catalog {source} is invalid: {describe_validation_error(error)}; fix the catalog.")
+    problem = schema_problem("catalog", data)
+    if problem is not None:
+        raise ModelError(f"The catalog {source} is invalid: {problem}; fix the catalog.")
     entries = []
     for item in data["models"]:
         fields = dict(item, url=_absolute_url(item["url"], path, source), source=source)

@@ -4,6 +4,12 @@ A bundle is a folder ``<id>-<version>/`` holding ``manifest.json`` and the weigh
 (``model.safetensors``). The manifest format is defined by ``schemas/bundle-manifest.schema.json``
 (JSON Schema draft 2020-12); a manifest that breaks it raises a
 :class:`~SlicerMedFuse.errors.ModelError` naming the bad field. This module imports no torch.
+
+Validation rule: jsonschema is imported only inside validation. Where it is not installed (a
+fresh Slicer before the first-use install, listing the bundled models) a manifest gets the
+structural check of :mod:`~SlicerMedFuse.models.structural_check`, which covers every field
+:class:`BundleManifest` reads; loading a bundle's weights (:func:`~SlicerMedFuse.models.bundle.load_bundle`,
+which needs torch and the rest of the backend's requirements) always validates against the full schema.
 """
 
 from __future__ import annotations
@@ -17,14 +23,16 @@ import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
-
+from SlicerMedFuse.contract import Label
 from SlicerMedFuse.errors import ModelError
+from SlicerMedFuse.models.structural_check import structural_problem
 from SlicerMedFuse.nets.registry import is_registered, known_architectures
-from SlicerMedFuse.tasks.contract import Label
+
+if TYPE_CHECKING:  # imported inside validation only: the model listing runs where jsonschema is not installed
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 __all__ = [
     "MANIFEST_FILE",
@@ -35,6 +43,7 @@ __all__ = [
     "describe_validation_error",
     "first_schema_error",
     "load_schema",
+    "schema_problem",
     "validate_manifest",
     "version_key",
 ]
@@ -61,6 +70,8 @@ def load_schema(name: str) -> dict[str, Any]:
 
 @functools.cache
 def _validator(name: str) -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     return jsonschema.Draft202012Validator(_schema(name))
 
 
@@ -87,26 +98,60 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 def first_schema_error(schema_name: str, data: Any) -> ValidationError | None:
-    """The most relevant error of ``data`` against a packaged schema, or None when it is valid."""
+    """The most relevant error of ``data`` against a packaged schema, or None when it is valid (needs jsonschema)."""
+    from jsonschema.exceptions import best_match
+
     return best_match(_validator(schema_name).iter_errors(data))
 
 
-def validate_manifest(data: Any, source: str = "") -> None:
-    """Check a manifest against the schema and the architecture registry.
+def _jsonschema_installed() -> bool:
+    try:
+        import jsonschema  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def schema_problem(schema_name: str, data: Any, *, schema_required: bool = False) -> str | None:
+    """What is wrong with ``data`` against a packaged schema, as ``"field 'x.y' ..."``; None when it is valid.
+
+    With jsonschema importable this is the full schema; without it (a fresh Slicer) the structural
+    check of :func:`~SlicerMedFuse.models.structural_check.structural_problem`.
+
+    Args:
+        schema_name: ``"bundle-manifest"`` or ``"catalog"``.
+        data: the parsed JSON document.
+        schema_required: refuse the structural fallback (before weights are loaded).
+
+    Raises:
+        ModelError: jsonschema is not installed and ``schema_required`` is set.
+    """
+    if _jsonschema_installed():
+        error = first_schema_error(schema_name, data)
+        return None if error is None else describe_validation_error(error)
+    if schema_required:
+        raise ModelError(
+            f"A {schema_name} cannot be fully validated because jsonschema is not installed; install the "
+            "SlicerMedFuse backend's requirements (in Slicer: the module's first-use install)."
+        )
+    return structural_problem(schema_name, data)
+
+
+def validate_manifest(data: Any, source: str = "", *, schema_required: bool = False) -> None:
+    """Check a manifest against the schema (or, without jsonschema, its structure) and the architecture registry.
 
     Args:
         data: the parsed ``manifest.json``.
         source: where it came from, for the message (a path).
+        schema_required: refuse to fall back to the structural check (before weights are loaded).
 
     Raises:
-        ModelError: naming the first bad field.
+        ModelError: naming the first bad field, or jsonschema missing when ``schema_required``.
     """
     where = f" {source}" if source else ""
-    error = first_schema_error("bundle-manifest", data)
-    if error is not None:
-        raise ModelError(
-            f"The bundle manifest{where} is invalid: {describe_validation_error(error)}; fix it or get the bundle again."
-        )
+    problem = schema_problem("bundle-manifest", data, schema_required=schema_required)
+    if problem is not None:
+        raise ModelError(f"The bundle manifest{where} is invalid: {problem}; fix it or get the bundle again.")
     name = data["architecture"]["name"]
     if not is_registered(name):
         raise ModelError(

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from SlicerMedFuse.breast.aln_clinical import CLINICAL_FIELDS
+from SlicerMedFuse.contract import InputSpec, ParameterSpec, TaskSpec
 from SlicerMedFuse.tasks.base import Task, TaskContext, TaskResult
-from SlicerMedFuse.tasks.contract import InputSpec, ParameterSpec, TaskSpec
 
 if TYPE_CHECKING:
     import SimpleITK as sitk

@@ -18,8 +18,8 @@ from SlicerMedFuse.progress import Progress
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
+    from SlicerMedFuse.contract import TaskSpec
     from SlicerMedFuse.device import DeviceConfig
-    from SlicerMedFuse.tasks.contract import TaskSpec
 
 __all__ = ["Task", "TaskContext", "TaskResult"]
 

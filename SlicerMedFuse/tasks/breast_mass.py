@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from SlicerMedFuse.breast.labels import MASS_LABELS
+from SlicerMedFuse.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
 from SlicerMedFuse.tasks.base import Task, TaskContext, TaskResult
-from SlicerMedFuse.tasks.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
 
 if TYPE_CHECKING:
     import SimpleITK as sitk

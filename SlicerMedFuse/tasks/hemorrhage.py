@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from SlicerMedFuse.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
 from SlicerMedFuse.hemorrhage.labels import HEMORRHAGE_LABELS
 from SlicerMedFuse.tasks.base import Task, TaskContext, TaskResult
-from SlicerMedFuse.tasks.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
 
 if TYPE_CHECKING:
     import SimpleITK as sitk

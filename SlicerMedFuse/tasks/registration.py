@@ -29,11 +29,11 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from SlicerMedFuse.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
 from SlicerMedFuse.errors import InputError, UsageError
 from SlicerMedFuse.io import atomic_path
 from SlicerMedFuse.registration.presets import PARAMETERS, PRESETS, load_preset, settings_from_parameters
 from SlicerMedFuse.tasks.base import Task, TaskContext, TaskResult
-from SlicerMedFuse.tasks.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
 
 __all__ = ["RegistrationTask"]
 

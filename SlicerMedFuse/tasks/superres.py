@@ -13,13 +13,13 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from SlicerMedFuse.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
 from SlicerMedFuse.errors import InputError
 from SlicerMedFuse.superres.interpolation import INTERPOLATORS, fine_slice_reference, interpolate_slices
 from SlicerMedFuse.superres.msd import DEFAULT_DILATIONS
 from SlicerMedFuse.superres.slice_geometry import SliceGeometry, VolumeGrid, detect_slice_geometry
 from SlicerMedFuse.superres.sr4zct import QUALITIES, sr4zct_config, sr4zct_upsample
 from SlicerMedFuse.tasks.base import Task, TaskContext, TaskResult
-from SlicerMedFuse.tasks.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
 
 __all__ = ["METHODS", "SuperResolutionTask"]
 

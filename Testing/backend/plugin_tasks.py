@@ -12,7 +12,7 @@ import time
 import SimpleITK as sitk
 
 from SlicerMedFuse.tasks.base import Task, TaskResult
-from SlicerMedFuse.tasks.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
+from SlicerMedFuse.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
 
 
 class MaskedImageTask(Task):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from SlicerMedFuse.errors import UsageError
-from SlicerMedFuse.tasks.contract import (
+from SlicerMedFuse.contract import (
     CodedConcept,
     InputSpec,
     Label,
@@ -14,6 +13,7 @@ from SlicerMedFuse.tasks.contract import (
     TaskSpec,
     Terminology,
 )
+from SlicerMedFuse.errors import UsageError
 
 
 def _spec(**overrides) -> TaskSpec:

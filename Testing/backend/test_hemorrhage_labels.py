@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from SlicerMedFuse.contract import InputSpec, OutputSpec, TaskSpec
 from SlicerMedFuse.hemorrhage.labels import (
     BHSD_DATASET_NAMES,
     HEMORRHAGE_LABELS,
@@ -13,7 +14,6 @@ from SlicerMedFuse.hemorrhage.labels import (
     HemorrhageClass,
     class_from_name,
 )
-from SlicerMedFuse.tasks.contract import InputSpec, OutputSpec, TaskSpec
 
 
 def test_values_and_names_follow_bhsd_dataset_json():

@@ -14,6 +14,7 @@ import pytest
 import torch
 from jsonschema import Draft202012Validator
 
+from SlicerMedFuse.contract import InputSpec, OutputSpec, TaskSpec
 from SlicerMedFuse.errors import Cancelled, ModelError, UsageError
 from SlicerMedFuse.models import (
     ModelStore,
@@ -29,7 +30,6 @@ from SlicerMedFuse.models import (
 from SlicerMedFuse.models.manifest import load_schema, version_key
 from SlicerMedFuse.nets import build_network, register_architecture, registry
 from SlicerMedFuse.progress import EVENT_SCHEMA, JsonLinesProgress, Progress
-from SlicerMedFuse.tasks.contract import InputSpec, OutputSpec, TaskSpec
 
 UNET_ARGS: dict[str, Any] = {
     "spatial_dims": 3,

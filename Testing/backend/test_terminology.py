@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from SlicerMedFuse.contract import TERMINOLOGY_CONTEXT
 from SlicerMedFuse.hemorrhage.labels import HEMORRHAGE_LABELS
-from SlicerMedFuse.tasks.contract import TERMINOLOGY_CONTEXT
 from SlicerMedFuse.terminology import terminology_context
 
 

@@ -13,7 +13,7 @@ slicer = import_slicer_core()
 
 from MedFuseLib import terminology  # noqa: E402  (needs slicer-core, checked above)
 
-from SlicerMedFuse.tasks.contract import TERMINOLOGY_CONTEXT  # noqa: E402
+from SlicerMedFuse.contract import TERMINOLOGY_CONTEXT  # noqa: E402
 from SlicerMedFuse.terminology import task_labels  # noqa: E402
 
 pytestmark = pytest.mark.slicer

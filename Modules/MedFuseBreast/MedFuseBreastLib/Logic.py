@@ -55,11 +55,11 @@ from MedFuseBreastLib.Roles import ROLE_TITLES, ROLES, assignRoles
 from SlicerMedFuse.breast.labels import MASS_LABELS
 from SlicerMedFuse.breast.phantom_dataset import PHANTOM_DATA_NOTE
 from SlicerMedFuse.breast.sequences import check_mr_role
+from SlicerMedFuse.contract import TaskSpec
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import MedFuseError
 from SlicerMedFuse.models.manifest import BundleManifest
 from SlicerMedFuse.tasks.breast_mass import DEFAULT_MODEL
-from SlicerMedFuse.tasks.contract import TaskSpec
 from SlicerMedFuse.tasks.registry import get_task
 
 if TYPE_CHECKING:

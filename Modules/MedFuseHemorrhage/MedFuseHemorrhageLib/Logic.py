@@ -37,6 +37,7 @@ from MedFuseLib.task_job import BackendTaskJob
 from MedFuseLib.task_models import TaskModels, resolveTaskParameters, taskParameterRange
 from MedFuseLib.terminology import loadTerminology
 
+from SlicerMedFuse.contract import Label, TaskSpec
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import MedFuseError
 from SlicerMedFuse.hemorrhage.inference import THICK_SLICE_MM
@@ -46,7 +47,6 @@ from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
 from SlicerMedFuse.models.bundle import load_manifest
 from SlicerMedFuse.models.manifest import BundleManifest
 from SlicerMedFuse.models.store import InstalledModel, ModelStore
-from SlicerMedFuse.tasks.contract import Label, TaskSpec
 from SlicerMedFuse.tasks.hemorrhage import DEFAULT_MODEL
 from SlicerMedFuse.tasks.registry import get_task
 

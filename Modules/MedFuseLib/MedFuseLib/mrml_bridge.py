@@ -19,6 +19,7 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
+from SlicerMedFuse.contract import Label
 from SlicerMedFuse.geometry import ImageGeometry, resample_to_reference, same_grid
 from SlicerMedFuse.geometry.coordinates import (
     ijk_to_ras_matrix,
@@ -27,7 +28,6 @@ from SlicerMedFuse.geometry.coordinates import (
     ras_to_lps_points,
     ras_to_lps_vectors,
 )
-from SlicerMedFuse.tasks.contract import Label
 
 __all__ = [
     "displacement_field_to_grid_transform",

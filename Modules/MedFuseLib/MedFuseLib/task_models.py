@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from SlicerMedFuse.contract import TaskSpec
 from SlicerMedFuse.errors import MedFuseError
 from SlicerMedFuse.models.bundle import load_manifest
 from SlicerMedFuse.models.manifest import BundleManifest, version_key
 from SlicerMedFuse.models.store import InstalledModel, ModelStore
-from SlicerMedFuse.tasks.contract import TaskSpec
 
 __all__ = ["TaskModels", "resolveTaskParameters", "taskParameterRange"]
 

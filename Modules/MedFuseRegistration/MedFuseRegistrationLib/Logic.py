@@ -50,12 +50,12 @@ from MedFuseLib.runner import ProcessRunner
 from MedFuseLib.task_job import BackendTaskJob
 
 from MedFuseRegistrationLib.UserPresets import PRESET_FOLDER_NAME, UserPresetStore, listValue
+from SlicerMedFuse.contract import Label, ParameterSpec, TaskSpec
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import MedFuseError
 from SlicerMedFuse.geometry import resample_to_reference, same_grid
 from SlicerMedFuse.geometry.coordinates import ijk_to_ras_matrix
 from SlicerMedFuse.registration.presets import PARAMETERS, PRESETS, load_preset, settings_from_parameters
-from SlicerMedFuse.tasks.contract import Label, ParameterSpec, TaskSpec
 from SlicerMedFuse.tasks.registry import get_task
 
 if TYPE_CHECKING:

@@ -21,10 +21,10 @@ from MedFuseLib import mrml_bridge
 from MedFuseLib.runner import ProcessRunner
 from MedFuseLib.task_job import BackendTaskJob
 
+from SlicerMedFuse.contract import TaskSpec
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import MedFuseError
 from SlicerMedFuse.superres.slice_geometry import VolumeGrid, detect_slice_geometry
-from SlicerMedFuse.tasks.contract import TaskSpec
 from SlicerMedFuse.tasks.registry import get_task
 
 if TYPE_CHECKING:

@@ -218,6 +218,8 @@ class TaskSpec:
     labels: tuple[Label, ...] = ()
     references: tuple[str, ...] = ()
     needs_model: bool = False
+    #: Bundle id (see ``medfuse models``) the task uses when the caller names none; None for a task without one.
+    default_model: str | None = None
 
     def __post_init__(self) -> None:
         for kind, names in (
@@ -236,6 +238,8 @@ class TaskSpec:
                 raise ValueError(
                     f"input {item.role!r} of task {self.name!r} is aligned_with unknown role {item.aligned_with!r}"
                 )
+        if self.default_model is not None and not self.needs_model:
+            raise ValueError(f"task {self.name!r} names a default_model but does not declare needs_model")
 
     def input(self, role: str) -> InputSpec:
         for spec in self.inputs:
