@@ -21,7 +21,7 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,22 @@ def _writer(task: Task, role: str, image: sitk.Image):
             write_image(image, target)
 
     return write
+
+
+def _file_writers(files: Mapping[Path, Path], taken: Mapping[Path, Any]) -> dict[Path, Callable[[Path], None]]:
+    """Writers that move the files a task staged in its scratch folder onto their final paths.
+
+    Raises:
+        UsageError: a task file would land on a path an output already takes.
+    """
+    resolved = {Path(path).resolve() for path in taken}
+    writers = {}
+    for final, staged in files.items():
+        if Path(final).resolve() in resolved:
+            raise UsageError(f"The file '{final}' is also given as an output path; give each output its own path.")
+        # shutil.move copies across filesystems (the scratch folder may be elsewhere); the commit renames atomically
+        writers[Path(final)] = lambda target, source=staged: shutil.move(str(source), str(target))
+    return writers
 
 
 def _load_inputs(
@@ -217,6 +233,7 @@ def run_task(
                 "outputs": {role: str(path) for role, path in out_paths.items()},
             }
             writers = {path: _writer(task, role, result.outputs[role]) for role, path in out_paths.items()}
+            writers.update(_file_writers(result.files, writers))
             timings = dict(report.get("timings_s", {}))
             timings["read_inputs"] = round(load_seconds, 3)
             timings["total"] = round(time.perf_counter() - started, 3)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from SlicerMedFuse import specs
 from SlicerMedFuse.breast.aln_clinical import CLINICAL_FIELDS, check_clinical
 from SlicerMedFuse.breast.labels import MASS_LABELS
 from SlicerMedFuse.breast.phantom import PhantomConfig, generate_phantom, study_geometry
@@ -37,7 +38,6 @@ from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import ExitCode, InputError, MedFuseError, ModelError, UsageError
 from SlicerMedFuse.geometry import ImageGeometry, resample_to_reference, same_grid
 from SlicerMedFuse.geometry.coordinates import ijk_to_ras_matrix
-from SlicerMedFuse.hemorrhage.inference import THICK_SLICE_MM
 from SlicerMedFuse.hemorrhage.labels import HemorrhageClass
 from SlicerMedFuse.hemorrhage.preprocessing import check_ct_intensities
 from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
@@ -49,6 +49,7 @@ from SlicerMedFuse.registration.presets import PARAMETERS as REGISTRATION_PARAME
 from SlicerMedFuse.registration.presets import PRESET_DIR as REGISTRATION_PRESET_DIR
 from SlicerMedFuse.registration.presets import PRESETS as REGISTRATION_PRESETS
 from SlicerMedFuse.registration.presets import load_preset, settings_from_parameters
+from SlicerMedFuse.specs.hemorrhage import THICK_SLICE_MM
 from SlicerMedFuse.superres.slice_geometry import VolumeGrid, detect_slice_geometry
 
 __all__ = [
@@ -103,10 +104,8 @@ __all__ = [
 
 
 def task_names() -> list[str]:
-    """The names of the built-in tasks, in their registry order."""
-    from SlicerMedFuse.tasks.registry import _BUILTIN
-
-    return list(_BUILTIN)
+    """The names of the available tasks: the built-in ones in their order, then those plugins contribute."""
+    return specs.task_names()
 
 
 def task_spec(name: str) -> TaskSpec:
@@ -115,17 +114,12 @@ def task_spec(name: str) -> TaskSpec:
     Raises:
         UsageError: no such task.
     """
-    from SlicerMedFuse.tasks.registry import get_task
-
-    return get_task(name).spec
+    return specs.task_spec(name)
 
 
 def default_model(name: str) -> str | None:
     """The model bundle id task ``name`` uses when none is chosen, or None for a task without a model."""
-    import importlib
-
-    module = importlib.import_module(f"SlicerMedFuse.tasks.{name.replace('-', '_')}")
-    return getattr(module, "DEFAULT_MODEL", None)
+    return specs.task_spec(name).default_model
 
 
 def precheck_grids(name: str, grids: Mapping[str, VolumeGrid], params: Mapping[str, Any]) -> None:
@@ -141,7 +135,4 @@ def precheck_grids(name: str, grids: Mapping[str, VolumeGrid], params: Mapping[s
     Raises:
         InputError: one sentence naming the problem and the fix.
     """
-    if name == "superres" and "volume" in grids:
-        from SlicerMedFuse.tasks.registry import get_task
-
-        get_task(name).validate_grid(grids["volume"], params)
+    specs.precheck_grids(name, grids, params)

@@ -3,7 +3,7 @@
 Segments carry their codes in a ``TerminologyEntry`` tag that names the context
 :data:`~SlicerMedFuse.contract.TERMINOLOGY_CONTEXT`; Slicer shows and edits those codes once
 that context is loaded (the MedFuse modules load it at start-up). The file is generated from the task
-contracts, so a label's code or colour is written once:
+specs (:mod:`SlicerMedFuse.specs`), so a label's code or colour is written once:
 
     python -m SlicerMedFuse.terminology Resources/Terminology/SegmentationCategoryType-MedFuse.term.json
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from SlicerMedFuse.contract import TERMINOLOGY_CONTEXT, CodedConcept, Label
+from SlicerMedFuse.specs import task_names, task_spec
 
 __all__ = ["TERMINOLOGY_FILE_NAME", "terminology_context", "task_labels"]
 
@@ -30,10 +31,8 @@ def _code(concept: CodedConcept) -> dict[str, str]:
 
 
 def task_labels() -> list[Label]:
-    """Labels of every built-in and plugin task, in task order."""
-    from SlicerMedFuse.tasks.registry import list_tasks
-
-    return [label for task in list_tasks() for label in task.spec.labels]
+    """Labels of every built-in and plugin task, in task order (read from the task specs: no torch)."""
+    return [label for name in task_names() for label in task_spec(name).labels]
 
 
 def terminology_context(labels: Iterable[Label]) -> dict[str, Any]:

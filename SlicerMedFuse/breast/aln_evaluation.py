@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from SlicerMedFuse.breast.aln_dataset import read_aln_dataset
+from SlicerMedFuse.contract import TaskSpec
 from SlicerMedFuse.io import read_image
 
 __all__ = ["AlnEvaluation", "evaluate_aln_bundle", "roc_auc"]
@@ -69,6 +70,7 @@ def evaluate_aln_bundle(
     bundle: str | os.PathLike[str],
     data: str | Path,
     *,
+    task_spec: TaskSpec,
     device: str = "cpu",
     drop: Sequence[str] = (),
     split: str = "test",
@@ -77,6 +79,7 @@ def evaluate_aln_bundle(
 
     Args:
         bundle: Bundle folder or id.
+        task_spec: The ``aln-metastasis`` task's declaration, which the bundle must fit.
         data: ALN dataset folder.
         device: Torch device.
         drop: Sequence roles left out of every case.
@@ -88,7 +91,7 @@ def evaluate_aln_bundle(
     cases = dataset.test if split == "test" else dataset.training
     if not cases:
         return None
-    classifier = AlnClassifier(bundle, device=device)
+    classifier = AlnClassifier(bundle, task_spec=task_spec, device=device)
     probabilities = []
     for case in cases:
         images = {role: read_image(path) for role, path in case.images.items() if role not in drop}

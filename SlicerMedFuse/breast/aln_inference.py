@@ -30,6 +30,7 @@ from SlicerMedFuse.breast.aln_simulator import ALN_SIMULATION_NOTE
 if TYPE_CHECKING:
     import torch
 
+    from SlicerMedFuse.contract import TaskSpec
     from SlicerMedFuse.models.manifest import BundleManifest
 
 __all__ = ["AlnClassifier", "AlnPrediction"]
@@ -89,19 +90,22 @@ class AlnClassifier:
 
     Args:
         model: Bundle id (installed or shipped) or bundle folder.
+        task_spec: The ``aln-metastasis`` task's declaration (:data:`SlicerMedFuse.specs.aln_metastasis.SPEC`),
+            which the bundle must fit.
         device: Torch device for the network.
 
     Raises:
         ModelError: the bundle is missing, corrupt, or not an ALN-metastasis bundle.
     """
 
-    def __init__(self, model: str | os.PathLike[str], device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, model: str | os.PathLike[str], *, task_spec: TaskSpec, device: str | torch.device = "cpu"
+    ) -> None:
         from SlicerMedFuse.models.bundle import check_bundle_for_task, load_bundle, load_manifest
         from SlicerMedFuse.models.store import ModelStore
-        from SlicerMedFuse.tasks.aln_metastasis import AlnMetastasisTask
 
         folder = ModelStore().resolve(os.fspath(model))
-        check_bundle_for_task(load_manifest(folder), AlnMetastasisTask.spec)
+        check_bundle_for_task(load_manifest(folder), task_spec)
         bundle = load_bundle(folder, device=device)
         self.manifest = bundle.manifest
         self.network = bundle.network

@@ -19,6 +19,7 @@ from SlicerMedFuse.io import read_image
 from SlicerMedFuse.training.nnunet_dataset import read_nnunet_dataset
 
 if TYPE_CHECKING:
+    from SlicerMedFuse.contract import TaskSpec
     from SlicerMedFuse.device import DeviceConfig
 
 __all__ = ["evaluate_bundle_on_dataset"]
@@ -28,6 +29,7 @@ def evaluate_bundle_on_dataset(
     bundle: str | os.PathLike[str],
     data: str | Path,
     *,
+    task_spec: TaskSpec,
     device: DeviceConfig,
     drop: Sequence[str] = (),
 ) -> EvaluationResult | None:
@@ -36,6 +38,7 @@ def evaluate_bundle_on_dataset(
     Args:
         bundle: Bundle folder or installed id.
         data: nnU-Net raw dataset folder (``imagesTs`` + ``labelsTs``, channel names T1C/T2W/PRE).
+        task_spec: The ``breast-mass`` task's declaration, which the bundle must fit.
         device: Compute device.
         drop: Roles to leave out of every study (``"t2w"``, ``"pre"``).
     """
@@ -51,6 +54,6 @@ def evaluate_bundle_on_dataset(
     for case in cases:
         images = {role: read_image(case.images[index]) for role, index in roles.items() if role not in drop}
         study = prepare_study(images, check_alignment=False)
-        result = segment_breast_mass(study, bundle, device=device)
+        result = segment_breast_mass(study, bundle, task_spec=task_spec, device=device)
         scores.append(score_case(result.mask, read_image(case.label), case.case_id))
     return EvaluationResult(scores)

@@ -33,6 +33,7 @@ from SlicerMedFuse.errors import ModelError
 from SlicerMedFuse.progress import Progress
 
 if TYPE_CHECKING:
+    from SlicerMedFuse.contract import TaskSpec
     from SlicerMedFuse.device import DeviceConfig
     from SlicerMedFuse.models.manifest import BundleManifest
 
@@ -82,14 +83,13 @@ class BreastMassSegmentation:
         }
 
 
-def _resolve_model(model: str | os.PathLike[str]) -> tuple[Path, BundleManifest]:
+def _resolve_model(model: str | os.PathLike[str], task_spec: TaskSpec) -> tuple[Path, BundleManifest]:
     from SlicerMedFuse.models.bundle import check_bundle_for_task, load_manifest
     from SlicerMedFuse.models.store import ModelStore
-    from SlicerMedFuse.tasks.breast_mass import BreastMassTask
 
     folder = ModelStore().resolve(os.fspath(model))
     manifest = load_manifest(folder)
-    check_bundle_for_task(manifest, BreastMassTask.spec)
+    check_bundle_for_task(manifest, task_spec)
     return folder, manifest
 
 
@@ -152,6 +152,7 @@ def segment_breast_mass(
     study: BreastStudy,
     model: str | os.PathLike[str],
     *,
+    task_spec: TaskSpec,
     device: DeviceConfig,
     progress: Progress | None = None,
     attention_maps: bool = False,
@@ -162,6 +163,8 @@ def segment_breast_mass(
     Args:
         study: The sequences on the T1C grid (:func:`~SlicerMedFuse.breast.study.prepare_study`).
         model: Bundle id (installed) or bundle folder.
+        task_spec: The ``breast-mass`` task's declaration (:data:`SlicerMedFuse.specs.breast_mass.SPEC`),
+            which the bundle must fit (task, input roles, modalities).
         device: Resolved compute device.
         progress: Progress and cancellation.
         attention_maps: Also return the master spatial-attention maps (2D master/assistant models).
@@ -182,7 +185,7 @@ def segment_breast_mass(
     warnings: list[str] = []
     started = time.perf_counter()
     progress.update(0.0, "loading model")
-    folder, manifest = _resolve_model(model)
+    folder, manifest = _resolve_model(model, task_spec)
     prep = BreastPreprocessing.from_dict(manifest.preprocessing, f"model '{manifest.name}'")
     target = device.torch_device()
     network = load_bundle(folder, device=target).network

@@ -53,6 +53,7 @@ def add_parser(tasks: argparse._SubParsersAction) -> None:
 def _handle(args: argparse.Namespace, progress: Progress) -> int:
     from SlicerMedFuse.breast.aln_evaluation import evaluate_aln_bundle
     from SlicerMedFuse.breast.aln_training import AlnTrainingConfig, train_aln
+    from SlicerMedFuse.specs import task_spec
     from SlicerMedFuse.training.trainer import TrainerConfig
 
     config = AlnTrainingConfig(
@@ -90,7 +91,9 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
     if bundle is None:
         return 0
     if not args.no_evaluate:
-        result = evaluate_aln_bundle(bundle, args.data, device=str(device.torch_device()))
+        result = evaluate_aln_bundle(
+            bundle, args.data, task_spec=task_spec("aln-metastasis"), device=str(device.torch_device())
+        )
         if result is not None:
             summary = result.to_dict()
             (args.output / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

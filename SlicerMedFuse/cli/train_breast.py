@@ -85,8 +85,9 @@ def _handle(args: argparse.Namespace, progress: Progress) -> int:
     if not args.no_evaluate:
         from SlicerMedFuse.breast.dataset_evaluation import evaluate_bundle_on_dataset
         from SlicerMedFuse.breast.evaluation import format_table
+        from SlicerMedFuse.specs import task_spec
 
-        result = evaluate_bundle_on_dataset(bundle, args.data, device=device)
+        result = evaluate_bundle_on_dataset(bundle, args.data, task_spec=task_spec("breast-mass"), device=device)
         if result is not None:
             (args.output / "evaluation.json").write_text(
                 json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8"

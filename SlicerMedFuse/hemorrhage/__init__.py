@@ -4,78 +4,64 @@ the model input shared by training and inference, inference, post-processing and
 Training lives in :mod:`SlicerMedFuse.hemorrhage.training` (imports torch).
 
 Arrays are SimpleITK's numpy view, ``(z, y, x)``; positions are LPS millimetres; densities HU.
+
+Names are imported on first use, so that reading the labels or one constant does not load the
+simulator, inference and evaluation modules.
 """
 
 from __future__ import annotations
 
-from SlicerMedFuse.hemorrhage.anatomy import AnatomyConfig, HeadAnatomy, analyze_head_ct, intracranial_mask
-from SlicerMedFuse.hemorrhage.evaluation import EvaluationResult, evaluate_folders, format_table
-from SlicerMedFuse.hemorrhage.inference import HemorrhageSegmentation, segment_hemorrhage
-from SlicerMedFuse.hemorrhage.labels import (
-    BHSD_DATASET_NAMES,
-    HEMORRHAGE_LABELS,
-    LABEL_BY_VALUE,
-    HemorrhageClass,
-    class_from_name,
-)
-from SlicerMedFuse.hemorrhage.model_input import HemorrhagePreprocessing, PreparedCT, prepare_ct, prepare_labels
-from SlicerMedFuse.hemorrhage.postprocessing import ClassMeasurement, measure_classes, remove_small_components
-from SlicerMedFuse.hemorrhage.preprocessing import (
-    BHSD_HU_RANGE,
-    WINDOWS,
-    CTWindow,
-    bhsd_normalize,
-    check_ct_intensities,
-    check_head_in_view,
-    multi_window,
-    preprocess_ct,
-)
-from SlicerMedFuse.hemorrhage.simulated_dataset import SimulatedDatasetSpec, write_simulated_dataset
-from SlicerMedFuse.hemorrhage.simulator import (
-    Lesion,
-    NoiseModel,
-    SimulatedCase,
-    SimulationConfig,
-    estimate_noise,
-    simulate_hemorrhage,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "BHSD_DATASET_NAMES",
-    "BHSD_HU_RANGE",
-    "HEMORRHAGE_LABELS",
-    "LABEL_BY_VALUE",
-    "WINDOWS",
-    "AnatomyConfig",
-    "CTWindow",
-    "ClassMeasurement",
-    "EvaluationResult",
-    "HeadAnatomy",
-    "HemorrhageClass",
-    "HemorrhagePreprocessing",
-    "HemorrhageSegmentation",
-    "Lesion",
-    "NoiseModel",
-    "PreparedCT",
-    "SimulatedCase",
-    "SimulatedDatasetSpec",
-    "SimulationConfig",
-    "analyze_head_ct",
-    "bhsd_normalize",
-    "check_ct_intensities",
-    "check_head_in_view",
-    "class_from_name",
-    "estimate_noise",
-    "evaluate_folders",
-    "format_table",
-    "intracranial_mask",
-    "measure_classes",
-    "multi_window",
-    "prepare_ct",
-    "prepare_labels",
-    "preprocess_ct",
-    "remove_small_components",
-    "segment_hemorrhage",
-    "simulate_hemorrhage",
-    "write_simulated_dataset",
-]
+_LAZY = {
+    "AnatomyConfig": "SlicerMedFuse.hemorrhage.anatomy",
+    "HeadAnatomy": "SlicerMedFuse.hemorrhage.anatomy",
+    "analyze_head_ct": "SlicerMedFuse.hemorrhage.anatomy",
+    "intracranial_mask": "SlicerMedFuse.hemorrhage.anatomy",
+    "EvaluationResult": "SlicerMedFuse.hemorrhage.evaluation",
+    "evaluate_folders": "SlicerMedFuse.hemorrhage.evaluation",
+    "format_table": "SlicerMedFuse.hemorrhage.evaluation",
+    "HemorrhageSegmentation": "SlicerMedFuse.hemorrhage.inference",
+    "segment_hemorrhage": "SlicerMedFuse.hemorrhage.inference",
+    "BHSD_DATASET_NAMES": "SlicerMedFuse.hemorrhage.labels",
+    "HEMORRHAGE_LABELS": "SlicerMedFuse.hemorrhage.labels",
+    "LABEL_BY_VALUE": "SlicerMedFuse.hemorrhage.labels",
+    "HemorrhageClass": "SlicerMedFuse.hemorrhage.labels",
+    "class_from_name": "SlicerMedFuse.hemorrhage.labels",
+    "HemorrhagePreprocessing": "SlicerMedFuse.hemorrhage.model_input",
+    "PreparedCT": "SlicerMedFuse.hemorrhage.model_input",
+    "prepare_ct": "SlicerMedFuse.hemorrhage.model_input",
+    "prepare_labels": "SlicerMedFuse.hemorrhage.model_input",
+    "ClassMeasurement": "SlicerMedFuse.hemorrhage.postprocessing",
+    "measure_classes": "SlicerMedFuse.hemorrhage.postprocessing",
+    "remove_small_components": "SlicerMedFuse.hemorrhage.postprocessing",
+    "BHSD_HU_RANGE": "SlicerMedFuse.hemorrhage.preprocessing",
+    "WINDOWS": "SlicerMedFuse.hemorrhage.preprocessing",
+    "CTWindow": "SlicerMedFuse.hemorrhage.preprocessing",
+    "bhsd_normalize": "SlicerMedFuse.hemorrhage.preprocessing",
+    "check_ct_intensities": "SlicerMedFuse.hemorrhage.preprocessing",
+    "check_head_in_view": "SlicerMedFuse.hemorrhage.preprocessing",
+    "multi_window": "SlicerMedFuse.hemorrhage.preprocessing",
+    "preprocess_ct": "SlicerMedFuse.hemorrhage.preprocessing",
+    "SimulatedDatasetSpec": "SlicerMedFuse.hemorrhage.simulated_dataset",
+    "write_simulated_dataset": "SlicerMedFuse.hemorrhage.simulated_dataset",
+    "Lesion": "SlicerMedFuse.hemorrhage.simulator",
+    "NoiseModel": "SlicerMedFuse.hemorrhage.simulator",
+    "SimulatedCase": "SlicerMedFuse.hemorrhage.simulator",
+    "SimulationConfig": "SlicerMedFuse.hemorrhage.simulator",
+    "estimate_noise": "SlicerMedFuse.hemorrhage.simulator",
+    "simulate_hemorrhage": "SlicerMedFuse.hemorrhage.simulator",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'SlicerMedFuse.hemorrhage' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -37,19 +37,18 @@ from SlicerMedFuse.hemorrhage.postprocessing import (
     remove_small_components,
     resolve_min_volumes,
 )
+from SlicerMedFuse.hemorrhage.preprocessing import THICK_SLICE_MM
 from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
 from SlicerMedFuse.progress import Progress
 
 if TYPE_CHECKING:
     import torch
 
+    from SlicerMedFuse.contract import TaskSpec
     from SlicerMedFuse.device import DeviceConfig
     from SlicerMedFuse.models.manifest import BundleManifest
 
-__all__ = ["THICK_SLICE_MM", "HemorrhageSegmentation", "predict_probabilities", "segment_hemorrhage"]
-
-THICK_SLICE_MM = 5.0
-"""Slices thicker than this (mm) trigger a warning pointing to the super-resolution module."""
+__all__ = ["HemorrhageSegmentation", "predict_probabilities", "segment_hemorrhage"]
 
 _EDH_WARNING = (
     "Epidural hemorrhage (EDH) was found: EDH is the rarest and least reliable class (BHSD nnU-Net Dice 4.8-9.8 %); "
@@ -196,14 +195,13 @@ def _check_memory(ct: sitk.Image, grid_voxels: int, channels: int, classes: int)
         )
 
 
-def _resolve_model(model: str | os.PathLike[str]) -> tuple[Path, BundleManifest]:
+def _resolve_model(model: str | os.PathLike[str], task_spec: TaskSpec) -> tuple[Path, BundleManifest]:
     from SlicerMedFuse.models.bundle import check_bundle_for_task, load_manifest
     from SlicerMedFuse.models.store import ModelStore
-    from SlicerMedFuse.tasks.hemorrhage import HemorrhageTask
 
     folder = ModelStore().resolve(os.fspath(model))
     manifest = load_manifest(folder)
-    check_bundle_for_task(manifest, HemorrhageTask.spec)
+    check_bundle_for_task(manifest, task_spec)
     return folder, manifest
 
 
@@ -211,6 +209,7 @@ def segment_hemorrhage(
     ct: sitk.Image,
     model: str | os.PathLike[str],
     *,
+    task_spec: TaskSpec,
     device: DeviceConfig,
     progress: Progress | None = None,
     mirroring: bool = False,
@@ -223,6 +222,8 @@ def segment_hemorrhage(
     Args:
         ct: Head CT in HU (checked by the task before).
         model: Bundle id (installed, ``id@version`` allowed) or bundle folder.
+        task_spec: The ``hemorrhage`` task's declaration (:data:`SlicerMedFuse.specs.hemorrhage.SPEC`),
+            which the bundle must fit (task, input roles, modalities).
         device: Resolved compute device.
         progress: Progress reporting and cancellation.
         mirroring: Test-time mirroring (the model's mirror axes; left-right for the shipped models).
@@ -244,7 +245,7 @@ def segment_hemorrhage(
     warnings: list[str] = []
     started = time.perf_counter()
     progress.update(0.0, "loading model")
-    folder, manifest = _resolve_model(model)
+    folder, manifest = _resolve_model(model, task_spec)
     preprocessing = HemorrhagePreprocessing.from_dict(manifest.preprocessing, f"model '{manifest.name}'")
     loaded = load_bundle(folder, device=device.torch_device())
     timings["load_model"] = time.perf_counter() - started

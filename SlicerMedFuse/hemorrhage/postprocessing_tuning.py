@@ -25,6 +25,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from SlicerMedFuse.contract import TaskSpec
 from SlicerMedFuse.errors import InputError, UsageError
 from SlicerMedFuse.hemorrhage.postprocessing import MIN_VOLUME_CANDIDATES_ML, choose_min_component_volumes
 from SlicerMedFuse.io.atomic import write_json_atomic
@@ -49,6 +50,7 @@ def predict_validation_cases(
     dataset: str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
+    task_spec: TaskSpec,
     device: Any,
     overlap: float = 0.5,
     progress: Progress | None = None,
@@ -57,6 +59,7 @@ def predict_validation_cases(
 
     Args:
         model: Bundle folder or id.
+        task_spec: The ``hemorrhage`` task's declaration, which the bundle must fit.
         dataset: nnU-Net raw dataset folder with ``imagesTs`` and ``labelsTs``.
         output: Folder for ``<case>.nii.gz`` predictions (kept; reused when present).
         device: Resolved :class:`~SlicerMedFuse.device.DeviceConfig`.
@@ -78,7 +81,7 @@ def predict_validation_cases(
         target = output / f"{case_id}.nii.gz"
         if not target.is_file():
             result = segment_hemorrhage(
-                sitk.ReadImage(str(image)), model, device=device, overlap=overlap,
+                sitk.ReadImage(str(image)), model, task_spec=task_spec, device=device, overlap=overlap,
                 min_component_ml=0.0, model_postprocessing=False,
             )  # fmt: skip
             with atomic_path(target) as staged:

@@ -37,6 +37,7 @@ __all__ = [
     "BONE_WINDOW",
     "BRAIN_WINDOW",
     "SUBDURAL_WINDOW",
+    "THICK_SLICE_MM",
     "WINDOWS",
     "CTWindow",
     "IntensityEvidence",
@@ -48,6 +49,9 @@ __all__ = [
     "preprocess_ct",
     "resolve_windows",
 ]
+
+#: Slices thicker than this (mm) miss thin bleeds (SAH, SDH): the segmentation warns and points to super-resolution.
+THICK_SLICE_MM = 5.0
 
 BHSD_HU_RANGE: tuple[float, float] = (-40.0, 120.0)
 """HU truncation range of BHSD (and nnU-Net's CT normalisation for this dataset)."""

@@ -7,8 +7,8 @@ Public API::
     sitk.WriteTransform(result.transform(), "fixed_to_moving.h5")
 
 Names are imported lazily (torch loads on first use). Modules, one concept each: :mod:`.similarity` (LNCC, MIND-SSC, MSE), :mod:`.regularizers`
-(diffusion, implicit FFT solvers, Jacobians), :mod:`.transforms` (warping, composition, scaling
-and squaring, ITK export), :mod:`.affine` (initialisation, rigid, affine), :mod:`.instance_optimization`
+(diffusion, implicit FFT solvers, Jacobians), :mod:`.transforms` (physical fields, ITK export; the
+voxel-unit warping, composition and scaling and squaring are :mod:`SlicerMedFuse.nets.warping`), :mod:`.affine` (initialisation, rigid, affine), :mod:`.instance_optimization`
 (the pyramid optimisation), :mod:`.presets` (JSON presets and parameters), :mod:`.options` (option names), :mod:`.pipeline`
 (SimpleITK images in, one ITK displacement field out).
 
@@ -49,14 +49,14 @@ _LAZY = {
     "mind_loss": "SlicerMedFuse.registration.similarity",
     "mind_ssc": "SlicerMedFuse.registration.similarity",
     "mse_loss": "SlicerMedFuse.registration.similarity",
-    "compose": "SlicerMedFuse.registration.transforms",
+    "compose": "SlicerMedFuse.nets.warping",
     "displacement_field_image": "SlicerMedFuse.registration.transforms",
     "displacement_to_physical": "SlicerMedFuse.registration.transforms",
     "displacement_transform": "SlicerMedFuse.registration.transforms",
-    "integrate_velocity": "SlicerMedFuse.registration.transforms",
+    "integrate_velocity": "SlicerMedFuse.nets.warping",
     "resample_labels": "SlicerMedFuse.registration.transforms",
-    "warp": "SlicerMedFuse.registration.transforms",
-    "warp_labels": "SlicerMedFuse.registration.transforms",
+    "warp": "SlicerMedFuse.nets.warping",
+    "warp_labels": "SlicerMedFuse.nets.warping",
 }
 
 __all__ = sorted(_LAZY)

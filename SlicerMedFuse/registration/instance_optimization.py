@@ -41,11 +41,11 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from SlicerMedFuse.nets.warping import integrate_velocity, resize_displacement, warp
 from SlicerMedFuse.registration.adam import Adam
 from SlicerMedFuse.registration.options import REGULARIZERS, SCHEMES, SIMILARITIES
 from SlicerMedFuse.registration.regularizers import ImplicitSmoother, diffusion_loss
 from SlicerMedFuse.registration.similarity import MINDSSC, make_similarity, mind_ssc
-from SlicerMedFuse.registration.transforms import integrate_velocity, resize_displacement, warp
 
 __all__ = ["REGULARIZERS", "SCHEMES", "DeformableConfig", "DeformableResult", "level_shapes", "optimize_displacement"]
 

@@ -33,18 +33,14 @@ import torch.nn.functional as F
 
 from SlicerMedFuse.errors import InputError
 from SlicerMedFuse.geometry import ImageGeometry, physical_overlap, resample_to_reference, same_grid
+from SlicerMedFuse.nets.warping import resize_displacement, warp
 from SlicerMedFuse.registration.affine import register_affine
 from SlicerMedFuse.registration.initial_field import deformable_from_total
 from SlicerMedFuse.registration.instance_optimization import optimize_displacement
 from SlicerMedFuse.registration.presets import RegistrationSettings, load_preset, settings_from_parameters
 from SlicerMedFuse.registration.regularizers import jacobian_stats
 from SlicerMedFuse.registration.similarity import make_similarity
-from SlicerMedFuse.registration.transforms import (
-    displacement_field_image,
-    displacement_transform,
-    resize_displacement,
-    warp,
-)
+from SlicerMedFuse.registration.transforms import displacement_field_image, displacement_transform
 
 __all__ = ["RegistrationResult", "normalize_intensity", "register", "working_geometry"]
 

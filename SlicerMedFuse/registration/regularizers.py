@@ -2,7 +2,7 @@
 
 Fields are ``(B, 3, D, H, W)`` tensors in voxel units; channel c is the displacement along index
 axis c of ``(i, j, k) = (W, H, D)`` (grid_sample's ``(x, y, z)`` order, see
-:mod:`SlicerMedFuse.registration.transforms`).
+:mod:`SlicerMedFuse.nets.warping`).
 
 * :func:`diffusion_loss`: the explicit diffusion regulariser ``mean ||grad u||^2`` (NIO, Eq. 3).
 * :class:`ImplicitSmoother`: the implicitly solved regularisers of Ehrhardt & Handels (MLMI 2023):

@@ -151,7 +151,7 @@ class PairLoss:
         """``(loss, logged terms)`` for ``(B, 1, D, H, W)`` images, ``(B, 3, D, H, W)`` field and optional labels."""
         import torch.nn.functional as F
 
-        from SlicerMedFuse.registration.transforms import warp
+        from SlicerMedFuse.nets.warping import warp
 
         warped = warp(moving, field)
         similarity = self.similarity(warped, fixed) if self.similarity is not None else F.mse_loss(warped, fixed)
@@ -205,7 +205,7 @@ def evaluate_pairs(
     """Mean Dice of the warped labels (when there are labels) and MSE, before and after, over ``pairs``."""
     import torch
 
-    from SlicerMedFuse.registration.transforms import warp, warp_labels
+    from SlicerMedFuse.nets.warping import warp, warp_labels
 
     classes = len(volumes.label_values) + 1
     records: dict[str, list[float]] = {"mse_before": [], "mse_after": [], "dice_before": [], "dice_after": []}

@@ -9,11 +9,10 @@ import SimpleITK as sitk
 import torch
 
 from SlicerMedFuse.geometry import resample_to_reference
+from SlicerMedFuse.superres.methods import INTERPOLATORS
 from SlicerMedFuse.superres.slice_geometry import SliceGeometry
 
-__all__ = ["INTERPOLATORS", "fine_slice_reference", "interpolate_slices", "slice_positions"]
-
-INTERPOLATORS = ("linear", "bspline", "sinc")
+__all__ = ["fine_slice_reference", "interpolate_slices", "slice_positions"]
 
 
 def fine_slice_reference(image: sitk.Image, geometry: SliceGeometry, new_spacing: float) -> sitk.Image:

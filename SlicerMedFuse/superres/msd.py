@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MSDNet", "msd_dilations", "msd_parameter_count", "msd_receptive_radius"]
+from SlicerMedFuse.superres.methods import DEFAULT_DILATIONS
 
-DEFAULT_DILATIONS = tuple(range(1, 11))
+__all__ = ["MSDNet", "msd_dilations", "msd_parameter_count", "msd_receptive_radius"]
 
 
 def msd_dilations(depth: int, dilations: Sequence[int] = DEFAULT_DILATIONS) -> tuple[int, ...]:

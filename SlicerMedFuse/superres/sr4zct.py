@@ -31,11 +31,11 @@ from SlicerMedFuse.device import DeviceConfig, autocast
 from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.superres.degradation import DEFAULT_POINTS, apply_along, degrade, linear_interpolation_matrix
 from SlicerMedFuse.superres.interpolation import slice_positions
-from SlicerMedFuse.superres.msd import DEFAULT_DILATIONS, MSDNet
+from SlicerMedFuse.superres.methods import DEFAULT_DILATIONS, QUALITIES
+from SlicerMedFuse.superres.msd import MSDNet
 from SlicerMedFuse.superres.slice_geometry import SliceGeometry
 
 __all__ = [
-    "QUALITIES",
     "SR4ZCTConfig",
     "SR4ZCTResult",
     "predict_through_plane",
@@ -44,8 +44,6 @@ __all__ = [
     "train_sr4zct",
     "training_pairs",
 ]
-
-QUALITIES = ("fast", "faithful")
 
 
 @dataclasses.dataclass(frozen=True)

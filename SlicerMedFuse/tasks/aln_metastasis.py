@@ -9,7 +9,7 @@ optional ``threshold``. The task writes no images: its result is ``report["aln"]
 ``{"probability", "threshold", "positive", "intended_use", "model"}``, which ``medfuse run``
 prints as JSON. Network: the Transfer Module classifier
 (:class:`~SlicerMedFuse.nets.classifier.TransferModuleClassifier`); pipeline:
-:mod:`SlicerMedFuse.breast.aln_inference`. Without ``model`` the bundle :data:`DEFAULT_MODEL` is
+:mod:`SlicerMedFuse.breast.aln_inference`. Without ``model`` the spec's ``default_model`` is
 used -- trained on simulated cases, it demonstrates the pipeline only.
 """
 
@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from SlicerMedFuse.breast.aln_clinical import CLINICAL_FIELDS
-from SlicerMedFuse.contract import InputSpec, ParameterSpec, TaskSpec
+from SlicerMedFuse.specs import aln_metastasis as aln_metastasis_spec
 from SlicerMedFuse.tasks.base import Task, TaskContext, TaskResult
 
 if TYPE_CHECKING:
@@ -27,75 +26,14 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MODEL", "AlnMetastasisTask"]
 
-#: Bundle id used when no model is given (the CPU demo model, trained on simulated cases).
-DEFAULT_MODEL = "medfuse-aln-metastasis-demo"
-
-_CLINICAL_PARAMETERS = tuple(
-    ParameterSpec(
-        field.name,
-        "float",
-        None,
-        f"Required clinical feature: {field.title}.",
-        minimum=field.minimum,
-        maximum=field.maximum,
-        unit=f" {field.unit}" if field.unit else "",
-    )
-    for field in CLINICAL_FIELDS
-)
+#: Bundle id used when no model is given (the spec's ``default_model``).
+DEFAULT_MODEL = aln_metastasis_spec.SPEC.default_model
 
 
 class AlnMetastasisTask(Task):
     """ALN metastasis probability from DCE (+ T2W) breast MRI and ten clinical features (research use)."""
 
-    spec = TaskSpec(
-        name="aln-metastasis",
-        title="Axillary lymph node metastasis probability (research)",
-        summary=(
-            "Probability that the axillary lymph nodes are metastatic, from a lesion-centred DCE (and T2W) cube and "
-            "ten clinical features, with the Transfer Module multi-input classifier; writes no images, the result "
-            "is in the report. Research use only."
-        ),
-        inputs=(
-            InputSpec(
-                "dce",
-                "DCE (post-contrast T1)",
-                modalities=("MR",),
-                description="Post-contrast T1-weighted breast MRI (one DCE phase), the required sequence.",
-            ),
-            InputSpec(
-                "t2w",
-                "T2W",
-                modalities=("MR",),
-                required=False,
-                description="T2-weighted breast MRI of the same study (any grid); without it its path sees zeros.",
-            ),
-            InputSpec(
-                "mass",
-                "Lesion label",
-                kind="labelmap",
-                required=False,
-                description="Label map of the lesion (non-zero inside), any grid; the image cube is centred on it. "
-                "Without it the cube is centred on the DCE volume.",
-            ),
-        ),
-        outputs=(),
-        parameters=(
-            *_CLINICAL_PARAMETERS,
-            ParameterSpec(
-                "threshold",
-                "float",
-                None,
-                "Probability at or above which the result is called positive (default: the model's).",
-                minimum=0.01,
-                maximum=0.99,
-            ),
-        ),
-        references=(
-            "Gravina et al., Cross-Modality Calibration in Multi-Input Network for Axillary Lymph Node Metastasis "
-            "Evaluation (Transfer Module; code Michela94CE/Cross-Modality-Calibration-with-Transfer-Module).",
-        ),
-        needs_model=True,
-    )
+    spec = aln_metastasis_spec.SPEC
 
     def validate_inputs(self, inputs: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> None:
         """Refuse a missing or out-of-range clinical field (UsageError) and a CT given for an MR role (InputError)."""
@@ -116,7 +54,9 @@ class AlnMetastasisTask(Task):
 
         context.progress.update(0.0, "loading model")
         classifier = AlnClassifier(
-            context.model if context.model is not None else DEFAULT_MODEL, device=context.device.torch_device()
+            context.model if context.model is not None else self.spec.default_model,
+            task_spec=self.spec,
+            device=context.device.torch_device(),
         )
         context.progress.update(0.3, "classifying")
         images = {role: image for role, image in inputs.items() if role != "mass"}

@@ -43,10 +43,20 @@ class TaskContext:
 
 @dataclasses.dataclass
 class TaskResult:
-    """Images by output role (written by the caller) and a JSON-ready report."""
+    """What a task made: images by output role, a JSON-ready report and any further files.
+
+    Attributes:
+        outputs: images by output role; the caller writes those it was asked for.
+        report: the task's part of the job report.
+        files: final path -> the finished file the task wrote under ``context.work_dir`` (e.g. the
+            registration's ``transform_file``). A task never writes a user's path itself: the caller
+            moves these into place in the same all-or-nothing commit as the images, so a cancelled or
+            failed job leaves none of them.
+    """
 
     outputs: dict[str, sitk.Image]
     report: dict[str, Any] = dataclasses.field(default_factory=dict)
+    files: dict[Path, Path] = dataclasses.field(default_factory=dict)
 
 
 class Task(abc.ABC):

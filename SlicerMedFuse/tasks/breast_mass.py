@@ -8,7 +8,8 @@ the task says so and names the registration task's rigid alignment. A missing as
 through the network's presence mask. Output: the binary "Mass" label on the T1C grid (coded
 terminology) and, with ``attention_maps``, the master spatial-attention maps of the five encoder
 blocks as volumes. The network is chosen by ``run_task(..., model=...)`` / ``medfuse run --model``;
-without one the bundle :data:`DEFAULT_MODEL` is used. Pipeline: :mod:`SlicerMedFuse.breast`.
+without one the spec's ``default_model`` is used. Declaration: :mod:`SlicerMedFuse.specs.breast_mass`;
+pipeline: :mod:`SlicerMedFuse.breast`.
 
 Multi-phase (DCE) series: :meth:`BreastMassTask.prepare_inputs` picks the phase chosen with
 ``phase`` / ``pre_phase`` from a 4D series (or says how to choose); it must run before the generic
@@ -20,8 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from SlicerMedFuse.breast.labels import MASS_LABELS
-from SlicerMedFuse.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
+from SlicerMedFuse.specs import breast_mass as breast_mass_spec
 from SlicerMedFuse.tasks.base import Task, TaskContext, TaskResult
 
 if TYPE_CHECKING:
@@ -29,111 +29,14 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MODEL", "BreastMassTask"]
 
-#: Bundle id used when no model is given (the CPU demo model, trained on phantoms).
-DEFAULT_MODEL = "medfuse-breast-mass-demo"
-
-_ATTENTION_OUTPUTS = tuple(
-    OutputSpec(
-        f"attention_{level}",
-        f"Spatial attention, block {level}",
-        description=f"Master (T1C) SA map of encoder block {level} (0..1) on the T1C grid; needs attention_maps.",
-        reference_role="t1c",
-    )
-    for level in range(1, 6)
-)
+#: Bundle id used when no model is given (the spec's ``default_model``).
+DEFAULT_MODEL = breast_mass_spec.SPEC.default_model
 
 
 class BreastMassTask(Task):
     """Segment breast masses on T1C, guided by T2W (master/assistant attention), robust to a missing T2W."""
 
-    spec = TaskSpec(
-        name="breast-mass",
-        title="Breast mass segmentation (T1C master, T2W assistant)",
-        summary=(
-            "Segments breast masses on the contrast-enhanced T1 with the T2W as assistant sequence (which tells "
-            "enhancing normal tissue from masses) and optionally the pre-contrast subtraction; slice-wise 2D."
-        ),
-        inputs=(
-            InputSpec(
-                "t1c",
-                "T1C (post-contrast T1)",
-                modalities=("MR",),
-                description="Fat-suppressed contrast-enhanced T1 (one post-contrast phase): the master sequence.",
-            ),
-            InputSpec(
-                "t2w",
-                "T2W",
-                modalities=("MR",),
-                required=False,
-                description="Fat-suppressed T2-weighted, aligned with the T1C in physical space (assistant).",
-            ),
-            InputSpec(
-                "pre",
-                "Pre-contrast T1",
-                modalities=("MR",),
-                required=False,
-                description="Pre-contrast T1 of the same DCE series; gives the subtraction image (T1C - pre).",
-            ),
-        ),
-        outputs=(
-            OutputSpec(
-                "mass",
-                "Mass label map",
-                kind="labelmap",
-                description="uint8 label map on the T1C grid: 0 background, 1 Mass.",
-                reference_role="t1c",
-                primary=True,
-            ),
-            *_ATTENTION_OUTPUTS,
-        ),
-        parameters=(
-            ParameterSpec(
-                "phase",
-                "int",
-                None,
-                "Phase of a multi-phase (DCE) T1C series to segment, 0-based (the DCE paper: 2nd post-contrast).",
-                minimum=0,
-            ),
-            ParameterSpec(
-                "pre_phase",
-                "int",
-                None,
-                "Phase of a multi-phase series to use as pre-contrast (from 'pre', or from the T1C series when "
-                "'pre' is not given).",
-                minimum=0,
-            ),
-            ParameterSpec(
-                "attention_maps",
-                "bool",
-                False,
-                "Also output the master spatial-attention maps of the five encoder blocks (attention_1..5).",
-            ),
-            ParameterSpec(
-                "max_misalignment_mm",
-                "float",
-                6.0,
-                "Refuse T2W / pre-contrast shifted against the T1C by more than this; 0 disables the check.",
-                minimum=0.0,
-                maximum=100.0,
-                unit="mm",
-            ),
-            ParameterSpec(
-                "threshold",
-                "float",
-                0.5,
-                "Mass probability at or above which a voxel is labelled.",
-                minimum=0.01,
-                maximum=0.99,
-            ),
-        ),
-        labels=MASS_LABELS,
-        references=(
-            "Li et al., Learning Cross-Modal Deep Representations for Multi-Modal MR Image Segmentation, MICCAI 2019.",
-            "Zhang et al., Contrastive learning for breast tumor segmentation in DCE-MRI, MLMI 2023 (subtraction input).",
-            "Konwer et al., MagNET: missing-modality segmentation, MLMI 2023 (modality dropout, presence mask).",
-        ),
-        needs_model=True,
-    )
+    spec = breast_mass_spec.SPEC
 
     def prepare_inputs(self, images: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> dict[str, sitk.Image]:
         """Pick the chosen phases of multi-phase series (InputError when a choice is missing).
@@ -170,10 +73,11 @@ class BreastMassTask(Task):
 
         context.progress.update(0.0, "aligning sequences to the T1C")
         study = prepare_study(inputs, max_shift_mm=params["max_misalignment_mm"])
-        model = str(context.model) if context.model is not None else DEFAULT_MODEL
+        model = str(context.model) if context.model is not None else self.spec.default_model
         result = segment_breast_mass(
             study,
             model,
+            task_spec=self.spec,
             device=context.device,
             progress=context.progress.span(0.05, 1.0),
             attention_maps=params["attention_maps"],

@@ -29,139 +29,23 @@ from typing import Any
 
 import SimpleITK as sitk
 
-from SlicerMedFuse.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
 from SlicerMedFuse.errors import InputError, UsageError
-from SlicerMedFuse.io import atomic_path
-from SlicerMedFuse.registration.presets import PARAMETERS, PRESETS, load_preset, settings_from_parameters
+from SlicerMedFuse.registration.presets import PARAMETERS, load_preset, settings_from_parameters
+from SlicerMedFuse.specs import registration as registration_spec
 from SlicerMedFuse.tasks.base import Task, TaskContext, TaskResult
 
 __all__ = ["RegistrationTask"]
 
-_LABEL_METHODS = ("label", "nearest")
 #: Extensions of the optional ITK transform file (HDF5; ITK's text formats cannot hold a dense field).
 TRANSFORM_FILE_EXTENSIONS = (".h5", ".hdf5")
 #: Outputs that need an optional input: output role -> input role.
 _OUTPUT_NEEDS_INPUT = {"warped_labels": "moving_labels"}
 
 
-def _override_specs() -> tuple[ParameterSpec, ...]:
-    """One optional override per preset parameter (default None = the preset's value)."""
-    specs = []
-    for name, info in PARAMETERS.items():
-        kind = "str" if info.kind in ("ints", "floats") else info.kind
-        description = (
-            info.description
-            + (" Comma-separated." if info.kind in ("ints", "floats") else "")
-            + " Default: from the preset."
-        )
-        specs.append(
-            ParameterSpec(
-                name,
-                kind,
-                None,
-                description,
-                minimum=info.minimum,
-                maximum=info.maximum,
-                choices=info.choices,
-                unit=info.unit,
-            )
-        )
-    return tuple(specs)
-
-
 class RegistrationTask(Task):
     """Deformable registration of a moving image (and its labels) onto a fixed image."""
 
-    spec = TaskSpec(
-        name="registration",
-        title="Deformable registration (training-free, multi-modal)",
-        summary="Aligns a moving image to a fixed one (rigid, affine, then a dense deformation) and carries its labels along.",
-        inputs=(
-            InputSpec("fixed", "Fixed image", description="The reference: outputs lie on its grid."),
-            InputSpec("moving", "Moving image", description="The image to align; any modality."),
-            InputSpec(
-                "fixed_mask",
-                "Fixed mask",
-                kind="mask",
-                required=False,
-                aligned_with="fixed",
-                description="Where the similarity counts in the fixed image.",
-            ),
-            InputSpec(
-                "moving_mask",
-                "Moving mask",
-                kind="mask",
-                required=False,
-                aligned_with="moving",
-                description="Where the similarity counts in the moving image.",
-            ),
-            InputSpec(
-                "moving_labels",
-                "Moving labels",
-                kind="labelmap",
-                required=False,
-                aligned_with="moving",
-                description="A label map of the moving image to carry along.",
-            ),
-        ),
-        outputs=(
-            OutputSpec(
-                "displacement",
-                "Displacement field",
-                kind="transform",
-                reference_role="fixed",
-                primary=True,
-                description="ITK displacement field in LPS mm on the fixed grid (fixed point -> moving point), the whole transform.",
-            ),
-            OutputSpec(
-                "warped",
-                "Warped moving image",
-                reference_role="fixed",
-                description="The moving image resampled onto the fixed grid.",
-            ),
-            OutputSpec(
-                "warped_labels",
-                "Warped labels",
-                kind="labelmap",
-                reference_role="fixed",
-                description="The moving labels on the fixed grid (needs moving_labels).",
-            ),
-        ),
-        parameters=(
-            ParameterSpec(
-                "preset",
-                "str",
-                "fast",
-                f"A built-in preset ({', '.join(PRESETS)}) or the path of a user preset .json file.",
-            ),
-            ParameterSpec(
-                "label_interpolation",
-                "choice",
-                "label",
-                "label: label-aware (one-hot) interpolation; nearest: nearest neighbour.",
-                choices=_LABEL_METHODS,
-            ),
-            ParameterSpec(
-                "initial_transform",
-                "str",
-                None,
-                "Optional linear transform file (.tfm/.h5/.txt, fixed -> moving) replacing the initialisation.",
-            ),
-            ParameterSpec(
-                "transform_file",
-                "str",
-                None,
-                "Also write the whole transform here as an ITK .h5 transform file (a DisplacementFieldTransform, "
-                "the same mapping as the displacement output).",
-            ),
-            *_override_specs(),
-        ),
-        references=(
-            "Mok et al., Deformable Medical Image Registration Under Distribution Shifts with Neural Instance Optimization, MLMI 2023.",
-            "Ehrhardt & Handels, Implicitly Solved Regularization for Learning-Based Image Registration, MLMI 2023.",
-            "Heinrich et al., Towards Realtime Multimodal Fusion for Image-Guided Interventions Using Self-similarities (MIND-SSC), MICCAI 2013.",
-        ),
-    )
+    spec = registration_spec.SPEC
 
     @staticmethod
     def _parameters(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -250,6 +134,7 @@ class RegistrationTask(Task):
         except ValueError as error:  # e.g. a non-linear initial transform
             raise InputError(f"Registration cannot start: {error}.") from None
         outputs: dict[str, sitk.Image] = {"displacement": result.displacement}
+        files: dict[Path, Path] = {}
         transform = result.transform()
         progress.update(0.92, "warping")
         outputs["warped"] = resample_to_reference(
@@ -266,14 +151,16 @@ class RegistrationTask(Task):
             report["warnings"] = [*report.get("warnings", []), *warnings]
         if params.get("transform_file"):
             progress.update(0.97, "writing the .h5 transform")
-            # written last, when nothing in the registration can fail any more; atomically, so never half a file
-            with atomic_path(params["transform_file"]) as staged:
-                sitk.WriteTransform(transform, str(staged))
-            report["transform_file"] = str(params["transform_file"])
+            # staged in the job's scratch folder: run_task moves it into place with the other outputs, all or nothing
+            target = Path(params["transform_file"])
+            staged = context.work_dir / target.name
+            sitk.WriteTransform(transform, str(staged))
+            files[target] = staged
+            report["transform_file"] = str(target)
         progress.update(1.0, "done")
         report["preset"] = str(params["preset"])
         report["settings"] = {name: (list(v) if isinstance(v, tuple) else v) for name, v in values.items()}
-        return TaskResult(outputs=outputs, report=report)
+        return TaskResult(outputs=outputs, report=report, files=files)
 
     @staticmethod
     def _coarse_grid_warnings(fixed: sitk.Image, report: Mapping[str, Any], max_voxels: int) -> list[str]:

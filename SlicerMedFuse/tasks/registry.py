@@ -7,21 +7,20 @@ A site adds its own task without forking by shipping a package that declares, in
     my-task = "my_package.my_module:MyTask"
 
 where ``MyTask`` subclasses :class:`SlicerMedFuse.tasks.base.Task`. Built-in tasks are listed
-here by import path so that listing tasks does not import torch.
+here by import path; their declarations alone (no task module, no torch) come from
+:func:`SlicerMedFuse.specs.task_spec`.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from importlib import metadata
 
 from SlicerMedFuse.errors import UsageError
+from SlicerMedFuse.specs import plugin_references
 from SlicerMedFuse.tasks.base import Task
 
-__all__ = ["ENTRY_POINT_GROUP", "get_task", "list_tasks"]
-
-ENTRY_POINT_GROUP = "SlicerMedFuse.tasks"
+__all__ = ["get_task", "list_tasks"]
 
 _BUILTIN: dict[str, str] = {
     "superres": "SlicerMedFuse.tasks.superres:SuperResolutionTask",
@@ -42,18 +41,8 @@ def _load(reference: str) -> type[Task]:
     return task_class
 
 
-def _entry_point_tasks() -> dict[str, str]:
-    found = {}
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name in _BUILTIN:
-            _log.warning("ignoring plugin task %r: a built-in task has that name", entry.name)
-            continue
-        found[entry.name] = entry.value
-    return found
-
-
 def _all_references() -> dict[str, str]:
-    return {**_BUILTIN, **_entry_point_tasks()}
+    return {**_BUILTIN, **plugin_references()}
 
 
 def list_tasks() -> list[type[Task]]:

@@ -21,6 +21,7 @@ from SlicerMedFuse.hemorrhage.postprocessing_tuning import (
     write_postprocessed_bundle,
 )
 from SlicerMedFuse.models.bundle import load_manifest
+from SlicerMedFuse.specs.hemorrhage import SPEC
 
 from .hemorrhage_data import head_ct, tiny_bundle, tiny_dataset
 
@@ -78,10 +79,12 @@ def test_a_tuned_bundle_is_a_new_version_and_inference_applies_its_volumes(
     from SlicerMedFuse.device import resolve_device
 
     folder = tmp_path_factory.mktemp("validation")
-    predictions = predict_validation_cases(bundle, dataset, folder, device=resolve_device("cpu"), overlap=0.0)
+    predictions = predict_validation_cases(
+        bundle, dataset, folder, task_spec=SPEC, device=resolve_device("cpu"), overlap=0.0
+    )
     assert [p.name for _, p, _ in predictions] == ["sim_5000.nii.gz", "sim_5001.nii.gz"]
     stamps = [p.stat().st_mtime_ns for _, p, _ in predictions]
-    again = predict_validation_cases(bundle, dataset, folder, device=resolve_device("cpu"), overlap=0.0)
+    again = predict_validation_cases(bundle, dataset, folder, task_spec=SPEC, device=resolve_device("cpu"), overlap=0.0)
     assert [p.stat().st_mtime_ns for _, p, _ in again] == stamps  # resumed: nothing predicted twice
     choice = tune_min_component_volumes(predictions)
     assert choice["validation_cases"] == ["sim_5000", "sim_5001"] and set(choice["min_component_ml"]) == {

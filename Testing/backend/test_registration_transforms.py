@@ -9,18 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from SlicerMedFuse.geometry import ImageGeometry
+from SlicerMedFuse.nets.warping import compose, integrate_velocity, resize_displacement, warp, warp_labels
 from SlicerMedFuse.registration.regularizers import jacobian_stats
 from SlicerMedFuse.registration.transforms import (
-    compose,
     displacement_field_image,
     displacement_to_physical,
     displacement_transform,
-    integrate_velocity,
     physical_to_displacement,
     resample_labels,
-    resize_displacement,
-    warp,
-    warp_labels,
 )
 
 

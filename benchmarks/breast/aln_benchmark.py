@@ -188,8 +188,10 @@ def _time_task(out: Path, bundle: Path) -> dict:
 
 def evaluate(out: Path) -> None:
     from SlicerMedFuse.breast.aln_evaluation import evaluate_aln_bundle
+    from SlicerMedFuse.specs import task_spec
 
     _one_thread()
+    spec = task_spec("aln-metastasis")
     results: dict = {"references": _references(out), "variants": {}}
     load_before = [round(v, 2) for v in os.getloadavg()]
     for variant in VARIANTS:
@@ -198,8 +200,8 @@ def evaluate(out: Path) -> None:
         entry = json.loads((folder / "benchmark_train.json").read_text())
         entry["final_loss"] = json.loads((folder / "training_log.json").read_text())["history"][-1]["loss"]
         started = time.perf_counter()
-        entry["all_sequences"] = evaluate_aln_bundle(bundle, out / "data").summary()
-        entry["without_t2w"] = evaluate_aln_bundle(bundle, out / "data", drop=("t2w",)).summary()
+        entry["all_sequences"] = evaluate_aln_bundle(bundle, out / "data", task_spec=spec).summary()
+        entry["without_t2w"] = evaluate_aln_bundle(bundle, out / "data", task_spec=spec, drop=("t2w",)).summary()
         entry["evaluation_wall_s"] = round(time.perf_counter() - started, 1)
         results["variants"][variant] = entry
         print(variant, entry["all_sequences"], entry["without_t2w"], flush=True)

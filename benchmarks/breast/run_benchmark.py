@@ -40,8 +40,10 @@ def evaluate(out: Path, architectures: tuple[str, ...] = ARCHITECTURES) -> None:
 
     from SlicerMedFuse.breast.dataset_evaluation import evaluate_bundle_on_dataset
     from SlicerMedFuse.device import resolve_device
+    from SlicerMedFuse.specs import task_spec
 
     torch.set_num_threads(1)
+    spec = task_spec("breast-mass")
     device = resolve_device("cpu", threads=1)
     target = out / "evaluation.json"
     results = json.loads(target.read_text()) if target.is_file() else {}
@@ -50,10 +52,12 @@ def evaluate(out: Path, architectures: tuple[str, ...] = ARCHITECTURES) -> None:
         log = json.loads((bundle.parent / "training_log.json").read_text())
         entry = {"bundle": bundle.name, "training_seconds": log["seconds"], "final_loss": log["history"][-1]["loss"]}
         started = time.perf_counter()
-        entry["all_sequences"] = evaluate_bundle_on_dataset(bundle, out / "data", device=device).to_dict()
+        entry["all_sequences"] = evaluate_bundle_on_dataset(
+            bundle, out / "data", task_spec=spec, device=device
+        ).to_dict()
         if architecture != "unet":
             entry["without_t2w"] = evaluate_bundle_on_dataset(
-                bundle, out / "data", device=device, drop=("t2w",)
+                bundle, out / "data", task_spec=spec, device=device, drop=("t2w",)
             ).to_dict()
         entry["evaluation_seconds"] = round(time.perf_counter() - started, 1)
         results[architecture] = entry

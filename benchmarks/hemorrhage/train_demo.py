@@ -129,13 +129,16 @@ def postprocess(work: Path, architecture: str, epochs: int, ct: Path) -> Path:
         tune_min_component_volumes,
         write_postprocessed_bundle,
     )
+    from SlicerMedFuse.specs import task_spec
 
     version = POSTPROCESSED_VERSIONS[epochs]
     source = work / f"run-{architecture}" / f"{MODEL_IDS[architecture]}-{version_for(epochs)}"
     validation = make_simulated_data(work / "sim_validation", ct, VALIDATION_DATA)
     folder = work / f"validation-{architecture}-{version_for(epochs)}"
     device = resolve_device("cpu", threads=1)
-    predictions = predict_validation_cases(source, validation, folder, device=device, overlap=0.5)
+    predictions = predict_validation_cases(
+        source, validation, folder, task_spec=task_spec("hemorrhage"), device=device, overlap=0.5
+    )
     choice = tune_min_component_volumes(predictions)
     print(json.dumps(choice["min_component_ml"]))
     listed = json.loads((validation / "dataset.json").read_text(encoding="utf-8"))["simulation"]["cases"]["test"]

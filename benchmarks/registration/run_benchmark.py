@@ -56,14 +56,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import synthesis  # noqa: E402
 
 from SlicerMedFuse.geometry import ImageGeometry  # noqa: E402
+from SlicerMedFuse.nets.warping import integrate_velocity, warp, warp_labels  # noqa: E402
 from SlicerMedFuse.registration.regularizers import jacobian_stats  # noqa: E402
 from SlicerMedFuse.registration.transforms import (  # noqa: E402
     displacement_field_image,
     displacement_to_physical,
-    integrate_velocity,
     physical_to_displacement,
-    warp,
-    warp_labels,
 )
 
 DATA = REPO.parent / "shared" / "data" / "brain_registration"

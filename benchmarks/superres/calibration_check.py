@@ -20,7 +20,8 @@ import torch
 
 from SlicerMedFuse.superres.degradation import apply_along, slab_average_matrix
 from SlicerMedFuse.superres.evaluation import psnr
-from SlicerMedFuse.superres.interpolation import INTERPOLATORS, interpolate_slices
+from SlicerMedFuse.superres.interpolation import interpolate_slices
+from SlicerMedFuse.superres.methods import INTERPOLATORS
 
 CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "head_ct" / "invesalius_ct0051_head.nii.gz"
 

@@ -8,7 +8,7 @@ convolves the moving image warped by the field so far together with the fixed im
 shared decoder features with that skip, and predicts an increment ``v_t`` (head initialised
 near zero) that is composed with the field.
 
-Composition: here ``u <- v_t + u o (id + v_t)`` (:func:`~SlicerMedFuse.registration.transforms.compose`),
+Composition: here ``u <- v_t + u o (id + v_t)`` (:func:`~SlicerMedFuse.nets.warping.compose`),
 the exact composition of the increment (estimated between the fixed image and the moving image
 warped by ``u``) with the field so far. The official code adds ``u + v_t o (id + v_t)`` instead;
 the two agree to first order.
@@ -23,7 +23,7 @@ import torch
 from monai.networks.blocks import Convolution, UnetBasicBlock
 from torch import nn
 
-from SlicerMedFuse.registration.transforms import compose, warp
+from SlicerMedFuse.nets.warping import compose, warp
 
 __all__ = ["ConvUpBlock", "TimeVaryingDecoder"]
 

@@ -81,7 +81,7 @@ class TransMorphDCA(nn.Module):
             ``(B, 3, D, H, W)`` displacement ``u`` in voxels of the input grid. Channel ``c`` is
             the displacement along index axis ``c`` of ``(i, j, k) = (W, H, D)`` (grid_sample's
             x, y, z order), and the moving image is sampled at ``x + u(x)`` for every fixed voxel
-            ``x`` (:func:`SlicerMedFuse.registration.transforms.warp`), the convention of the
+            ``x`` (:func:`SlicerMedFuse.nets.warping.warp`), the convention of the
             instance-optimisation pipeline. Any size works: inputs are zero-padded to multiples
             of 16 and the field cropped back.
         """
