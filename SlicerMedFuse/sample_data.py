@@ -33,7 +33,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError, ResourceError
-from SlicerMedFuse.io import write_image
+from SlicerMedFuse.io import atomic_path, write_image
 
 __all__ = ["SAMPLES", "SampleSpec", "fetch_sample", "read_invesalius_project", "sample_cache_dir"]
 
@@ -135,9 +135,8 @@ def _fetch_mni152_t1(dest: Path, sha256: str) -> Path:
         with zipfile.ZipFile(wheel) as archive:
             data = archive.read("nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
     gzip.GzipFile(fileobj=io.BytesIO(data)).read(1)  # fail early on a damaged member
-    tmp_path = dest.with_name(dest.name + ".part")
-    tmp_path.write_bytes(data)
-    os.replace(tmp_path, dest)
+    with atomic_path(dest) as staged:
+        staged.write_bytes(data)
     return dest
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from SlicerMedFuse.contract import TERMINOLOGY_CONTEXT, CodedConcept, Label
-from SlicerMedFuse.specs import task_names, task_spec
+from SlicerMedFuse.specs import all_specs
 
 __all__ = ["TERMINOLOGY_FILE_NAME", "terminology_context", "task_labels"]
 
@@ -32,7 +32,7 @@ def _code(concept: CodedConcept) -> dict[str, str]:
 
 def task_labels() -> list[Label]:
     """Labels of every built-in and plugin task, in task order (read from the task specs: no torch)."""
-    return [label for name in task_names() for label in task_spec(name).labels]
+    return [label for spec in all_specs() for label in spec.labels]
 
 
 def terminology_context(labels: Iterable[Label]) -> dict[str, Any]:

@@ -8,7 +8,8 @@ data file by name, so the files the writer created are moved together, the named
 
 * :func:`atomic_path` stages one output,
 * :func:`commit_outputs` stages several and renames them only when every writer succeeded,
-* :func:`write_json_atomic` writes a JSON report atomically.
+* :func:`write_json_atomic` writes a JSON report atomically,
+* :func:`replace_folder` moves a finished folder (a bundle, a checkpoint) onto its final path.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "commit_outputs", "write_json_atomic"]
+__all__ = ["atomic_path", "commit_outputs", "replace_folder", "write_json_atomic"]
 
 _STAGING_PREFIX = ".medfuse-tmp-"
 
@@ -155,3 +156,32 @@ def write_json_atomic(obj: Any, path: str | os.PathLike[str], *, indent: int = 2
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def replace_folder(staged: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Rename the finished folder ``staged`` to ``target``, replacing an existing ``target``.
+
+    Both must lie on one file system (stage the folder next to its target), so each rename is
+    atomic: readers see the old folder or the new one, never a mix. When the second rename fails
+    the old folder is put back.
+
+    Args:
+        staged: the complete new folder.
+        target: its final path.
+
+    Returns:
+        ``target`` as a :class:`~pathlib.Path`.
+    """
+    source, final = Path(staged), Path(target)
+    if not final.exists():
+        os.rename(source, final)
+        return final
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    os.rename(final, old)
+    try:
+        os.rename(source, final)
+    except BaseException:
+        os.rename(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return final

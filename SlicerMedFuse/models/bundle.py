@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from SlicerMedFuse.contract import TaskSpec
 from SlicerMedFuse.errors import ModelError, UsageError
+from SlicerMedFuse.io.atomic import atomic_path, replace_folder, write_json_atomic
 from SlicerMedFuse.models.download import sha256_file
 from SlicerMedFuse.models.manifest import (
     MANIFEST_FILE,
@@ -258,18 +259,6 @@ def _check_model_fits(model: torch.nn.Module, manifest: Mapping[str, Any]) -> No
         raise ModelError(f"The model does not fit the manifest's architecture '{name}' with its args: {problem}.")
 
 
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2, ensure_ascii=False)
-            stream.write("\n")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def save_bundle(
     model: torch.nn.Module,
     manifest: Mapping[str, Any],
@@ -317,27 +306,12 @@ def save_bundle(
         weights = temp / WEIGHTS_FILE
         save_file(_tensors_for_saving(model), weights, metadata={"format": "pt"})
         data["weights"]["sha256"] = sha256_file(weights)
-        _write_json_atomic(temp / MANIFEST_FILE, data)
-        _move_into_place(temp, target)
+        write_json_atomic(data, temp / MANIFEST_FILE)
+        replace_folder(temp, target)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
     return target
-
-
-def _move_into_place(source: Path, target: Path) -> None:
-    """Rename folder ``source`` to ``target``, replacing an existing ``target`` (same file system)."""
-    if not target.exists():
-        os.rename(source, target)
-        return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.rename(target, old)
-    try:
-        os.rename(source, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def pack_bundle(folder: str | os.PathLike[str], zip_path: str | os.PathLike[str]) -> str:
@@ -360,16 +334,8 @@ def pack_bundle(folder: str | os.PathLike[str], zip_path: str | os.PathLike[str]
     assert manifest.folder is not None  # set by load_manifest
     zip_path = Path(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
-        with zipfile.ZipFile(temp, "w") as archive:
-            archive.write(manifest.folder / MANIFEST_FILE, f"{manifest.name}/{MANIFEST_FILE}", zipfile.ZIP_DEFLATED)
-            # Float weights barely compress; storing them keeps packing and installing fast.
-            archive.write(manifest.weights_path, f"{manifest.name}/{manifest.weights_file}", zipfile.ZIP_STORED)
-        os.replace(temp, zip_path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with atomic_path(zip_path) as temp, zipfile.ZipFile(temp, "w") as archive:
+        archive.write(manifest.folder / MANIFEST_FILE, f"{manifest.name}/{MANIFEST_FILE}", zipfile.ZIP_DEFLATED)
+        # Float weights barely compress; storing them keeps packing and installing fast.
+        archive.write(manifest.weights_path, f"{manifest.name}/{manifest.weights_file}", zipfile.ZIP_STORED)
     return sha256_file(zip_path)

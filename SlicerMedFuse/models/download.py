@@ -1,8 +1,8 @@
 """Fetching files and checking their sha256 (DESIGN rule 3: verify before use).
 
-Only the standard library's :mod:`urllib` is used. A download is streamed into a temporary file
-beside its destination while its sha256 is computed, and is moved into place with
-:func:`os.replace` only after the size and digest match; on any failure the temporary file is
+Only the standard library's :mod:`urllib` is used. A download is streamed into a file staged
+beside its destination (:func:`~SlicerMedFuse.io.atomic.atomic_path`) while its sha256 is computed,
+and is moved into place only after the size and digest match; on any failure the staged file is
 deleted, so a destination path either holds a verified file or nothing new.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import BinaryIO
 from urllib.parse import urlparse
 
 from SlicerMedFuse.errors import ModelError, ResourceError
+from SlicerMedFuse.io.atomic import atomic_path
 from SlicerMedFuse.progress import Progress
 
 __all__ = ["ALLOWED_SCHEMES", "download", "sha256_file"]
@@ -82,10 +82,9 @@ def download(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     progress = progress if progress is not None else Progress()
-    handle, temp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(handle, "wb") as out:
+    # staged next to dest and moved into place only when size and digest match; removed on any failure
+    with atomic_path(dest) as temp:
+        with open(temp, "wb") as out:
             actual, received = _stream(url, out, expected_size, progress, timeout)
         if expected_size is not None and received != expected_size:
             raise ModelError(
@@ -97,10 +96,6 @@ def download(
                 f"The download of {url} failed its check (sha256 mismatch: expected {expected_sha256}, got {actual}); "
                 "the file was removed; try again or check the catalog."
             )
-        os.replace(temp, dest)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
     progress.update(1.0, "download", f"downloaded {dest.name}")
     return dest
 

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from SlicerMedFuse.geometry import ImageGeometry
+from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.registration.adam import Adam
 from SlicerMedFuse.registration.options import INITIALIZATIONS, LINEAR_STAGES
 from SlicerMedFuse.registration.similarity import make_similarity
@@ -258,20 +259,20 @@ def _optimise(
     iterations: Sequence[int],
     build: Callable[[], torch.Tensor],
     groups: list[dict],
-    tick: Callable[[], None] | None,
+    progress: Progress | None,
 ) -> float:
     optimiser = Adam([group["params"] for group in groups], [group["lr"] for group in groups])
     base = list(optimiser.lrs)
     loss = torch.zeros(())
-    for objective, count in zip(objectives, iterations, strict=True):
+    for level, (objective, count) in enumerate(zip(objectives, iterations, strict=True), start=1):
         for step in range(count):
             optimiser.lrs = [lr * (1.0 - 0.8 * step / max(count, 1)) for lr in base]  # linear decay to 20 %
             optimiser.zero_grad()
             loss = objective(build())
             loss.backward()
             optimiser.step()
-        if tick is not None:
-            tick()
+        if progress is not None:
+            progress.update(level / len(objectives), "linear")
     with torch.no_grad():
         return float(objectives[-1](build()))
 
@@ -293,7 +294,7 @@ def register_affine(
     moving_mask: sitk.Image | None = None,
     initial: sitk.Transform | None = None,
     device: torch.device | str = "cpu",
-    tick: Callable[[], None] | None = None,
+    progress: Progress | None = None,
 ) -> AffineResult:
     """Initialise, then optimise a rigid and an affine transform from ``fixed`` to ``moving``.
 
@@ -303,7 +304,7 @@ def register_affine(
         fixed_mask, moving_mask: optional masks (> 0 inside) on their image's grid.
         initial: optional linear transform (fixed -> moving) replacing the initialisation.
         device: torch device.
-        tick: called after every level (progress/cancel hook).
+        progress: told after every level of each stage (stage ``"linear"``); its cancel event stops it.
 
     Returns:
         :class:`AffineResult`; its transform maps fixed LPS points to moving LPS points.
@@ -362,7 +363,7 @@ def register_affine(
             config.iterations[:rigid_levels],
             build,
             [{"params": [rotation], "lr": lr}, {"params": [shift], "lr": lr * 50}],
-            tick,
+            progress,
         )
         with torch.no_grad():
             losses["rigid"] = float(objectives[-1](build()))  # on the finest level, comparable with the others
@@ -377,7 +378,7 @@ def register_affine(
             config.iterations,
             build,
             [{"params": [matrix], "lr": lr}, {"params": [shift], "lr": lr * 50}],
-            tick,
+            progress,
         )
         candidate = matrix.detach().cpu().numpy()
         if np.linalg.det(candidate) > 0.2 and loss <= losses["rigid"] + 1e-6:

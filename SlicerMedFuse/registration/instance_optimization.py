@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from SlicerMedFuse.nets.warping import integrate_velocity, resize_displacement, warp
+from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.registration.adam import Adam
 from SlicerMedFuse.registration.options import REGULARIZERS, SCHEMES, SIMILARITIES
 from SlicerMedFuse.registration.regularizers import ImplicitSmoother, diffusion_loss
@@ -270,7 +271,7 @@ def optimize_displacement(
     fixed_mask: torch.Tensor | None = None,
     moving_mask: torch.Tensor | None = None,
     initial: torch.Tensor | None = None,
-    tick: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
 ) -> DeformableResult:
     """Optimise a dense displacement from ``fixed`` to ``moving`` (both on one grid, e.g. after affine alignment).
 
@@ -283,7 +284,8 @@ def optimize_displacement(
         moving_mask: optional ``(1, 1, D, H, W)`` weights on the moving image (also its field of
             view), warped with the field each iteration.
         initial: optional initial displacement (or velocity in diffeomorphic mode), ``(1, 3, d, h, w)`` voxels.
-        tick: called with the fraction of iterations done (progress and cancellation hook).
+        progress: where the fraction of iterations done goes (stage ``"deformable"``); its cancel
+            event stops the optimisation.
 
     Returns:
         A :class:`DeformableResult` whose displacement lies on the input grid.
@@ -347,8 +349,8 @@ def optimize_displacement(
             optimiser.step()
             loss_value = float(similarity.detach())
             done += 1
-            if tick is not None and (step % 10 == 9 or step == count - 1):
-                tick(done / total)
+            if progress is not None and (step % 10 == 9 or step == count - 1):
+                progress.update(done / total, "deformable")
         field = variable.result()
         losses.append(loss_value)
         seconds.append(time.perf_counter() - started)

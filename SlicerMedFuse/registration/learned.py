@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ import torch
 from SlicerMedFuse.errors import ModelError
 from SlicerMedFuse.geometry import ImageGeometry, resample_to_reference
 from SlicerMedFuse.models import LoadedBundle, ModelStore, load_bundle
+from SlicerMedFuse.progress import Progress
 
 # the pipeline's voxel-field composition, shared rather than copied
 from SlicerMedFuse.registration.pipeline import (
@@ -149,7 +150,7 @@ def register_with_model(
     moving_mask: sitk.Image | None = None,
     initial_transform: sitk.Transform | None = None,
     device: torch.device | str = "cpu",
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> RegistrationResult:
     """Register with the learned model's prediction as the start of instance optimisation.
 

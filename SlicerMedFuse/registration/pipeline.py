@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from SlicerMedFuse.errors import InputError
 from SlicerMedFuse.geometry import ImageGeometry, physical_overlap, resample_to_reference, same_grid
 from SlicerMedFuse.nets.warping import resize_displacement, warp
+from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.registration.affine import register_affine
 from SlicerMedFuse.registration.initial_field import deformable_from_total
 from SlicerMedFuse.registration.instance_optimization import optimize_displacement
@@ -227,7 +228,7 @@ def register(
     initial_transform: sitk.Transform | None = None,
     initial_displacement: sitk.Image | None = None,
     device: torch.device | str = "cpu",
-    progress: Callable[[float, str], None] | None = None,
+    progress: Progress | None = None,
 ) -> RegistrationResult:
     """Register ``moving`` to ``fixed`` (any modalities, any placement in LPS space).
 
@@ -244,7 +245,8 @@ def register(
             starts from, re-expressed after this run's linear stage (:mod:`.initial_field`); in
             diffeomorphic mode it starts the velocity (first-order: exact for small fields).
         device: torch device for the optimisation.
-        progress: called with (fraction 0..1, stage name); may raise to cancel.
+        progress: where progress goes (stages ``linear``, ``deformable``, ...); its cancel event
+            stops the registration (:class:`~SlicerMedFuse.errors.Cancelled`).
 
     Returns:
         A :class:`RegistrationResult`.
@@ -256,7 +258,7 @@ def register(
     if parameters is None:
         parameters = load_preset("fast")
     settings = parameters if isinstance(parameters, RegistrationSettings) else settings_from_parameters(parameters)
-    report_progress = progress or (lambda fraction, stage: None)
+    progress = progress or Progress()
     device = torch.device(device)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -283,7 +285,7 @@ def register(
     moving_n = normalize_intensity(moving, moving_mask)
     grid = working_geometry(fixed, settings.max_voxels)
     lap("normalize")
-    report_progress(0.02, "linear")
+    progress.update(0.02, "linear")
 
     linear_result = register_affine(
         fixed_n,
@@ -293,10 +295,11 @@ def register(
         moving_mask=moving_mask,
         initial=initial_transform,
         device=device,
+        progress=progress.span(0.02, 0.15),
     )
     linear = linear_result.transform
     lap("linear")
-    report_progress(0.15, "resampling")
+    progress.update(0.15, "resampling")
 
     fixed_w = _resample(fixed_n, grid) if not same_grid(fixed_n, grid) else fixed_n
     # the similarity before/after is reported at half the working resolution (area-averaged)
@@ -341,7 +344,7 @@ def register(
             initial=None
             if initial_displacement is None
             else deformable_from_total(initial_displacement, linear, grid, device),
-            tick=lambda fraction: report_progress(0.15 + 0.75 * fraction, "deformable"),
+            progress=progress.span(0.15, 0.9),
         )
         u = deformable.displacement
         # the output field interpolates the finest level's: its Jacobians there cost a fraction
@@ -356,7 +359,7 @@ def register(
         finest, finest_shape = u[:, :, :2, :2, :2], (2, 2, 2)
         level_info = {}
     lap("deformable")
-    report_progress(0.9, "composing")
+    progress.update(0.9, "composing")
 
     metric = settings.deformable.similarity if settings.deformable is not None else settings.linear.similarity
     similarity = _similarity_values(
@@ -377,7 +380,7 @@ def register(
     u_fixed = resize_displacement(u, fixed_grid.size[::-1])
     displacement = displacement_field_image(_total_displacement(u_fixed, linear, fixed_grid), fixed_grid)
     lap("compose")
-    report_progress(1.0, "registered")
+    progress.update(1.0, "registered")
 
     matrix = np.asarray(linear.GetMatrix()).reshape(3, 3)
     report = {

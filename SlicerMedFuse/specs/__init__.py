@@ -19,7 +19,7 @@ from typing import Any
 from SlicerMedFuse.contract import TaskSpec
 from SlicerMedFuse.errors import UsageError
 
-__all__ = ["ENTRY_POINT_GROUP", "plugin_references", "precheck_grids", "task_names", "task_spec"]
+__all__ = ["ENTRY_POINT_GROUP", "all_specs", "plugin_references", "precheck_grids", "task_names", "task_spec"]
 
 #: Entry point group under which other packages contribute tasks (``name = "package.module:TaskClass"``).
 ENTRY_POINT_GROUP = "SlicerMedFuse.tasks"
@@ -81,6 +81,17 @@ def task_spec(name: str) -> TaskSpec:
     raise UsageError(
         f"There is no task '{name}'; available tasks: {', '.join(sorted([*_BUILTIN, *plugins]))} (see 'medfuse tasks')."
     )
+
+
+def all_specs() -> list[TaskSpec]:
+    """Every available task's spec, built-in first; a plugin whose spec cannot be loaded is skipped with a warning."""
+    found = [_builtin_module(name).SPEC for name in _BUILTIN]
+    for name, reference in plugin_references().items():
+        try:
+            found.append(_plugin_spec(name, reference))
+        except Exception as error:  # a broken plugin must not hide the built-in tasks
+            _log.warning("plugin task %r (%s) could not be loaded: %s", name, reference, error)
+    return found
 
 
 def precheck_grids(name: str, grids: Mapping[str, Any], params: Mapping[str, Any]) -> None:

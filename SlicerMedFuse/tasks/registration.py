@@ -129,7 +129,7 @@ class RegistrationTask(Task):
                 moving_mask=inputs.get("moving_mask"),
                 initial_transform=self._initial_transform(params.get("initial_transform")),
                 device=device,
-                progress=lambda fraction, stage: progress.update(0.9 * fraction, stage),
+                progress=progress.span(0.0, 0.9),
             )
         except ValueError as error:  # e.g. a non-linear initial transform
             raise InputError(f"Registration cannot start: {error}.") from None

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from SlicerMedFuse.errors import InputError
+from SlicerMedFuse.io.atomic import replace_folder
 
 __all__ = ["load_checkpoint", "optimizer_state_from_flat", "optimizer_state_to_flat", "save_checkpoint"]
 
@@ -95,11 +96,7 @@ def save_checkpoint(
         tensors, meta = optimizer_state_to_flat(optimizer)
         save_file(tensors, temp / _OPTIMIZER)
         (temp / _STATE).write_text(json.dumps({**state, "optimizer": meta}, indent=1), encoding="utf-8")
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        if target.exists():
-            os.rename(target, old)
-        os.rename(temp, target)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(temp, target)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
