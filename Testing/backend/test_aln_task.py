@@ -14,7 +14,7 @@ from SlicerMedFuse.breast.aln_input import AlnPreprocessing
 from SlicerMedFuse.breast.aln_simulator import sample_case, simulated_study
 from SlicerMedFuse.breast.aln_training import AlnTrainingConfig, aln_bundle_manifest
 from SlicerMedFuse.errors import InputError, UsageError
-from SlicerMedFuse.tasks.aln_metastasis import DEFAULT_MODEL
+from SlicerMedFuse.specs.aln_metastasis import SPEC
 from SlicerMedFuse.tasks.registry import get_task
 
 CONTRACT_KEYS = {"probability", "threshold", "positive", "intended_use", "model"}
@@ -53,7 +53,7 @@ def test_spec_roles_parameters_and_no_image_outputs():
         ("t2w", False, "image"),
         ("mass", False, "labelmap"),
     ]
-    assert spec.outputs == () and spec.needs_model and DEFAULT_MODEL == "medfuse-aln-metastasis-demo"
+    assert spec.outputs == () and spec.needs_model and SPEC.default_model == "medfuse-aln-metastasis-demo"
     names = [p.name for p in spec.parameters]
     assert names[:10] == [field.name for field in CLINICAL_FIELDS] and names[10] == "threshold"
     assert names[:10] == ["age", "family_history", "hormone_therapy", "menopause", "tumour_size_mm"] + [
@@ -163,6 +163,6 @@ def test_cli_prints_the_result_and_refuses_bad_input_with_an_exit_code(study, bu
 
 def test_the_shipped_demo_model_is_the_default_and_says_it_is_simulated(study, small_torch_work):
     report = run_task("aln-metastasis", {**study.images, "mass": study.mass}, params=_params(study)).report
-    assert report["aln"]["model"].startswith(f"{DEFAULT_MODEL}-") and report["model"]["simulated_training"]
+    assert report["aln"]["model"].startswith(f"{SPEC.default_model}-") and report["model"]["simulated_training"]
     assert "simulated ALN status" in report["aln"]["intended_use"] and 0.0 <= report["aln"]["probability"] <= 1.0
     assert any("not for clinical use" in w for w in report["warnings"])

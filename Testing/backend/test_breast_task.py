@@ -14,7 +14,7 @@ from SlicerMedFuse.breast.model_input import BreastPreprocessing
 from SlicerMedFuse.breast.phantom import PhantomConfig, generate_phantom, study_geometry
 from SlicerMedFuse.breast.training import BreastTrainingConfig, bundle_manifest, network_definition
 from SlicerMedFuse.errors import InputError, ModelError, UsageError
-from SlicerMedFuse.tasks.breast_mass import DEFAULT_MODEL
+from SlicerMedFuse.specs.breast_mass import SPEC
 from SlicerMedFuse.tasks.registry import get_task
 
 GRID = study_geometry(64, 12, (5.0, 5.0, 4.0))
@@ -68,7 +68,7 @@ def test_spec_roles_outputs_labels_and_registry():
     assert "SCT^4147007^Mass" in entry and "SCT^76752008^Breast" in entry
     params = spec.resolve_parameters({"phase": "2", "attention_maps": "yes"})
     assert params["phase"] == 2 and params["attention_maps"] is True and params["pre_phase"] is None
-    assert spec.needs_model and DEFAULT_MODEL == "medfuse-breast-mass-demo"
+    assert spec.needs_model and SPEC.default_model == "medfuse-breast-mass-demo"
 
 
 def test_runs_with_all_sequences_and_writes_label_and_attention(study, proposed, tmp_path, small_torch_work):

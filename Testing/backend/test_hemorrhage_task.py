@@ -13,7 +13,7 @@ from SlicerMedFuse.hemorrhage.model_input import HemorrhagePreprocessing, prepar
 from SlicerMedFuse.hemorrhage.postprocessing import measure_classes, remove_small_components
 from SlicerMedFuse.hemorrhage.preprocessing import bhsd_normalize, resolve_windows
 from SlicerMedFuse.progress import Progress
-from SlicerMedFuse.tasks.hemorrhage import DEFAULT_MODEL
+from SlicerMedFuse.specs.hemorrhage import SPEC
 from SlicerMedFuse.tasks.registry import get_task
 
 from .hemorrhage_data import head_ct, tiny_bundle
@@ -49,7 +49,7 @@ def test_spec_declares_roles_labels_and_parameters():
     params = {p.name: p for p in spec.parameters}
     assert params["mirroring"].default is False and params["overlap"].maximum == 0.9
     assert params["min_component_ml"].unit == "mL"
-    assert spec.needs_model and DEFAULT_MODEL == "medfuse-hemorrhage-demo-multiwindow"
+    assert spec.needs_model and SPEC.default_model == "medfuse-hemorrhage-demo-multiwindow"
     assert spec.resolve_parameters({"mirroring": "yes", "overlap": "0.25"})["mirroring"] is True
 
 
@@ -182,20 +182,20 @@ def test_a_ct_too_large_for_memory_is_refused_before_anything_is_written(bundle,
 def test_the_bundled_demo_model_is_the_offline_default(small_ct, small_torch_work):
     from SlicerMedFuse.models.store import ModelStore
 
-    demo = ModelStore().find_installed(DEFAULT_MODEL)  # nothing installed: the copy shipped in the package
+    demo = ModelStore().find_installed(SPEC.default_model)  # nothing installed: the copy shipped in the package
     assert demo.bundled and demo.manifest.task == "hemorrhage" and demo.manifest.simulated_training
     assert "not for clinical use" in demo.manifest.intended_use and "not for clinical use" in demo.manifest.title
     assert (demo.folder / "model.safetensors").stat().st_size <= 8 * 2**20
-    assert ModelStore().verify(DEFAULT_MODEL).ok
+    assert ModelStore().verify(SPEC.default_model).ok
     result = run_task("hemorrhage", {"ct": small_ct}, params={"overlap": 0.0})  # no model given: the default
-    assert result.report["model"]["id"] == DEFAULT_MODEL
+    assert result.report["model"]["id"] == SPEC.default_model
     assert any("simulated bleeds in one real head CT" in w for w in result.report["warnings"])
 
 
 def test_the_default_fuses_three_windows_and_the_single_window_model_is_selectable(small_ct, small_torch_work):
     from SlicerMedFuse.models.store import ModelStore
 
-    fused = ModelStore().find_installed(DEFAULT_MODEL)
+    fused = ModelStore().find_installed(SPEC.default_model)
     assert "windows fused" in fused.manifest.title and "not for clinical use" in fused.manifest.title
     assert [w["name"] for w in fused.manifest.preprocessing["windows"]] == ["brain", "subdural", "bone"]
     single = ModelStore().find_installed(SINGLE_WINDOW_MODEL)
