@@ -12,8 +12,7 @@ side, which only needs the coordinate conversions)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from SlicerMedFuse.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -29,7 +28,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'SlicerMedFuse' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, lambda: list(globals()))

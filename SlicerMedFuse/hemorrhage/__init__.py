@@ -11,8 +11,7 @@ simulator, inference and evaluation modules.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from SlicerMedFuse.lazy import lazy_attributes
 
 _LAZY = {
     "AnatomyConfig": "SlicerMedFuse.hemorrhage.anatomy",
@@ -57,11 +56,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'SlicerMedFuse.hemorrhage' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, lambda: list(globals()))

@@ -19,8 +19,7 @@ Solved Regularization for Learning-Based Image Registration (MLMI 2023); Heinric
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from SlicerMedFuse.lazy import lazy_attributes
 
 # Imported on first use, so that reading presets or listing tasks does not import torch.
 _LAZY = {
@@ -62,11 +61,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'SlicerMedFuse.registration' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, lambda: list(globals()))

@@ -3,16 +3,9 @@
 The voxel-unit operations (warping, composition, scaling and squaring) live in
 :mod:`SlicerMedFuse.nets.warping`, below both the registration networks and this pipeline.
 
-Conventions (all functions):
+Conventions: voxel-unit displacements and tensors as in :mod:`SlicerMedFuse.nets.warping`
+(``(B, 3, D, H, W)``, channel c along index axis c of ``(i, j, k)``, ``align_corners=False``), and:
 
-* Volumes are torch ``(B, C, D, H, W)`` tensors: ``D, H, W`` are SimpleITK's index axes
-  ``k, j, i`` (``sitk.GetArrayFromImage`` order).
-* A displacement ``u`` is ``(B, 3, D, H, W)`` in **voxel units of its grid**; channel c is the
-  displacement along index axis c of ``(i, j, k)``, which is grid_sample's ``(x, y, z)`` order.
-  It maps a point ``x`` of the fixed (output) grid to ``x + u(x)`` in the moving image, ITK's
-  resampling convention.
-* Sampling uses ``align_corners=False``: voxel centres sit at ``(2 i + 1) / n - 1`` in normalised
-  coordinates, so fields and images at different resolutions of one extent stay consistent.
 * Physical fields are ``(D, H, W, 3)`` numpy arrays or SimpleITK vector images in LPS millimetres,
   what ``sitk.DisplacementFieldTransform`` expects: it maps fixed points to moving points.
 """

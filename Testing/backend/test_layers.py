@@ -30,7 +30,7 @@ TIERS: tuple[tuple[str, ...], ...] = (
     ("training",),
     ("models",),
     ("nets",),
-    ("io", "geometry", "progress", "device", "memory", "preview", "sample_data"),
+    ("io", "geometry", "progress", "device", "memory", "preview", "sample_data", "lazy"),
     ("contract",),
     ("errors",),
 )
