@@ -6,7 +6,7 @@ import argparse
 import json
 
 from SlicerMedFuse.contract import TaskSpec
-from SlicerMedFuse.tasks.registry import get_task, list_tasks
+from SlicerMedFuse.specs import all_specs, task_spec
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -39,7 +39,8 @@ def format_spec(spec: TaskSpec) -> str:
 
 
 def handle(args: argparse.Namespace, _progress) -> int:
-    specs = [get_task(args.name).spec] if args.name else [task.spec for task in list_tasks()]
+    # read from the torch-free specs: listing tasks loads no network code
+    specs = [task_spec(args.name)] if args.name else all_specs()
     if args.json:
         print(json.dumps([spec.to_dict() for spec in specs], indent=2))
     else:
