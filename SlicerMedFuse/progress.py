@@ -92,8 +92,9 @@ class Progress:
 
     def __init__(self, cancel_event: threading.Event | None = None) -> None:
         self.cancel_event = cancel_event
-        self._offset = 0.0
-        self._scale = 1.0
+        # this reporter's 0..1 covers start..end of the root's range
+        self._start = 0.0
+        self._end = 1.0
         self._root: Progress = self
 
     # --- what subclasses implement -------------------------------------------------------------
@@ -112,7 +113,7 @@ class Progress:
         """
         self.check_cancelled()
         fraction = min(max(float(fraction), 0.0), 1.0)
-        overall = self._offset + self._scale * fraction
+        overall = self._overall(fraction)
         event: dict[str, Any] = {"event": "progress", "fraction": round(overall, 4), "stage": stage}
         if message:
             event["message"] = message
@@ -132,6 +133,11 @@ class Progress:
         if root.cancel_event is not None and root.cancel_event.is_set():
             raise Cancelled("The job was cancelled; no output was written.")
 
+    def _overall(self, fraction: float) -> float:
+        # interpolated, not offset + scale * fraction: a child's 0 and 1 are then bit for bit the
+        # parent's values at the span's ends, so rounding never makes progress step backwards
+        return self._start * (1.0 - fraction) + self._end * fraction
+
     def span(self, start: float, end: float) -> Progress:
         """A child reporter whose 0..1 maps onto ``start..end`` of this reporter's range."""
         if not 0.0 <= start <= end <= 1.0:
@@ -139,8 +145,8 @@ class Progress:
         child = Progress.__new__(Progress)
         child.cancel_event = None
         child._root = self._root
-        child._offset = self._offset + self._scale * start
-        child._scale = self._scale * (end - start)
+        child._start = self._overall(start)
+        child._end = self._overall(end)
         return child
 
 

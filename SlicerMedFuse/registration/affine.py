@@ -350,20 +350,22 @@ def register_affine(
     linear, translation = linear0, translation0
 
     lr = config.learning_rate
+    # when an affine stage follows, the rigid one only needs the coarse level: it captures the
+    # large rotations and shifts; the affine stage then refines everything on every level
+    rigid_levels = 1 if config.stage == "affine" else len(objectives)
+    # every optimised level is an equal share of the progress, the rigid ones first (monotonic)
+    rigid_share = rigid_levels / (rigid_levels + len(objectives)) if config.stage == "affine" else 1.0
     if config.stage in ("rigid", "affine"):
         rotation = torch.zeros(3, dtype=torch.float64, device=device, requires_grad=True)
         shift = as_tensor(translation0).clone().requires_grad_(True)
         base_linear = as_tensor(linear0)
         build = lambda: _matrix4(_rotation(rotation) @ base_linear, centre, shift)  # noqa: E731
-        # when an affine stage follows, the rigid one only needs the coarse level: it captures the
-        # large rotations and shifts; the affine stage then refines everything on every level
-        rigid_levels = 1 if config.stage == "affine" else len(objectives)
         _optimise(
             objectives[:rigid_levels],
             config.iterations[:rigid_levels],
             build,
             [{"params": [rotation], "lr": lr}, {"params": [shift], "lr": lr * 50}],
-            progress,
+            progress.span(0.0, rigid_share) if progress is not None else None,
         )
         with torch.no_grad():
             losses["rigid"] = float(objectives[-1](build()))  # on the finest level, comparable with the others
@@ -378,7 +380,7 @@ def register_affine(
             config.iterations,
             build,
             [{"params": [matrix], "lr": lr}, {"params": [shift], "lr": lr * 50}],
-            progress,
+            progress.span(rigid_share, 1.0) if progress is not None else None,
         )
         candidate = matrix.detach().cpu().numpy()
         if np.linalg.det(candidate) > 0.2 and loss <= losses["rigid"] + 1e-6:

@@ -19,21 +19,17 @@ from SlicerMedFuse.geometry import resample_to_spacing
 from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.tasks.registration import RegistrationTask
 
+from .registration_data import TINY, warped_pair
+
 pytestmark = pytest.mark.usefixtures("small_torch_work")
 
 #: Few iterations: these tests check outputs and messages, not accuracy (test_registration_task does that).
 QUICK = {"linear_iterations": "20,10", "iterations": "20,10,5"}
-#: Fewer still, where only the pipeline's checks and grids matter.
-TINY = {"linear_iterations": "5,5", "iterations": "5,5,5"}
 
 
 @pytest.fixture(scope="module")
 def pair(shared_data: Path) -> dict[str, sitk.Image]:
-    folder = shared_data / "brain_registration"
-    t1 = resample_to_spacing(sitk.ReadImage(str(folder / "vxm_test_scan_t1.nii.gz")), 4.0)
-    warp = sitk.BSplineTransformInitializer(t1, [3, 3, 3], order=3)
-    warp.SetParameters(np.random.default_rng(0).normal(0.0, 3.0, len(warp.GetParameters())).tolist())
-    return {"fixed": t1, "moving": sitk.Resample(t1, t1, warp, sitk.sitkLinear, 0.0)}
+    return warped_pair(shared_data)
 
 
 class RecordingProgress(Progress):

@@ -1,4 +1,4 @@
-"""Registration's transform file goes through run_task's all-or-nothing commit (DESIGN rule 4).
+"""Registration's transform file goes through run_task's all-or-nothing commit; its progress only moves forward.
 
 The ``transform_file`` parameter names a file the task makes besides its image outputs. A cancel
 at any point, or a commit that fails, must leave nothing at any output path, the transform file
@@ -17,20 +17,16 @@ import SimpleITK as sitk
 import SlicerMedFuse.api as api
 from SlicerMedFuse.api import run_task
 from SlicerMedFuse.errors import Cancelled
-from SlicerMedFuse.geometry import resample_to_spacing
 from SlicerMedFuse.progress import Progress
 
-pytestmark = pytest.mark.usefixtures("small_torch_work")
+from .registration_data import TINY, warped_pair
 
-TINY = {"linear_iterations": "5,5", "iterations": "5,5,5"}
+pytestmark = pytest.mark.usefixtures("small_torch_work")
 
 
 @pytest.fixture(scope="module")
 def pair(shared_data: Path) -> dict[str, sitk.Image]:
-    t1 = resample_to_spacing(sitk.ReadImage(str(shared_data / "brain_registration" / "vxm_test_scan_t1.nii.gz")), 4.0)
-    warp = sitk.BSplineTransformInitializer(t1, [3, 3, 3], order=3)
-    warp.SetParameters(np.random.default_rng(0).normal(0.0, 3.0, len(warp.GetParameters())).tolist())
-    return {"fixed": t1, "moving": sitk.Resample(t1, t1, warp, sitk.sitkLinear, 0.0)}
+    return warped_pair(shared_data)
 
 
 class CancelAtStage(Progress):
@@ -40,10 +36,12 @@ class CancelAtStage(Progress):
         super().__init__(threading.Event())
         self.stage = stage
         self.stages: list[str] = []
+        self.fractions: list[float] = []
 
     def emit(self, event: dict) -> None:
         if event["event"] == "progress":
             self.stages.append(event["stage"])
+            self.fractions.append(event["fraction"])
             if event["stage"] == self.stage:
                 self.cancel_event.set()
 
@@ -90,3 +88,10 @@ def test_a_successful_job_commits_the_transform_file_with_the_images(pair, tmp_p
     field = sitk.DisplacementFieldTransform(sitk.Cast(result.images["displacement"], sitk.sitkVectorFloat64))
     point = pair["fixed"].TransformContinuousIndexToPhysicalPoint((10.5, 20.2, 30.7))
     np.testing.assert_allclose(transform.TransformPoint(point), field.TransformPoint(point), atol=1e-9)
+
+
+def test_progress_only_moves_forward_through_the_linear_and_deformable_stages(pair):
+    progress = CancelAtStage("never")  # records, never cancels
+    run_task("registration", pair, params={**TINY, "linear_stage": "affine"}, device="cpu", progress=progress)
+    assert {"linear", "deformable"} <= set(progress.stages)
+    assert progress.fractions == sorted(progress.fractions) and progress.fractions[-1] == 1.0
