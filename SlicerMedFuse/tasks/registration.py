@@ -13,7 +13,8 @@ solved regularisers, optional diffeomorphic mode). Outputs lie on the fixed grid
 
 The same transform can also be written as an ITK ``.h5`` transform file (parameter
 ``transform_file``): a ``DisplacementFieldTransform`` that ``sitk.ReadTransform``, ANTs and Slicer
-read, moving every point exactly as the ``.nii.gz`` field does.
+read, moving every point exactly as the ``.nii.gz`` field does. It is staged in the job's scratch
+folder and committed by :func:`~SlicerMedFuse.api.run_task` together with the images (``TaskResult.files``).
 
 Voxel budget: a fixed image with more voxels than the preset's ``max_voxels`` (20 million in the
 built-in presets, e.g. 512 x 512 x 76) is registered on a coarser working grid of at most that
