@@ -148,7 +148,9 @@ def installed_version(distribution: str) -> str | None:
         application), its ``__version__``; None when it is not installed or cannot be imported.
     """
     modules = import_names(distribution)
-    if not any(_importable(module) for module in modules):
+    # The package named like the distribution is the one that matters (torch, not functorch or torchgen).
+    main = [module for module in modules if normalize_name(module) == normalize_name(distribution)]
+    if not all(_importable(module) for module in main or modules):
         return None
     try:
         return importlib.metadata.version(distribution)
