@@ -89,8 +89,9 @@ class FakePipRunner:
 
     def start(self, command: list[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None):
         assert self.scripts, f"unexpected command: {command}"
-        if "-c" in command:
-            self.constraints.append(Path(command[command.index("-c") + 1]).read_text(encoding="utf-8"))
+        options = command[command.index("install") :]
+        if "-c" in options:
+            self.constraints.append(Path(options[options.index("-c") + 1]).read_text(encoding="utf-8"))
         self.environments.append(dict(env or {}))
         process = FakePipProcess(list(command), self.scripts.pop(0))
         self.processes.append(process)
@@ -99,3 +100,11 @@ class FakePipRunner:
     @property
     def commands(self) -> list[list[str]]:
         return [process.command for process in self.processes]
+
+
+def launched_module(command: list[str]) -> str:
+    """What a pip command runs: ``pip`` for ``python -m pip``, ``light_the_torch`` for its entry point."""
+    if command[1] == "-m":
+        return command[2]
+    assert command[1] == "-c" and "from light_the_torch._cli import main" in command[2], command
+    return "light_the_torch"

@@ -11,7 +11,7 @@ import pytest
 from MedFuseLib.install_job import InstallJob, InstallPlan
 from MedFuseLib.runner import SubprocessRunner
 
-from Testing.mrml.fake_pip import FakePipRunner, PipScript, captured_lines, captured_report
+from Testing.mrml.fake_pip import FakePipRunner, PipScript, captured_lines, captured_report, launched_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONSTRAINTS = "numpy==1.26.4\nSimpleITK==2.4.1\npip==25.1\n"
@@ -42,8 +42,8 @@ def _run(job: InstallJob, max_polls: int = 200) -> None:
 
 def _job_folder(runner: FakePipRunner) -> str:
     """The job's temporary folder: where its constraints file is."""
-    command = runner.commands[0]
-    return os.path.dirname(command[command.index("-c") + 1])
+    options = runner.commands[0][runner.commands[0].index("install") :]
+    return os.path.dirname(options[options.index("-c") + 1])
 
 
 def _dry_run() -> PipScript:
@@ -158,7 +158,9 @@ def test_a_failed_download_is_one_sentence() -> None:
     runner = FakePipRunner(_dry_run(), PipScript(stdout=INSTALL_LINES[:2], stderr=offline, returncode=1))
     job = InstallJob(_plan(), runner)
     _run(job)
-    assert job.error_message.startswith("The package index (pypi.org) could not be reached")
+    assert job.error_message.startswith(
+        "A package index (pypi.org, or download.pytorch.org for torch) could not be reached"
+    )
     job.cleanup()
 
 
@@ -172,8 +174,9 @@ def test_torch_through_light_the_torch_bootstraps_it_and_falls_back_to_pip() -> 
     job = InstallJob(plan, runner)
     _run(job)
     bootstrap, resolve, install = runner.commands
-    assert bootstrap[2:4] == ["pip", "install"] and bootstrap[-1] == "light-the-torch>=0.8"
-    assert resolve[2] == install[2] == "light_the_torch" and install[-2:] == ["torch==2.13.0", "monai==1.6.1"]
+    assert bootstrap[1:4] == ["-m", "pip", "install"] and bootstrap[-1] == "light-the-torch>=0.8"
+    assert launched_module(resolve) == launched_module(install) == "light_the_torch"
+    assert resolve[3] == install[3] == "install" and install[-2:] == ["torch==2.13.0", "monai==1.6.1"]
     assert job.succeeded
     job.cleanup()
 
@@ -181,7 +184,7 @@ def test_torch_through_light_the_torch_bootstraps_it_and_falls_back_to_pip() -> 
     runner = FakePipRunner(refused, _dry_run(), PipScript(stdout=INSTALL_LINES))
     job = InstallJob(plan, runner)
     _run(job)
-    assert [command[2] for command in runner.commands] == ["pip", "pip", "pip"]
+    assert [launched_module(command) for command in runner.commands] == ["pip", "pip", "pip"]
     assert "torch comes from PyPI instead" in job.messages[0] and job.succeeded
     job.cleanup()
 
@@ -217,3 +220,15 @@ def test_real_child_processes_install_and_cancel() -> None:
     assert time.monotonic() - started < 10 and process.poll() is not None  # killed, not waited for
     assert slow.cancelled and slow.error_message == "The installation was cancelled; press Apply to resume it."
     slow.cleanup()
+
+
+def test_a_dry_run_without_a_report_failed_whatever_its_exit_code() -> None:
+    """Real light-the-torch output: ``python -m light_the_torch`` exited 0 although pip had failed."""
+    lines = captured_lines("dry_run_light_the_torch_unreachable_index.txt")
+    runner = FakePipRunner(PipScript(stdout=lines, returncode=0))
+    job = InstallJob(_plan(requirements=("torch==2.13.0",), installer_module="light_the_torch"), runner)
+    _run(job)
+    assert len(runner.commands) == 1 and not job.succeeded
+    assert job.error_message.startswith("A package index (pypi.org, or download.pytorch.org for torch) could not")
+    assert job.messages == ["torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl (526.6 MB)"]  # shown while it ran
+    job.cleanup()

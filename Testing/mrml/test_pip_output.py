@@ -60,7 +60,9 @@ def test_network_errors_and_unknown_failures() -> None:
         "ERROR: Could not find a version that satisfies the requirement torch==2.13.0 (from versions: none)",
         "ERROR: No matching distribution found for torch==2.13.0",
     ]
-    assert explain_pip_failure(offline, (3, 12, 10)).startswith("The package index (pypi.org) could not be reached")
+    assert explain_pip_failure(offline, (3, 12, 10)).startswith(
+        "A package index (pypi.org, or download.pytorch.org for torch) could not be reached"
+    )
     assert explain_pip_failure(["ERROR: boom"], (3, 12, 10)) == (
         "pip could not install the packages: boom (details in the Python console)."
     )

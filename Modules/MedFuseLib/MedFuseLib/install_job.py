@@ -225,7 +225,13 @@ class InstallJob:
         return result
 
     def _pip(self, module: str, *arguments: str) -> list[str]:
-        return [self.plan.python, "-m", module, "install", "--disable-pip-version-check", *arguments]
+        if module == "light_the_torch":
+            # ``python -m light_the_torch`` exits 0 even when pip fails (its __main__ drops the exit
+            # code); its ``ltt`` entry point, light_the_torch._cli:main, returns it.
+            launcher = ["-c", "import sys; from light_the_torch._cli import main; sys.exit(main())"]
+        else:
+            launcher = ["-m", module]
+        return [self.plan.python, *launcher, "install", "--disable-pip-version-check", *arguments]
 
     def _command(self, step: str) -> list[str]:
         constraints = ("-c", self._constraints_path)
@@ -267,12 +273,21 @@ class InstallJob:
         self._lines.append(line)
         if self._step != "install":
             self.fraction = max(self.fraction, 0.02)
+            self._note_download(line)
             return
         self._progress.feed(line)
         self.fraction = _RESOLVED_FRACTION + (1 - _RESOLVED_FRACTION) * self._progress.fraction
         self.stage = self._progress.stage
-        if self._progress.current and (not self.messages or self.messages[-1] != self._progress.current):
-            self.messages.append(self._progress.current)
+        self._note_download(line)
+
+    def _note_download(self, line: str) -> None:
+        """Show the file pip fetches (the dry-run of an old pip downloads whole wheels to read them)."""
+        if not line.lstrip().startswith(("Downloading ", "Using cached ")):
+            return
+        file = PipProgress(total=1)
+        file.feed(line)
+        if file.current and (not self.messages or self.messages[-1] != file.current):
+            self.messages.append(file.current)
 
     def _end_step(self, process: Job) -> None:
         step, self._step, self._process = self._step, None, None
@@ -296,6 +311,10 @@ class InstallJob:
             self.messages.append("The cancel came too late: the packages are installed.")
 
     def _read_report(self) -> None:
+        if not os.path.isfile(self._report_path):  # pip stopped before resolving, whatever its exit code
+            self._error = explain_pip_failure(self._lines, self.plan.python_version, dict(self.plan.pinned))
+            self._finish()
+            return
         try:
             with open(self._report_path, encoding="utf-8") as stream:
                 self.planned = planned_installs(json.load(stream))

@@ -162,7 +162,7 @@ def explain_pip_failure(
         return floor
     if any(_NETWORK.search(line) for line in text):
         return (
-            "The package index (pypi.org) could not be reached: check the internet connection or the proxy "
+            "A package index (pypi.org, or download.pytorch.org for torch) could not be reached: check the internet connection or the proxy "
             "settings, then press Apply again."
         )
     if no_match is not None:
