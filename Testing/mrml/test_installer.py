@@ -114,6 +114,8 @@ def test_the_pytorch_extension_is_present_but_its_blocking_installer_is_not_call
     assert installer.torch_from_light_the_torch and plan.installer_module == "light_the_torch"
     assert plan.requirements == ("torch==2.13.0",) and plan.bootstrap == ()  # light-the-torch is there already
     assert calls == []
+    environment.versions["light-the-torch"] = "0.7.5"  # installed by an older PyTorch extension: upgraded first
+    assert installer.plan(["torch==2.13.0"]).bootstrap == ("light-the-torch>=0.8",)
 
 
 def test_without_the_pytorch_extension_torch_comes_from_pypi_with_pip() -> None:

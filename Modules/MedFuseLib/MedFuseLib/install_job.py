@@ -7,8 +7,11 @@ so Slicer stays responsive for the minutes a 1-3 GB download takes:
 1. *bootstrap* (only when torch comes through light-the-torch and that is not installed yet): install
    light-the-torch itself; when that fails, torch comes from PyPI instead.
 2. *resolve*: ``install --dry-run --report`` under the constraints file. An unsatisfiable pin (no
-   torch build for this Python, a conflict with Slicer's numpy) fails here, before any large download,
-   with one sentence naming the fix; the report lists what will be installed.
+   torch build for this Python, a conflict with Slicer's numpy) fails here, before anything is
+   installed, with one sentence naming the fix; the report lists what will be installed. A version
+   that does not exist fails before any download; to read dependencies pip fetches each candidate's
+   metadata, or its whole wheel where the index serves no metadata file (pip's cache then serves the
+   real install).
 3. *install*: the same command for real, its output parsed into progress.
 
 The job has the panel's job protocol (``done``, ``succeeded``, ``error_message``, ``fraction``,
@@ -19,8 +22,8 @@ process tree) and nothing new is installed; light-the-torch may remain if its st
 Once pip has started installing (``Installing collected packages``, usually the last minute), the
 cancel waits for it to finish: killing pip while it copies a package's files would leave that package
 broken. Packages pip finished installing stay installed, so the next Apply resumes cleanly: it asks
-only for what is still missing. Downloads go to the job's own temporary folder, which ``cleanup()``
-removes.
+only for what is still missing. pip unpacks into the job's own temporary folder, which ``cleanup()``
+removes; finished downloads stay in pip's cache, so a resumed install does not fetch them again.
 
 Written for Python 3.9 as well: an old Slicer imports the installer to say which Slicer it needs.
 """
@@ -61,8 +64,8 @@ class InstallPlan:
         python_version: that interpreter's ``(major, minor, micro)``.
         pinned: normalized name -> version of the packages that belong to Slicer and must never be
             replaced (also pinned in ``constraints``).
-        installer_module: ``"pip"``, or ``"light_the_torch"`` (pip that takes torch from PyPI's
-            PyTorch index for this computer's CUDA driver, or the CPU build).
+        installer_module: ``"pip"``, or ``"light_the_torch"``: pip that takes torch from PyTorch's
+            own index (download.pytorch.org) for this computer's CUDA driver, or the CPU build.
         bootstrap: requirements pip installs first (light-the-torch), empty for none.
         raw_progress: pip >= 24.1: ask for ``--progress-bar raw`` byte counts.
     """

@@ -210,7 +210,10 @@ class BackendInstaller:
         """How ``missing`` gets installed (which tool, which constraints)."""
         needs_torch = any(normalize_name(split_requirement(r)[0]) == "torch" for r in missing)
         use_ltt = needs_torch and self.torch_from_light_the_torch
-        bootstrap = (LIGHT_THE_TORCH,) if use_ltt and self.version_of("light-the-torch") is None else ()
+        ltt_name, ltt_wanted, _ = split_requirement(LIGHT_THE_TORCH)
+        ltt_version = self.version_of(ltt_name)
+        ltt_fits = ltt_version is not None and satisfies(ltt_version, ltt_wanted)
+        bootstrap = (LIGHT_THE_TORCH,) if use_ltt and not ltt_fits else ()
         pip_version = self.version_of("pip")
         return InstallPlan(
             requirements=tuple(missing),
