@@ -221,22 +221,34 @@ class ExampleLogic:
 
 
 class FakeInstaller:
-    """``BackendInstaller.for_slicer()`` stand-in: ``missing`` packages, install says restart or not."""
+    """``BackendInstaller.for_slicer()`` stand-in: ``missing`` packages; the install is a polled job."""
 
     missing: list[str] = []
     restart_required = False
     installs = 0
+    python_too_old = ""
 
     @classmethod
     def for_slicer(cls) -> FakeInstaller:
         return cls()
 
+    def check_python(self) -> None:
+        if type(self).python_too_old:
+            raise RuntimeError(type(self).python_too_old)
+
     def missing_requirements(self) -> list[str]:
         return list(type(self).missing)
 
-    def install(self, confirm) -> types.SimpleNamespace:
+    def confirmation_message(self, missing: list[str]) -> str:
+        return "Install " + ", ".join(missing) + "?"
+
+    def start(self, missing: list[str]) -> FakeJob:
         type(self).installs += 1
-        assert confirm("Install?") is True
+        return FakeJob(steps=2)
+
+    def outcome(self, job: FakeJob) -> types.SimpleNamespace:
+        assert job.succeeded
+        type(self).missing = []
         return types.SimpleNamespace(restart_required=type(self).restart_required)
 
 
@@ -402,6 +414,7 @@ def panel(app: App, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
     FakeInstaller.missing, FakeInstaller.restart_required, FakeInstaller.installs = [], False, 0
+    FakeInstaller.python_too_old = ""
     monkeypatch.setattr(module, "BackendInstaller", FakeInstaller)
     return module
 
@@ -541,20 +554,42 @@ def test_a_start_that_raises_is_shown_and_leaves_the_panel_idle(widget, app: App
     assert app.ui.applyButton.text == "Apply" and app.ui.progressBar.visible is False
 
 
-def test_first_apply_installs_the_backend_and_may_ask_for_a_restart(widget, app: App):
+def test_first_apply_installs_the_backend_in_the_background_and_may_ask_for_a_restart(widget, app: App):
     FakeInstaller.missing, FakeInstaller.restart_required = ["torch==2.13.0"], True
     app.ui.applyButton.click()
     assert FakeInstaller.installs == 1 and widget.logic.started == []
+    assert widget._job is not None and app.ui.applyButton.text == "Cancel" and _locked(app)  # polled, not blocking
+    _run_until_idle(widget)
     assert app.infos == ["The packages were installed. Restart Slicer, then press Apply again."]
+    assert widget.logic.started == [] and app.ui.applyButton.text == "Apply"
 
     FakeInstaller.missing, FakeInstaller.restart_required = ["torch==2.13.0"], False
     app.ui.applyButton.click()
-    assert FakeInstaller.installs == 2 and len(widget.logic.started) == 1
     _run_until_idle(widget)
+    assert FakeInstaller.installs == 2 and widget.logic.started == []
+    assert app.ui.statusLabel.text == "The packages are installed; press Apply to run."
 
     app.ui.applyButton.click()  # checked once per session: no second look at the requirements
-    assert FakeInstaller.installs == 2 and len(widget.logic.started) == 2
+    assert FakeInstaller.installs == 2 and len(widget.logic.started) == 1
     _run_until_idle(widget)
+    assert widget.finished and app.errors == []
+
+
+def test_cancelling_the_installation_says_how_to_resume(widget, app: App):
+    FakeInstaller.missing = ["torch==2.13.0"]
+    app.ui.applyButton.click()
+    app.ui.applyButton.click()  # the button reads Cancel while pip runs
+    _run_until_idle(widget)
+    assert app.ui.statusLabel.text == "Installation cancelled; press Apply to resume it."
+    assert widget.logic.started == [] and app.errors == [] and not _locked(app)
+
+
+def test_an_old_slicer_gets_one_sentence(widget, app: App):
+    FakeInstaller.missing, FakeInstaller.python_too_old = ["torch==2.13.0"], "Install 3D Slicer 5.10 or later."
+    with pytest.raises(RuntimeError):  # shown by tryWithErrorDisplay, then re-raised as in Slicer
+        app.ui.applyButton.click()
+    assert app.errors == ["Example could not start.\n\nInstall 3D Slicer 5.10 or later."]
+    assert FakeInstaller.installs == 0 and widget._job is None
 
 
 def test_scene_close_discards_the_running_job(widget, app: App):

@@ -9,7 +9,8 @@
   describe); :func:`resolveTaskParameters`, :func:`taskParameterRange` from the task declaration.
 * :mod:`MedFuseLib.model_selector` - :class:`ModelSelector`: a panel's model combo box, bound to a
   parameter node field, with the chosen model's description and warnings.
-* :mod:`MedFuseLib.installer` - first-use install of torch and the backend requirements.
+* :mod:`MedFuseLib.installer` - first-use install of torch and the backend requirements
+  (:mod:`MedFuseLib.install_job`: pip in the background, dry-run first, progress and cancel).
 * :mod:`MedFuseLib.panel` - :class:`MedFusePanelWidget`, the base of the module widgets (parameter node
   lifecycle, Apply/Cancel, job polling); the one part that needs the Slicer application, so it is
   imported from its module, not exported here.
@@ -49,7 +50,8 @@ _EXPORTS = {
     "BackendInstaller": "installer",
     "InstallDeclined": "installer",
     "InstallOutcome": "installer",
-    "slicer_pip_install": "installer",
+    "UnsupportedSlicer": "installer",
+    "InstallJob": "install_job",
 }
 
 __all__ = sorted(_EXPORTS)

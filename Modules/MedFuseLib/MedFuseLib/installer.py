@@ -1,35 +1,57 @@
 """First-use installation of the backend's Python requirements into Slicer's Python.
 
-:class:`BackendInstaller` finds which requirements are missing, asks the user once, installs torch
-through the PyTorch extension when it is there (it picks the right CUDA/CPU build) and the rest
-with pip under a constraint that pins Slicer's own numpy and SimpleITK, so pip never replaces them.
-The pip and torch installers are injected (:class:`PipInstaller`, :class:`TorchInstaller`) so the
-whole flow is testable outside Slicer; :meth:`BackendInstaller.for_slicer` wires the real ones,
-which import Slicer modules only when called.
+:class:`BackendInstaller` says which requirements are missing, what to ask the user, and starts an
+:class:`MedFuseLib.install_job.InstallJob` that installs them in the background (pip in a child
+process, a dry-run first, progress and cancel). After the job, :meth:`BackendInstaller.outcome`
+checks that nothing is missing any more and whether Slicer must restart.
+
+**How torch is installed.** The PyTorch extension's ``PyTorchUtilsLogic.installTorch(askConfirmation,
+forceComputationBackend, torchVersionRequirement, torchvisionVersionRequirement)`` is not called: it
+blocks Slicer while it runs, always installs torchvision as well (its pip arguments are
+``torch<req> torchvision<req>``; the backend never imports torchvision), and takes no constraints, so
+it may replace Slicer's numpy. What it does underneath is run light-the-torch (``python -m
+light_the_torch install``), which is pip that takes torch from PyTorch's own index for this computer's
+CUDA driver, or the CPU build. The installer runs that same tool itself, in the background, with the
+exact torch version, without torchvision, and with the constraints file, in one resolution together
+with the other requirements. light-the-torch is installed first when missing; where it cannot be
+installed (it pins pip), or when the PyTorch extension is absent, torch comes from PyPI.
+
+**What is never replaced.** numpy, SimpleITK and pip belong to Slicer: the constraints file pins
+them to the installed versions, and a dry-run that would still replace one is refused.
+
+Written for Python 3.9 as well (an old Slicer imports this to say which Slicer it needs):
+:func:`python_floor_message` is that sentence.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import importlib.metadata
-import os
-import re
+import importlib.util
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+
+from MedFuseLib.install_job import InstallJob, InstallPlan
+from MedFuseLib.package_versions import (
+    forget_installed,
+    import_names,
+    installed_version,
+    marker_applies,
+    normalize_name,
+    satisfies,
+    split_requirement,
+)
+from MedFuseLib.pip_output import PlannedInstall, python_floor_message
+from MedFuseLib.runner import ProcessRunner, SubprocessRunner, default_python_executable
 
 __all__ = [
     "BACKEND_REQUIREMENTS",
     "BackendInstaller",
     "InstallDeclined",
     "InstallOutcome",
-    "PipInstaller",
-    "TorchInstaller",
+    "UnsupportedSlicer",
     "installed_version",
-    "pytorch_extension_installer",
-    "slicer_pip_install",
+    "python_floor_message",
 ]
 
 #: The backend's requirements when the ``slicer-medfuse`` distribution is not installed (inside Slicer
@@ -44,25 +66,22 @@ BACKEND_REQUIREMENTS: tuple[str, ...] = (
     "pillow>=9",
 )
 BACKEND_DISTRIBUTION = "slicer-medfuse"
-#: Packages that belong to Slicer: pinned to the installed version while installing.
-SLICER_OWNED = ("numpy", "SimpleITK")
-
-
-class PipInstaller(Protocol):
-    """Runs ``pip install`` with the given arguments (requirements and options such as ``-c FILE``)."""
-
-    def __call__(self, args: list[str]) -> None: ...
-
-
-class TorchInstaller(Protocol):
-    """Installs torch for this machine's GPU/CPU, given a version specifier such as ``==2.13.0``."""
-
-    def __call__(self, version_requirement: str) -> None: ...
+#: Packages that belong to Slicer: pinned to the installed version while installing, never replaced.
+SLICER_OWNED = ("numpy", "SimpleITK", "pip")
+#: light-the-torch from 0.8 knows the CUDA 12 and 13 drivers (older releases fall back to the CPU build).
+LIGHT_THE_TORCH = "light-the-torch>=0.8"
+#: pip prints ``Progress DONE of TOTAL`` lines with ``--progress-bar raw`` from this version on.
+RAW_PROGRESS_PIP = "24.1"
 
 
 @dataclasses.dataclass(frozen=True)
 class InstallOutcome:
-    """What :meth:`BackendInstaller.install` did."""
+    """What an installation did.
+
+    Attributes:
+        installed: the requirements that were missing and are now installed.
+        restart_required: a distribution that this Slicer had already imported changed version.
+    """
 
     installed: list[str]
     restart_required: bool
@@ -72,147 +91,62 @@ class InstallDeclined(RuntimeError):
     """The user declined installing the packages the module needs."""
 
 
-# --- versions and specifiers ----------------------------------------------------------------------
-def installed_version(distribution: str) -> str | None:
-    """The installed version of a distribution (pip name), or None."""
+class UnsupportedSlicer(RuntimeError):
+    """This Slicer's Python is older than the backend supports (the message names the fix)."""
+
+
+def _python_module_present(name: str) -> bool:
     try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
-_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$")
-
-
-def _split(requirement: str) -> tuple[str, str, str]:
-    """(name, specifier text, marker text) of a requirement string."""
-    body, _, marker = requirement.partition(";")
-    match = _NAME.match(body)
-    if match is None:
-        raise ValueError(f"not a requirement: {requirement!r}")
-    return match.group(1), match.group(2).strip(), marker.strip()
-
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    numbers = []
-    for part in text.split("+")[0].split("."):
-        digits = re.match(r"\d+", part)
-        if digits is None:
-            break
-        numbers.append(int(digits.group()))
-    return tuple(numbers)
-
-
-def _satisfies(version: str, specifier: str) -> bool:
-    """Whether ``version`` meets ``specifier`` (``packaging`` when importable, else ==, >=, <=, >, <, !=)."""
-    if not specifier:
-        return True
-    try:
-        from packaging.specifiers import SpecifierSet
-    except ImportError:
-        return _satisfies_simple(version, specifier)
-    return SpecifierSet(specifier).contains(version, prereleases=True)
-
-
-def _satisfies_simple(version: str, specifier: str) -> bool:
-    have = _version_tuple(version)
-    for clause in specifier.split(","):
-        match = re.match(r"\s*(==|!=|>=|<=|>|<|~=)\s*([^\s]+)", clause)
-        if match is None:
-            continue
-        operator, wanted_text = match.groups()
-        wanted = _version_tuple(wanted_text.rstrip(".*"))
-        width = max(len(have), len(wanted))
-        a, b = have + (0,) * (width - len(have)), wanted + (0,) * (width - len(wanted))
-        ok = {
-            "==": a == b,
-            "!=": a != b,
-            ">=": a >= b,
-            "<=": a <= b,
-            ">": a > b,
-            "<": a < b,
-            "~=": a >= b,
-        }[operator]
-        if not ok:
-            return False
-    return True
-
-
-def _marker_applies(marker: str) -> bool:
-    if not marker:
-        return True
-    try:
-        from packaging.markers import Marker
-    except ImportError:
-        return "extra" not in marker  # without packaging: skip only extras
-    return Marker(marker).evaluate({"extra": ""})
-
-
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-# --- the Slicer collaborators (imported lazily: they need the running application) ----------------
-def slicer_pip_install(args: list[str]) -> None:
-    """``pip install ARGS`` in Slicer's Python: ``slicer.packaging`` (Slicer >= 2026) or ``slicer.util``."""
-    try:
-        import slicer.packaging as packaging
-    except ImportError:
-        packaging = None
-    if packaging is not None and hasattr(packaging, "pip_install"):
-        packaging.pip_install(list(args))
-        return
-    import slicer.util
-
-    slicer.util.pip_install(list(args))
-
-
-def pytorch_extension_installer() -> TorchInstaller | None:
-    """A :class:`TorchInstaller` that uses the PyTorch extension, or None when it is not installed."""
-    try:
-        import PyTorchUtils
-    except ImportError:
-        return None
-
-    def install(version_requirement: str) -> None:
-        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
-            askConfirmation=False, torchVersionRequirement=version_requirement
-        )
-        if torch is None:
-            raise RuntimeError("The PyTorch extension did not install torch; install it from the PyTorch Utils module.")
-
-    return install
-
-
-# --- the installer --------------------------------------------------------------------------------
 class BackendInstaller:
     """Checks and installs the backend's requirements.
 
     Args:
-        pip: runs ``pip install`` (e.g. :func:`slicer_pip_install`).
-        torch_installer: installs torch (e.g. :func:`pytorch_extension_installer`); None: torch via pip.
+        runner: starts the pip processes (default :class:`MedFuseLib.runner.SubprocessRunner`).
+        python: interpreter to install into (default: Slicer's ``PythonSlicer``, else ``sys.executable``).
         requirements: requirement strings; default :meth:`default_requirements`.
-        version_of: distribution name -> installed version or None (default :func:`installed_version`).
+        version_of: distribution name -> installed (and importable) version or None
+            (default :func:`MedFuseLib.package_versions.installed_version`).
+        python_version: ``sys.version_info`` of that interpreter (default this process's, which is
+            the same Python inside Slicer).
+        torch_from_light_the_torch: install torch through light-the-torch (see the module doc);
+            default: when the PyTorch extension or light-the-torch is present.
+        loaded_modules: names of the modules imported in this process (default ``sys.modules``).
     """
 
     def __init__(
         self,
-        pip: PipInstaller,
-        torch_installer: TorchInstaller | None = None,
+        runner: ProcessRunner | None = None,
         *,
+        python: str | None = None,
         requirements: Sequence[str] | None = None,
         version_of: Callable[[str], str | None] = installed_version,
+        python_version: Sequence[int] | None = None,
+        torch_from_light_the_torch: bool | None = None,
+        loaded_modules: Mapping[str, object] | None = None,
     ) -> None:
-        self.pip = pip
-        self.torch_installer = torch_installer
+        self.runner = runner if runner is not None else SubprocessRunner()
+        self._python = python
         self._requirements = list(requirements) if requirements is not None else None
         self.version_of = version_of
+        self.python_version = tuple(python_version if python_version is not None else sys.version_info[:3])
+        if torch_from_light_the_torch is None:
+            torch_from_light_the_torch = _python_module_present("PyTorchUtils") or _python_module_present(
+                "light_the_torch"
+            )
+        self.torch_from_light_the_torch = torch_from_light_the_torch
+        self.loaded_modules = loaded_modules if loaded_modules is not None else sys.modules
 
     @classmethod
     def for_slicer(cls) -> BackendInstaller:
-        """The installer wired to Slicer's pip and, when present, the PyTorch extension."""
-        return cls(slicer_pip_install, pytorch_extension_installer())
+        """The installer for the running Slicer (its PythonSlicer, its packages)."""
+        return cls()
 
+    # --- what is missing ---------------------------------------------------------------------------
     @staticmethod
     def default_requirements() -> list[str]:
         """From the installed ``slicer-medfuse`` metadata, else :data:`BACKEND_REQUIREMENTS`."""
@@ -222,92 +156,148 @@ class BackendInstaller:
             declared = None
         if not declared:
             return list(BACKEND_REQUIREMENTS)
-        return [requirement for requirement in declared if _marker_applies(_split(requirement)[2])]
+        return [requirement for requirement in declared if marker_applies(split_requirement(requirement)[2])]
 
     def requirements(self) -> list[str]:
         return list(self._requirements) if self._requirements is not None else self.default_requirements()
 
+    def check_python(self) -> None:
+        """Raise :class:`UnsupportedSlicer` (one sentence naming the fix) on a Python older than 3.10."""
+        message = python_floor_message(self.python_version)
+        if message is not None:
+            raise UnsupportedSlicer(message)
+
     def missing_requirements(self) -> list[str]:
-        """Requirements that are not installed or whose installed version does not match."""
+        """Requirements that are not installed, cannot be imported, or whose version does not match."""
         missing = []
         for requirement in self.requirements():
-            name, specifier, marker = _split(requirement)
-            if not _marker_applies(marker):
+            name, specifier, marker = split_requirement(requirement)
+            if not marker_applies(marker):
                 continue
             version = self.version_of(name)
-            if version is None or not _satisfies(version, specifier):
+            if version is None or not satisfies(version, specifier):
                 missing.append(requirement)
         return missing
 
-    def constraints_text(self) -> str:
-        """pip constraints pinning Slicer's own packages to their installed versions."""
-        lines = []
+    def pinned_versions(self) -> dict[str, str]:
+        """Normalized name -> installed version of Slicer's own packages (:data:`SLICER_OWNED`)."""
+        pinned = {}
         for name in SLICER_OWNED:
             version = self.version_of(name)
             if version is not None:
-                lines.append(f"{name}=={version}")
+                pinned[normalize_name(name)] = version
+        return pinned
+
+    def constraints_text(self) -> str:
+        """pip constraints pinning Slicer's own packages to their installed versions."""
+        lines = [f"{name}=={self.version_of(name)}" for name in SLICER_OWNED if self.version_of(name) is not None]
         return "\n".join(lines) + "\n"
 
     @staticmethod
-    def _confirmation_message(missing: Sequence[str]) -> str:
-        needs_torch = any(_normalize(_split(r)[0]) == "torch" for r in missing)
+    def confirmation_message(missing: Sequence[str]) -> str:
+        """The question the user answers before anything is downloaded."""
+        needs_torch = any(normalize_name(split_requirement(r)[0]) == "torch" for r in missing)
         size = "about 1-3 GB to download (PyTorch)" if needs_torch else "a few hundred MB at most"
         return (
             "SlicerMedFuse needs these Python packages, which are not installed yet:\n  "
             + "\n  ".join(missing)
-            + f"\n\nInstall them now? This needs an internet connection and {size}; it can take several minutes."
+            + f"\n\nInstall them now? This needs an internet connection and {size}; it runs in the background "
+            "and can take several minutes. Slicer's own numpy and SimpleITK are not changed."
         )
 
-    def install(self, confirm: Callable[[str], bool]) -> InstallOutcome:
-        """Install what is missing after asking ``confirm`` once (not at all when nothing is missing).
+    # --- installing --------------------------------------------------------------------------------
+    def plan(self, missing: Sequence[str]) -> InstallPlan:
+        """How ``missing`` gets installed (which tool, which constraints)."""
+        needs_torch = any(normalize_name(split_requirement(r)[0]) == "torch" for r in missing)
+        use_ltt = needs_torch and self.torch_from_light_the_torch
+        ltt_name, ltt_wanted, _ = split_requirement(LIGHT_THE_TORCH)
+        ltt_version = self.version_of(ltt_name)
+        ltt_fits = ltt_version is not None and satisfies(ltt_version, ltt_wanted)
+        bootstrap = (LIGHT_THE_TORCH,) if use_ltt and not ltt_fits else ()
+        pip_version = self.version_of("pip")
+        return InstallPlan(
+            requirements=tuple(missing),
+            constraints=self.constraints_text(),
+            python=self._python or default_python_executable(),
+            python_version=self.python_version,
+            pinned=self.pinned_versions(),
+            installer_module="light_the_torch" if use_ltt else "pip",
+            bootstrap=bootstrap,
+            raw_progress=pip_version is not None and satisfies(pip_version, f">={RAW_PROGRESS_PIP}"),
+        )
+
+    def start(self, missing: Sequence[str] | None = None) -> InstallJob:
+        """Start installing (returns at once; poll the job).
+
+        Args:
+            missing: what to install; default :meth:`missing_requirements`.
 
         Raises:
-            InstallDeclined: the user said no.
+            UnsupportedSlicer: Slicer's Python is too old.
+            ValueError: nothing is missing.
+        """
+        self.check_python()
+        missing = list(missing) if missing is not None else self.missing_requirements()
+        if not missing:
+            raise ValueError("nothing is missing: there is nothing to install")
+        return InstallJob(self.plan(missing), self.runner, version_of=self.version_of)
+
+    def outcome(self, job: InstallJob, versions_before: Mapping[str, str | None] | None = None) -> InstallOutcome:
+        """Check a succeeded job's result.
+
+        Args:
+            job: a done, succeeded job from :meth:`start`.
+            versions_before: normalized name -> version before pip installed anything, of every
+                distribution the dry-run planned; default ``job.versions_before``.
+
+        Raises:
             RuntimeError: packages are still missing after installing.
         """
+        forget_installed()
+        still_missing = self.missing_requirements()
+        if still_missing:
+            raise RuntimeError(
+                "These packages are still missing after the installation: "
+                + ", ".join(still_missing)
+                + "; restart Slicer and press Apply again."
+            )
+        before = dict(versions_before if versions_before is not None else job.versions_before)
+        restart = self.restart_required(job.planned, before)
+        return InstallOutcome(installed=list(job.plan.requirements), restart_required=restart)
+
+    def restart_required(self, planned: Sequence[PlannedInstall], before: Mapping[str, str | None]) -> bool:
+        """True when pip changed the version of a distribution whose modules this process has imported.
+
+        A fresh install of a package never imported here (torch, monai on first use) needs no restart.
+        """
+        for item in planned:
+            old = before.get(normalize_name(item.name))
+            if old is None or old == item.version:
+                continue
+            if any(module in self.loaded_modules for module in import_names(item.name)):
+                return True
+        return False
+
+    def install(self, confirm: Callable[[str], bool], timeout: float | None = None) -> InstallOutcome:
+        """Ask once, then install and wait (for the Python console and self-tests; the panel polls instead).
+
+        Raises:
+            UnsupportedSlicer: Slicer's Python is too old.
+            InstallDeclined: the user said no.
+            RuntimeError: pip failed (the sentence names the fix) or packages are still missing.
+        """
+        self.check_python()
         missing = self.missing_requirements()
         if not missing:
             return InstallOutcome(installed=[], restart_required=False)
-        if not confirm(self._confirmation_message(missing)):
+        if not confirm(self.confirmation_message(missing)):
             raise InstallDeclined(
                 "SlicerMedFuse cannot run without " + ", ".join(missing) + "; apply again and accept the installation."
             )
-        before = {_split(r)[0]: self.version_of(_split(r)[0]) for r in missing}
-        torch_requirements = [r for r in missing if _normalize(_split(r)[0]) == "torch"]
-        others = [r for r in missing if r not in torch_requirements]
-        if torch_requirements and self.torch_installer is not None:
-            for requirement in torch_requirements:
-                self.torch_installer(_split(requirement)[1])
-        else:
-            others = torch_requirements + others
-        if others:
-            self._pip_with_constraints(others)
-        importlib.invalidate_caches()
-        still_missing = self.missing_requirements()
-        if still_missing:
-            raise RuntimeError("These packages are still missing after installation: " + ", ".join(still_missing) + ".")
-        return InstallOutcome(installed=list(missing), restart_required=self._upgraded_loaded_module(before))
-
-    def _pip_with_constraints(self, requirements: Sequence[str]) -> None:
-        handle, path = tempfile.mkstemp(prefix="medfuse-constraints-", suffix=".txt")
+        job = self.start(missing)
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(self.constraints_text())
-            self.pip(["-c", path, *requirements])
+            if not job.wait(timeout):
+                raise RuntimeError(job.error_message)
+            return self.outcome(job)
         finally:
-            os.unlink(path)
-
-    def _upgraded_loaded_module(self, before: dict[str, str | None]) -> bool:
-        """True when a distribution that was installed and already imported changed version."""
-        try:
-            modules_of = importlib.metadata.packages_distributions()
-        except Exception:  # metadata of some distribution is broken: fall back to the names alone
-            modules_of = {}
-        for name, old_version in before.items():
-            if old_version is None or self.version_of(name) == old_version:
-                continue
-            modules = [module for module, dists in modules_of.items() if _normalize(name) in map(_normalize, dists)]
-            modules = modules or [name.replace("-", "_")]
-            if any(module in sys.modules for module in modules):
-                return True
-        return False
+            job.cleanup()

@@ -178,6 +178,8 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._jobOutputs: tuple = ()
         self._cancelRequested = False
         self._backendReady = False
+        self._installer: BackendInstaller | None = None  # while the first-use installation runs
+        self._installJob: PanelJob | None = None
 
     @property
     def _job(self) -> PanelJob | None:
@@ -344,22 +346,54 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return poller
 
     def _ensureBackendRequirements(self) -> bool:
-        """Install the backend's Python packages on first use, after asking. False when Slicer must restart."""
+        """True when the backend's Python packages are installed; else start installing them, after asking.
+
+        The installation runs on the main job poller like a backend job (progress in the panel, Apply
+        reads Cancel) and this returns False at once; when it has finished the user presses Apply
+        again. On a Python older than 3.10 this raises the sentence that names the Slicer to install.
+        """
         if self._backendReady:
             return True
         installer = BackendInstaller.for_slicer()
-        if installer.missing_requirements():
-            self.ui.statusLabel.text = _("Installing the backend's Python packages; this can take several minutes...")
-            slicer.app.processEvents()
-            outcome = installer.install(
-                lambda message: slicer.util.confirmOkCancelDisplay(message, windowTitle=_("MedFuse"))
-            )
-            self.ui.statusLabel.text = ""
-            if outcome.restart_required:
-                slicer.util.infoDisplay(_("The packages were installed. Restart Slicer, then press Apply again."))
-                return False
-        self._backendReady = True
-        return True
+        installer.check_python()
+        missing = installer.missing_requirements()
+        if not missing:
+            self._backendReady = True
+            return True
+        if not slicer.util.confirmOkCancelDisplay(installer.confirmation_message(missing), windowTitle=_("MedFuse")):
+            self.ui.statusLabel.text = _("SlicerMedFuse needs these packages; press Apply to install them.")
+            return False
+        self._installer = installer
+        self._installJob = installer.start(missing)
+        self._cancelRequested = False
+        self._jobPoller.start(self._installJob)
+        self.ui.progressBar.value = 0
+        self.ui.progressBar.visible = True
+        self.ui.statusLabel.text = _("Installing the backend's Python packages...")
+        self._setRunning(True)
+        return False
+
+    def _finishInstall(self, job: PanelJob) -> None:
+        """After the first-use installation: say what happened, and whether Slicer must restart."""
+        installer, self._installer, self._installJob = self._installer, None, None
+        try:
+            if not job.succeeded:
+                if self._cancelRequested:
+                    self.ui.statusLabel.text = _("Installation cancelled; press Apply to resume it.")
+                else:
+                    self.ui.statusLabel.text = _("Installation failed: {message}").format(message=job.error_message)
+                    slicer.util.errorDisplay(_("The packages could not be installed.") + "\n\n" + job.error_message)
+                return
+            with slicer.util.tryWithErrorDisplay(_("The packages could not be installed."), waitCursor=True):
+                outcome = installer.outcome(job)
+                if outcome.restart_required:
+                    self.ui.statusLabel.text = _("Installed; restart Slicer before pressing Apply.")
+                    slicer.util.infoDisplay(_("The packages were installed. Restart Slicer, then press Apply again."))
+                    return
+                self._backendReady = True
+                self.ui.statusLabel.text = _("The packages are installed; press Apply to run.")
+        finally:
+            job.cleanup()
 
     def _onJobProgress(self, job: PanelJob) -> None:
         self.ui.progressBar.value = int(round(100 * job.fraction))
@@ -368,6 +402,10 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = f"{job.stage}: {latest}" if latest else job.stage
 
     def _finish(self, job: PanelJob) -> None:
+        if job is self._installJob:  # the first-use installation, not a backend job
+            self._setRunning(False)
+            self._finishInstall(job)
+            return
         # Nodes the user deleted while the job ran are replaced by new ones.
         outputNodes = tuple(
             node if node is not None and node.GetScene() is not None else None for node in self._jobOutputs
