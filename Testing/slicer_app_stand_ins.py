@@ -570,9 +570,24 @@ def _i18n_module() -> types.ModuleType:
 # --------------------------------------------------------------------------- installing them
 
 
+def _python_slicer_launcher(folder: str) -> str:
+    """A ``PythonSlicer`` in ``folder`` that runs this interpreter; return the folder.
+
+    Slicer's launcher puts ``PythonSlicer`` (Slicer's own Python) on PATH, and code that sees
+    ``slicer.app`` runs the backend with it; here it is the interpreter running the tests.
+    """
+    bin_folder = os.path.join(folder, "bin")
+    os.makedirs(bin_folder)
+    launcher = os.path.join(bin_folder, "PythonSlicer")
+    with open(launcher, "w", encoding="utf-8") as script:
+        script.write(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    os.chmod(launcher, 0o755)
+    return bin_folder
+
+
 @contextlib.contextmanager
 def slicer_app_stand_ins() -> Iterator[AppRecord]:
-    """Put the stand-ins in place (``sys.modules`` and ``slicer`` attributes); undo everything afterwards.
+    """Put the stand-ins in place (``sys.modules``, ``slicer`` attributes, ``PythonSlicer`` on PATH); undo them afterwards.
 
     Call it after the headless scene exists (``slicer.mrmlScene`` is what the Logic stand-in uses).
 
@@ -592,12 +607,15 @@ def slicer_app_stand_ins() -> Iterator[AppRecord]:
         attributes["app"] = app
         saved_modules = {name: sys.modules.get(name) for name in modules}
         saved_attributes = {name: getattr(slicer, name, None) for name in (*attributes, "selfTests")}
+        saved_path = os.environ.get("PATH", "")
         sys.modules.update(modules)
         for name, value in attributes.items():
             setattr(slicer, name, value)
+        os.environ["PATH"] = os.pathsep.join([_python_slicer_launcher(temporary), saved_path])
         try:
             yield app
         finally:
+            os.environ["PATH"] = saved_path
             for name, module in saved_modules.items():
                 if module is None:
                     sys.modules.pop(name, None)
