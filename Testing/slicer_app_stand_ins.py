@@ -19,8 +19,9 @@ What behaves like Slicer (written from Slicer's ``Base/Python/slicer`` behaviour
 * ``ScriptedLoadableModule`` / ``ScriptedLoadableModuleLogic``: the module's parent fields, its icon
   from ``Resources/Icons``, ``slicer.selfTests``; the singleton parameter node per module.
 
-What cannot run here (raises ``RuntimeError`` naming the class): every ``qt``/``ctk`` widget, timer or
+What cannot run here (raises ``RuntimeError`` naming the class): every ``qt``/``ctk`` widget and
 dialog, and ``connectGui``'s widget binding (it only records the GUI). Those have never run in tests.
+``qt.QTimer`` can be made and started, but there is no event loop: it fires only when a test says so.
 """
 
 from __future__ import annotations
@@ -91,6 +92,50 @@ class _QSettings:
         return key in self._values
 
 
+class _QTimer:
+    """``qt.QTimer`` without an event loop: it keeps its slot and state, and fires only when told.
+
+    Code that schedules work on a timer (a panel's job poller, a console run that finishes itself)
+    can be built and started here; nothing runs the loop, as in a Slicer console that is blocked in
+    a call. A test fires the timer with :meth:`fireTimeout` (not a Qt method).
+    """
+
+    def __init__(self, parent: object = None) -> None:
+        self.interval, self.singleShot, self.active = 0, False, False
+        self._slots: list[typing.Callable[[], None]] = []
+
+    def setInterval(self, milliseconds: int) -> None:
+        self.interval = int(milliseconds)
+
+    def setSingleShot(self, singleShot: bool) -> None:
+        self.singleShot = bool(singleShot)
+
+    def connect(self, signal: str, slot: typing.Callable[[], None]) -> None:
+        if signal != "timeout()":
+            raise RuntimeError(f"qt.QTimer stand-in has no signal {signal!r}")
+        self._slots.append(slot)
+
+    def start(self, milliseconds: int | None = None) -> None:
+        if milliseconds is not None:
+            self.interval = int(milliseconds)
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+
+    def isActive(self) -> bool:
+        return self.active
+
+    def fireTimeout(self) -> None:
+        """What one tick of the event loop would do for an active timer."""
+        if not self.active:
+            return
+        if self.singleShot:
+            self.active = False
+        for slot in list(self._slots):
+            slot()
+
+
 class _QMessageBox(_NeedsSlicerApp):
     """Only the button and icon constants that ``slicer.util``'s message functions read in testing mode."""
 
@@ -130,6 +175,7 @@ class AppRecord:
     """
 
     applicationName = "Slicer"
+    applicationVersion = "5.10.0"  # the floor MedFuse declares
     majorVersion, minorVersion = 5, 10
 
     def __init__(self, temporary_path: str) -> None:
@@ -595,7 +641,9 @@ def slicer_app_stand_ins() -> Iterator[AppRecord]:
         The ``slicer.app`` stand-in.
     """
     modules = {
-        "qt": _qt_like_module("qt", {"QIcon": _QIcon, "QSettings": _QSettings, "QMessageBox": _QMessageBox}),
+        "qt": _qt_like_module(
+            "qt", {"QIcon": _QIcon, "QSettings": _QSettings, "QMessageBox": _QMessageBox, "QTimer": _QTimer}
+        ),
         "ctk": _qt_like_module("ctk", {}),
         "slicer.ScriptedLoadableModule": _scripted_module(),
         "slicer.parameterNodeWrapper": _parameter_node_wrapper_module(),

@@ -4,8 +4,8 @@ Each ```python block of that section is executed as it is written, in a namespac
 Python console (``slicer``, ``vtk``, ``qt``, ``ctk`` and ``from slicer.util import *``), with the
 module folders on ``sys.path`` as Slicer's additional module paths put them. Before each block the
 scene is cleared and holds only sample volumes named as that block names them (``getNode("...")``),
-made from real scans cut down to a few thousand voxels; a block that calls ``autoAssign`` also gets a
-breast MRI named like a post-contrast series. So every block must stand alone (its own imports and
+made from real scans cut down to a few thousand voxels; a block that calls ``autoAssign`` also gets
+the breast study of :data:`BREAST_STUDY`. So every block must stand alone (its own imports and
 nodes), and every node name it uses must be one of :data:`SAMPLES`.
 
 The backend runs for real, in its own process, with the shipped demo models (on CPU).
@@ -31,8 +31,6 @@ README = REPO_ROOT / "README.md"
 SECTION = "From Slicer's Python console"
 #: Seconds one block may take: a console snippet that blocks Slicer for minutes is a bad example.
 BLOCK_BUDGET_S = 180
-#: The node name a block calling ``BreastLogic.autoAssign`` finds its post-contrast series under.
-BREAST_SERIES_NAME = "T1C"
 
 
 def _head_ct(data: Path) -> sitk.Image:
@@ -46,24 +44,31 @@ def _brain_t1(data: Path) -> sitk.Image:
 
 
 def _other_brain(data: Path) -> sitk.Image:
-    """Colin27's T1 (another subject), every 3rd voxel. The shared data hold no real T2; the node named
-    "T2" holds this scan, which the multimodal registration treats the same way."""
+    """Colin27's T1 (another subject), every 3rd voxel. The shared data hold no real brain T2: the node
+    named as the README's second brain MRI holds this scan (registration runs the same way)."""
     return sitk.ReadImage(str(data / "sr" / "colin27_ch2_1mm.nii.gz"))[::3, ::3, ::3]
 
 
 def _breast(data: Path) -> sitk.Image:
-    """Real breast MRI crop (PyRadiomics breast1): 45 x 120 x 21, 0.66 x 0.66 x 2.1 mm."""
+    """Real breast MRI crop (PyRadiomics breast1): 45 x 120 x 21, 0.66 x 0.66 x 2.1 mm. It is the only
+    breast series in the shared data, so the README's breast T2 holds it too (plumbing, not accuracy)."""
     return sitk.ReadImage(str(data / "breast_mri" / "pyradiomics_breast1_image.nrrd"))
 
 
-#: Node name -> the real scan a sample volume of that name holds.
+#: Node name -> the real scan a sample volume of that name holds. The README section rewritten for
+#: issue 13 names CTHead, MRBrainT1/T2 and Breast T1C/T2; HeadCT, T1 and T2 are the older names.
 SAMPLES: dict[str, Callable[[Path], sitk.Image]] = {
     "CTHead": _head_ct,
     "HeadCT": _head_ct,
+    "MRBrainT1": _brain_t1,
+    "MRBrainT2": _other_brain,
     "T1": _brain_t1,
     "T2": _other_brain,
-    BREAST_SERIES_NAME: _breast,
+    "Breast T1C": _breast,
+    "Breast T2": _breast,
 }
+#: What a block calling ``BreastLogic.autoAssign`` finds in its scene: a breast study named by series.
+BREAST_STUDY = ("Breast T1C", "Breast T2")
 
 
 def console_blocks(readme: Path = README) -> list[str]:
@@ -91,7 +96,7 @@ def node_names(block: str) -> list[str]:
     """The sample nodes a block needs: its ``getNode("...")`` names, plus the breast series for ``autoAssign``."""
     names = re.findall(r"getNode\(\s*[\"']([^\"']+)[\"']", block)
     if "autoAssign" in block:
-        names.append(BREAST_SERIES_NAME)
+        names.extend(BREAST_STUDY)
     return list(dict.fromkeys(names))
 
 

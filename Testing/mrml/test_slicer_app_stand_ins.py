@@ -158,7 +158,25 @@ def test_logic_keeps_one_parameter_node_per_module(stand_ins, slicer_scene):
 def test_qt_widgets_refuse_to_be_made_headless(stand_ins):
     import qt
 
-    with pytest.raises(RuntimeError, match=r"qt\.QTimer needs the Slicer application"):
-        qt.QTimer()
+    with pytest.raises(RuntimeError, match=r"qt\.QWidget needs the Slicer application"):
+        qt.QWidget()
+    with pytest.raises(RuntimeError, match=r"ctk\.ctkCollapsibleButton needs the Slicer application"):
+        __import__("ctk").ctkCollapsibleButton()
     assert stand_ins.testingEnabled()
     slicer.util.errorDisplay("Logged, not shown: Slicer's testing mode.")  # slicer-core's own function runs
+
+
+def test_a_qt_timer_fires_only_when_the_test_says(stand_ins):
+    import qt
+
+    ticks = []
+    timer = qt.QTimer()
+    timer.setInterval(200)
+    timer.connect("timeout()", lambda: ticks.append(len(ticks)))
+    timer.fireTimeout()  # not started: nothing
+    timer.start()
+    timer.fireTimeout()
+    timer.fireTimeout()
+    timer.stop()
+    timer.fireTimeout()
+    assert ticks == [0, 1] and not timer.isActive() and timer.interval == 200
