@@ -14,7 +14,6 @@ The backend runs for real, in its own process, with the shipped demo models (on 
 from __future__ import annotations
 
 import re
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,14 +108,6 @@ def test_the_section_has_python_blocks_with_known_node_names():
     assert not unknown, f"README snippets use nodes {unknown}; give them sample scans in SAMPLES ({__file__})"
 
 
-class _BlockTookTooLong(Exception):
-    pass
-
-
-def _on_alarm(signum, frame) -> None:
-    raise _BlockTookTooLong(f"the block ran longer than {BLOCK_BUDGET_S} s (it would block Slicer's console that long)")
-
-
 @pytest.fixture
 def console(slicer_scene, shared_data: Path, monkeypatch: pytest.MonkeyPatch):
     """A function that runs one block in a console-like namespace on a scene with its sample nodes."""
@@ -137,19 +128,15 @@ def console(slicer_scene, shared_data: Path, monkeypatch: pytest.MonkeyPatch):
         with slicer_app_stand_ins():
             namespace: dict = {"__name__": "__main__"}
             exec("import ctk, qt, vtk, slicer\nfrom slicer.util import *", namespace)
-            previous = signal.signal(signal.SIGALRM, _on_alarm)
-            signal.alarm(BLOCK_BUDGET_S)
-            try:
-                exec(compile(block, "README console block", "exec"), namespace)
-            finally:
-                signal.alarm(0)
-                signal.signal(signal.SIGALRM, previous)
+            exec(compile(block, "README console block", "exec"), namespace)
         return inputs
 
     return run
 
 
 @pytest.mark.slow
+# pytest-timeout stops a block that runs far past its budget (the Logic cancels its backend process).
+@pytest.mark.timeout(BLOCK_BUDGET_S + 120)
 @pytest.mark.xfail(
     strict=False, reason="until H2 merges the rewritten README section (today: SR4ZCT > 8 min, roles KeyError)"
 )
