@@ -5,6 +5,8 @@ MedFuse result (volume, segmentation, table, grid transform) must join the input
 listed, saved and exported with it; an input that sits directly under the scene gives results under
 the scene. The headless harness keeps the subject hierarchy as the app does (resolved after every
 scene clear; data nodes get an item when added), so these run on the real ``vtkMRMLSubjectHierarchyNode``.
+The bridge functions are checked one by one; each module's console call (``process``) is checked end
+to end with the real backend on small real scans (``slow``).
 """
 
 from __future__ import annotations
@@ -161,3 +163,56 @@ def test_a_reference_without_an_item_or_scene_changes_nothing(slicer_scene, smal
     mrml_bridge.place_under_study(table, None)
     mrml_bridge.place_under_study(slicer.vtkMRMLTableNode(), ct_node)  # not in a scene
     assert _parent(table) == sh.GetSceneItemID()
+
+
+# --- each module's results, through its console API and the real backend ---------------------------
+def _module_results(module: str, inputs: list) -> list:
+    """Run one module's documented console call on ``inputs``; return every node it made."""
+    if module == "hemorrhage":
+        from MedFuseHemorrhageLib import HemorrhageLogic
+
+        return list(HemorrhageLogic().process(inputs[0], device="cpu"))
+    if module == "superres":
+        from MedFuseSuperResolutionLib import SuperResolutionLogic
+
+        return [SuperResolutionLogic().process(inputs[0], method="bspline")]
+    if module == "registration":
+        from MedFuseRegistrationLib import RegistrationLogic
+
+        outputs = RegistrationLogic().process(inputs[0], inputs[1], preset="fast", device="cpu")
+        return [outputs.transform, outputs.volume]
+    from MedFuseBreastLib import BreastLogic
+
+    return [BreastLogic().process(inputs[0], device="cpu").segmentation]
+
+
+#: module -> the real scans of its inputs (cut small), the first one being the reference.
+MODULE_INPUTS = {
+    "hemorrhage": ("head_ct/invesalius_ct0051_head.nii.gz",),
+    "superres": ("head_ct/invesalius_ct0051_head.nii.gz",),
+    "registration": ("brain_registration/vxm_test_scan_t1.nii.gz", "sr/colin27_ch2_1mm.nii.gz"),
+    "breast": ("breast_mri/pyradiomics_breast1_image.nrrd",),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", sorted(MODULE_INPUTS))
+def test_every_module_puts_its_results_under_the_input_study(slicer_scene, shared_data: Path, module: str):
+    modules = Path(__file__).resolve().parents[2] / "Modules"
+    for folder in sorted(modules.iterdir()):
+        if folder.is_dir() and str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    inputs = []
+    for index, relative in enumerate(MODULE_INPUTS[module]):
+        image = sitk.ReadImage(str(shared_data / relative))
+        step = 4 if max(image.GetSize()) > 128 else 1
+        inputs.append(mrml_bridge.image_to_volume_node(image[::step, ::step, ::step], slicer_scene, f"input {index}"))
+    study = _dicom_study(slicer_scene, inputs[0])
+    for node in inputs[1:]:  # a registration's moving image from the same study
+        _sh(slicer_scene).SetItemParent(_sh(slicer_scene).GetItemByDataNode(node), study)
+
+    results = [node for node in _module_results(module, inputs) if node is not None]
+
+    assert results, f"{module} made no nodes"
+    for node in results:
+        assert _parent(node) == study, f"{module}: {node.GetClassName()} '{node.GetName()}' is not under the study"
