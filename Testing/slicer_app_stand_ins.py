@@ -6,7 +6,7 @@ application layer. A MedFuse module file imports ``qt``, ``ctk``, ``slicer.Scrip
 exactly those names, so the module files, their Logic classes and their parameter nodes run on a real
 MRML scene (:mod:`Testing.mrml.headless_slicer`). Nothing here stands in for MRML or ``slicer.util``:
 the real slicer-core functions run, in Slicer's own *testing mode* (``slicer.app.testingEnabled()``
-is True, as under ``Slicer --testing``: message boxes are logged, confirmations answer OK).
+is True, as under ``Slicer --testing``: message boxes are logged instead of shown).
 
 What behaves like Slicer (written from Slicer's ``Base/Python/slicer`` behaviour, not copied):
 
