@@ -19,13 +19,12 @@ from Testing.mrml.conftest import import_slicer_core
 slicer = import_slicer_core()
 
 
-@pytest.fixture
-def stand_ins(slicer_scene):
+def test_the_stand_ins_are_removed_afterwards(slicer_scene):
     from Testing.slicer_app_stand_ins import slicer_app_stand_ins
 
-    with slicer_app_stand_ins() as app:
-        yield app
-    assert "slicer.parameterNodeWrapper" not in sys.modules, "the stand-ins were not removed"
+    with slicer_app_stand_ins():
+        assert {"qt", "ctk", "slicer.parameterNodeWrapper"} <= set(sys.modules) and hasattr(slicer, "app")
+    assert not {"qt", "ctk", "slicer.parameterNodeWrapper"} & set(sys.modules) and not hasattr(slicer, "app")
 
 
 PREAMBLE = """
@@ -66,7 +65,7 @@ class Parameters:
 """
 
 
-def test_values_defaults_and_node_references_live_in_the_mrml_node(stand_ins, slicer_scene):
+def test_values_defaults_and_node_references_live_in_the_mrml_node(slicer_app, slicer_scene):
     node = _node(slicer_scene)
     parameters = _define(EXAMPLE)(node)
     defaults = (parameters.volume, parameters.method, parameters.overlap, parameters.levels, parameters.mirroring)
@@ -81,7 +80,7 @@ def test_values_defaults_and_node_references_live_in_the_mrml_node(stand_ins, sl
     assert (again.volume, again.overlap, again.mirroring, again.getValue("method")) == (volume, 0.25, True, "bspline")
 
 
-def test_validators_reject_what_slicer_rejects(stand_ins, slicer_scene):
+def test_validators_reject_what_slicer_rejects(slicer_app, slicer_scene):
     parameters = _define(EXAMPLE)(_node(slicer_scene))
     with pytest.raises(ValueError, match="method"):
         parameters.method = "cubic"
@@ -94,7 +93,7 @@ def test_validators_reject_what_slicer_rejects(stand_ins, slicer_scene):
     assert (parameters.method, parameters.overlap, parameters.levels) == ("bspline", 0.5, 3)
 
 
-def test_a_default_outside_its_choices_fails_when_the_node_is_made(stand_ins, slicer_scene):
+def test_a_default_outside_its_choices_fails_when_the_node_is_made(slicer_app, slicer_scene):
     wrapper = _define(
         """
 @parameterNodeWrapper
@@ -106,7 +105,7 @@ class Parameters:
         wrapper(_node(slicer_scene))
 
 
-def test_annotations_are_evaluated_like_slicer_does(stand_ins):
+def test_annotations_are_evaluated_like_slicer_does(slicer_app):
     # A name visible only inside a function (or never imported) is not in the module's globals:
     # Slicer's get_type_hints raises NameError at class creation, and so does the stand-in.
     with pytest.raises(NameError, match="vtkMRMLScalarVolumeNode"):
@@ -119,7 +118,7 @@ class Parameters:
         )
 
 
-def test_a_type_the_stand_in_cannot_keep_is_a_clear_error(stand_ins):
+def test_a_type_the_stand_in_cannot_keep_is_a_clear_error(slicer_app):
     with pytest.raises(TypeError, match=r"Parameters\.spacing.*extend Testing/slicer_app_stand_ins.py"):
         _define(
             """
@@ -130,7 +129,7 @@ class Parameters:
         )
 
 
-def test_one_assignment_fires_one_modified_event(stand_ins, slicer_scene):
+def test_one_assignment_fires_one_modified_event(slicer_app, slicer_scene):
     import vtk
 
     parameters = _define(EXAMPLE)(_node(slicer_scene))
@@ -142,7 +141,7 @@ def test_one_assignment_fires_one_modified_event(stand_ins, slicer_scene):
     assert len(events) == 2
 
 
-def test_logic_keeps_one_parameter_node_per_module(stand_ins, slicer_scene):
+def test_logic_keeps_one_parameter_node_per_module(slicer_app, slicer_scene):
     from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
     class MedFuseExampleLogic(ScriptedLoadableModuleLogic):
@@ -155,18 +154,18 @@ def test_logic_keeps_one_parameter_node_per_module(stand_ins, slicer_scene):
     assert slicer_scene.GetNodeByID(first.GetID()) is first
 
 
-def test_qt_widgets_refuse_to_be_made_headless(stand_ins):
+def test_qt_widgets_refuse_to_be_made_headless(slicer_app):
     import qt
 
     with pytest.raises(RuntimeError, match=r"qt\.QWidget needs the Slicer application"):
         qt.QWidget()
     with pytest.raises(RuntimeError, match=r"ctk\.ctkCollapsibleButton needs the Slicer application"):
         __import__("ctk").ctkCollapsibleButton()
-    assert stand_ins.testingEnabled()
+    assert slicer_app.testingEnabled()
     slicer.util.errorDisplay("Logged, not shown: Slicer's testing mode.")  # slicer-core's own function runs
 
 
-def test_a_qt_timer_fires_only_when_the_test_says(stand_ins):
+def test_a_qt_timer_fires_only_when_the_test_says(slicer_app):
     import qt
 
     ticks = []
