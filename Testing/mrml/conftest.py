@@ -50,3 +50,16 @@ def slicer_scene(headless_app):
     scene = reset_scene(headless_app)
     yield scene
     reset_scene(headless_app)
+
+
+@pytest.fixture
+def slicer_app(slicer_scene):
+    """Slicer's Python application layer stood in on the clean scene (``qt``, ``ctk``, ``slicer.app``, ...).
+
+    See :mod:`Testing.slicer_app_stand_ins`: a module file, its Logic and its parameter node run as in
+    Slicer; widgets do not. Yields the ``slicer.app`` stand-in; everything is undone afterwards.
+    """
+    from Testing.slicer_app_stand_ins import slicer_app_stand_ins
+
+    with slicer_app_stand_ins() as app:
+        yield app

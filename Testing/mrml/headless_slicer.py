@@ -8,7 +8,12 @@ does the few set-up steps the app normally does (see docs PLATFORM notes):
 * the module logics MedFuse uses, each given the application logic and the scene and registered
   with ``SetModuleLogic``; the Segmentations logic also registers the segmentation converters;
 * ``slicer.mrmlScene`` and a ``slicer.modules`` namespace where ``slicer.modules.<name>.logic()``
-  returns those logics, so most ``slicer.util`` helpers work.
+  returns those logics, so most ``slicer.util`` helpers work;
+* the subject hierarchy as the app keeps it (its Qt plugin logic, which slicer-core lacks): the
+  scene's one ``vtkMRMLSubjectHierarchyNode`` is resolved again after every scene clear (a clear
+  removes it, and ``scene.GetSubjectHierarchyNode()`` would go on returning the removed one), and
+  each data node added to the scene gets its item under the scene item, and loses it when removed,
+  as the app's subject hierarchy plugin logic does.
 
 Only the scene is needed by MedFuseLib; the rest is there so module Logic code written for the app
 (``slicer.modules.volumes.logic()``, ``slicer.util.getNode``) runs unchanged in tests.
@@ -52,6 +57,42 @@ def _module_namespace(logic: object) -> types.SimpleNamespace:
     return types.SimpleNamespace(logic=lambda: logic)
 
 
+#: Data node classes that Slicer's subject hierarchy plugins (Volumes, Segmentations, Models, Markups,
+#: Transforms, Tables, Texts) add to the hierarchy when such a node enters the scene.
+SUBJECT_HIERARCHY_DATA_CLASSES = (
+    "vtkMRMLVolumeNode",
+    "vtkMRMLSegmentationNode",
+    "vtkMRMLModelNode",
+    "vtkMRMLMarkupsNode",
+    "vtkMRMLTransformNode",
+    "vtkMRMLTableNode",
+    "vtkMRMLTextNode",
+)
+
+
+@vtk.calldata_type(vtk.VTK_OBJECT)
+def _add_data_node_to_subject_hierarchy(scene, event, node) -> None:
+    """What the app's subject hierarchy plugin logic does for a node added one by one (not on import)."""
+    if node is None or scene.IsImporting() or node.GetHideFromEditors():
+        return
+    if not any(node.IsA(class_name) for class_name in SUBJECT_HIERARCHY_DATA_CLASSES):
+        return
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    if sh is not None and sh.GetItemByDataNode(node) == sh.GetInvalidItemID():
+        sh.CreateItem(sh.GetSceneItemID(), node)
+
+
+@vtk.calldata_type(vtk.VTK_OBJECT)
+def _remove_data_node_from_subject_hierarchy(scene, event, node) -> None:
+    """The app removes a data node's item with the node (its children stay); slicer-core would keep it dangling."""
+    if node is None or scene.IsClosing() or node.IsA("vtkMRMLSubjectHierarchyNode"):
+        return
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    item = sh.GetItemByDataNode(node) if sh is not None else 0
+    if item:
+        sh.RemoveItem(item, False, False)
+
+
 def headless_slicer() -> HeadlessSlicer:
     """Build the headless application once per process (later calls return the same one)."""
     global _instance
@@ -79,6 +120,10 @@ def headless_slicer() -> HeadlessSlicer:
         application_logic.SetModuleLogic(name, logic)
         logics[name] = logic
 
+    slicer.vtkMRMLSubjectHierarchyNode.ResolveSubjectHierarchy(scene)
+    scene.AddObserver(slicer.vtkMRMLScene.NodeAddedEvent, _add_data_node_to_subject_hierarchy)
+    scene.AddObserver(slicer.vtkMRMLScene.NodeAboutToBeRemovedEvent, _remove_data_node_from_subject_hierarchy)
+
     slicer.mrmlScene = scene
     slicer.modules = types.SimpleNamespace(**{name: _module_namespace(logic) for name, logic in logics.items()})
     _instance = HeadlessSlicer(scene, application_logic, color_logic, logics)
@@ -86,7 +131,12 @@ def headless_slicer() -> HeadlessSlicer:
 
 
 def reset_scene(app: HeadlessSlicer) -> slicer.vtkMRMLScene:
-    """Remove every node a test added (the default colour tables stay) and return the scene."""
+    """Remove every node a test added (the default colour tables stay) and return the scene.
+
+    The subject hierarchy node that the clear removed is resolved again, as the app does at the end
+    of a scene close, so ``scene.GetSubjectHierarchyNode()`` is an empty hierarchy in the scene.
+    """
     app.scene.Clear(False)
+    slicer.vtkMRMLSubjectHierarchyNode.ResolveSubjectHierarchy(app.scene)
     slicer.mrmlScene = app.scene
     return app.scene
