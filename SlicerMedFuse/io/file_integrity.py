@@ -63,7 +63,10 @@ class _NiftiHeader:
             raise _truncated(path, "the header is incomplete")
         order = next((e for e in "<>" if struct.unpack(f"{e}i", raw[:4])[0] in (348, 540)), None)
         if order is None:
-            raise InputError(f"Cannot read '{path}': it is not a NIfTI file (no valid header); check the path.")
+            raise InputError(
+                f"Cannot read '{path}': the file is not a valid NIfTI image (no NIfTI header); "
+                "check the path or export the file again."
+            )
         self.version = 1 if struct.unpack(f"{order}i", raw[:4])[0] == 348 else 2
         size = 348 if self.version == 1 else 540
         if len(raw) < size:
