@@ -72,21 +72,24 @@ class _ProgressLogHandler(logging.Handler):
     def __init__(self, progress: Progress) -> None:
         super().__init__(level=logging.INFO)
         self.progress = progress
+        self.warnings: list[str] = []  # also go into the report: a warning seen only on a terminal is lost
 
     def emit(self, record: logging.LogRecord) -> None:
         level = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}.get(record.levelno, "error")
         self.progress.log(record.getMessage(), level=level)
+        if record.levelno >= logging.WARNING:
+            self.warnings.append(record.getMessage())
 
 
 @contextlib.contextmanager
-def _forward_logs(progress: Progress) -> Iterator[None]:
+def _forward_logs(progress: Progress) -> Iterator[_ProgressLogHandler]:
     handler = _ProgressLogHandler(progress)
     previous_level = _log.level
     _log.addHandler(handler)
     if _log.getEffectiveLevel() > logging.INFO:
         _log.setLevel(logging.INFO)
     try:
-        yield
+        yield handler
     finally:
         _log.removeHandler(handler)
         _log.setLevel(previous_level)
@@ -233,7 +236,7 @@ def run_task(
     progress.start(task.spec.name)
     work_dir = Path(tempfile.mkdtemp(prefix=f"medfuse-{task.spec.name}-"))
     try:
-        with _forward_logs(progress):
+        with _forward_logs(progress) as logged:
             progress.update(0.0, "reading inputs")
             images, described = _load_inputs(task, inputs, resolved)
             _check_output_grids(task, images, out_paths)
@@ -261,6 +264,7 @@ def run_task(
                 "inputs": described,
                 "parameters": resolved,
                 **result.report,
+                "warnings": list(dict.fromkeys([*result.report.get("warnings", []), *logged.warnings])),
                 "outputs": {role: str(path) for role, path in out_paths.items()},
             }
             writers = {path: _writer(task, role, result.outputs[role]) for role, path in out_paths.items()}
