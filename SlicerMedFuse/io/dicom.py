@@ -266,20 +266,24 @@ def _native_spacing(gaps: np.ndarray) -> float:
 
 
 def _describe_gaps(stack: _StackGeometry, limit: int = 3) -> str:
-    """Where the slice spacing is wider than the native one: positions (LPS mm) and files of both sides."""
+    """Where the slices lie wider apart than the native spacing: each run of wide gaps with the
+    positions (LPS mm) and files of the slices around it (a single missing slice is a run of one)."""
     native = _native_spacing(stack.gaps)
-    wide = np.flatnonzero(stack.gaps > native + _tolerance(native))
+    wide = stack.gaps > native + _tolerance(native)
+    starts = np.flatnonzero(wide & ~np.concatenate([[False], wide[:-1]]))
+    runs = [(int(k), int(k) + int(np.argmin(np.append(wide[k:], False)))) for k in starts]  # [first, last + 1)
 
-    def where(k: int) -> str:
-        before, after = stack.headers[k], stack.headers[k + 1]
-        position = ", ".join(f"{v:.1f}" for v in before.origin)
-        return (
-            f"{stack.gaps[k]:.4g} mm after the slice at ({position}) mm "
-            f"('{Path(before.file).name}' to '{Path(after.file).name}')"
-        )
+    def point(k: int) -> str:
+        return "(" + ", ".join(f"{v:.1f}" for v in stack.headers[k].origin) + ")"
 
-    shown = "; ".join(where(int(k)) for k in wide[:limit])
-    more = f"; and {len(wide) - limit} more" if len(wide) > limit else ""
+    def describe(first: int, stop: int) -> str:
+        files = f"('{Path(stack.headers[first].file).name}' to '{Path(stack.headers[stop].file).name}')"
+        if stop - first == 1:
+            return f"{stack.gaps[first]:.4g} mm after the slice at {point(first)} mm {files}"
+        return f"{stop - first} gaps of up to {stack.gaps[first:stop].max():.4g} mm from {point(first)} to {point(stop)} mm {files}"
+
+    shown = "; ".join(describe(*run) for run in runs[:limit])
+    more = f"; and {len(runs) - limit} more" if len(runs) > limit else ""
     return f"gaps wider than its {native:.4g} mm spacing: {shown}{more}"
 
 
