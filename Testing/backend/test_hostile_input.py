@@ -103,6 +103,18 @@ def test_truncated_nifti_gz_of_the_real_ct_is_refused(tmp_path: Path, shared_dat
     _refused(tmp_path, args, 3, "Cannot read 'cut.nii.gz': the file is truncated or corrupt")
 
 
+@pytest.mark.parametrize("name", ["cut.nrrd", "cut.mha"])
+def test_truncated_nrrd_and_metaimage_are_refused(tmp_path: Path, name: str):
+    whole = write_volume(tmp_path / f"whole{Path(name).suffix}", ramp())
+    (tmp_path / name).write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    _refused(
+        tmp_path,
+        (*SUPERRES, "-i", f"volume={name}", "-o", "out.nii.gz"),
+        3,
+        f"Cannot read '{name}': the file is not a valid",
+    )
+
+
 def test_truncated_uncompressed_nifti_is_refused(tmp_path: Path, volume: Path):
     data = gzip.decompress(volume.read_bytes())
     (tmp_path / "cut.nii").write_bytes(data[: int(len(data) * 0.6)])
