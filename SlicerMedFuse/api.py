@@ -147,7 +147,7 @@ def _check_output_grids(task: Task, images: Mapping[str, sitk.Image], out_paths:
     for role, path in out_paths.items():
         spec = task.spec.output(role)
         reference = spec.reference_role or (role if role in images else None)
-        if spec.kind != "transform" and reference in images:
+        if reference in images:  # a displacement field as .nii.gz lies on the same grid
             check_nifti_direction(images[reference], path, f"input '{reference}' (whose grid output '{role}' keeps)")
 
 
