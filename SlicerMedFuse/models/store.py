@@ -37,7 +37,7 @@ from SlicerMedFuse.models.bundle import check_weights_fit, load_manifest, verify
 from SlicerMedFuse.models.catalog import Catalog, CatalogEntry, load_catalog
 from SlicerMedFuse.models.download import download
 from SlicerMedFuse.models.manifest import MANIFEST_FILE, BundleManifest, version_key
-from SlicerMedFuse.models.refused import refused_bundles
+from SlicerMedFuse.models.refused import explain_refused, refused_bundles
 from SlicerMedFuse.progress import Progress
 
 __all__ = ["BUNDLED_DIR", "HOME_ENV", "InstalledModel", "ModelStore", "VerifyResult", "default_home"]
@@ -259,23 +259,8 @@ class ModelStore:
         matches = [m for m in self.list_installed() if m.id == model_id and version in (None, m.version)]
         if not matches:
             matches = [m for m in self.list_bundled() if m.id == model_id and version in (None, m.version)]
-        refused = [
-            r
-            for r in refused_bundles(self._candidate_folders() + self._bundled_folders())
-            if r.id == model_id and version in (None, r.version)
-        ]
-        if refused and not matches and version is not None:
-            raise ModelError(f"Model '{refused[0].name}' in {refused[0].folder} cannot be used: {refused[0].reason}")
-        if refused and matches:
-            chosen = matches[-1]
-            for skipped in (r for r in refused if version_key(r.version) > version_key(chosen.version)):
-                _log.warning(
-                    "Model '%s' was refused (%s); version %s of %s runs instead.",
-                    skipped.name,
-                    skipped.reason.rstrip("."),
-                    chosen.version,
-                    model_id,
-                )
+        refused = refused_bundles(self._candidate_folders() + self._bundled_folders(), model_id, version)
+        explain_refused(refused, matches[-1].version if matches else None, asked=version)
         if not matches:
             what = model_id if version is None else f"{model_id} version {version}"
             raise ModelError(
@@ -432,19 +417,22 @@ class ModelStore:
         Returns:
             The folders removed.
 
+        A refused bundle (invalid or unsafe manifest) of that id and version is removed too.
+
         Raises:
             ModelError: nothing matching is installed.
         """
-        matches = [m for m in self.list_installed() if m.id == model_id and version in (None, m.version)]
+        matches = [m.folder for m in self.list_installed() if m.id == model_id and version in (None, m.version)]
+        matches += [r.folder for r in refused_bundles(self._candidate_folders(), model_id, version)]
         if not matches and self.find_installed(model_id, version).bundled:  # raises when neither
             raise ModelError(f"Model '{model_id}' is bundled with SlicerMedFuse (read-only); it cannot be removed.")
         removed = []
-        for model in matches:
+        for folder in matches:
             trash = Path(tempfile.mkdtemp(prefix=".removing-", dir=self._temp_dir()))
-            os.rename(model.folder, trash / "bundle")  # disappears at once, then is deleted
+            os.rename(folder, trash / "bundle")  # disappears at once, then is deleted
             shutil.rmtree(trash, ignore_errors=True)
-            removed.append(model.folder)
-            parent = model.folder.parent
+            removed.append(folder)
+            parent = folder.parent
             if parent != self.models_dir and not any(parent.iterdir()):
                 parent.rmdir()
         self._cleanup_temp_dir()

@@ -291,6 +291,8 @@ def test_refused_bundle_version_is_named_with_the_version_that_ran(
 
     asked = ("run", "hemorrhage", "-i", "ct=ct.nii.gz", "-o", "labels2.nii.gz", "--model", f"{HEMORRHAGE_MODEL}@9.0.0")
     _refused(tmp_path, asked, 4, f"Model '{HEMORRHAGE_MODEL}@9.0.0' in ")
+    removed = run_cli(tmp_path, "models", "remove", f"{HEMORRHAGE_MODEL}@9.0.0")  # an unusable bundle can go
+    assert removed.returncode == 0 and not (isolated_medfuse_home / "models" / HEMORRHAGE_MODEL).exists()
 
 
 def _verify(tmp_path: Path, version: str, sentence: str) -> None:
