@@ -146,7 +146,7 @@ def _check_nifti(path: Path) -> None:
         voxels_read = b""
         if skip < 0:
             voxels_read, skip = first[skip:], 0
-        if skip and len(_read_exactly(stream, skip, path)) < skip:
+        if skip and sum(len(chunk) for chunk in _chunks(_Limited(stream, skip), path)) < skip:
             raise _truncated(path, "it ends before its voxel data starts")
         found, nans, infinite = _scan_voxels(_Prefixed(voxels_read, stream), header, path)  # type: ignore[arg-type]
     if found < header.data_bytes:
