@@ -31,7 +31,15 @@ import SlicerMedFuse
 from SlicerMedFuse.device import out_of_memory_guard, resolve_device
 from SlicerMedFuse.errors import UsageError
 from SlicerMedFuse.geometry import ImageGeometry, check_same_grid
-from SlicerMedFuse.io import check_image, commit_outputs, read_image, write_image, write_json_atomic
+from SlicerMedFuse.io import (
+    WRITE_EXTENSIONS,
+    check_image,
+    commit_outputs,
+    read_image,
+    write_image,
+    write_json_atomic,
+)
+from SlicerMedFuse.io.output_targets import OutputTarget, check_nifti_direction, check_output_targets
 from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.tasks.base import Task, TaskContext
 from SlicerMedFuse.tasks.registry import get_task
@@ -64,21 +72,24 @@ class _ProgressLogHandler(logging.Handler):
     def __init__(self, progress: Progress) -> None:
         super().__init__(level=logging.INFO)
         self.progress = progress
+        self.warnings: list[str] = []  # also go into the report: a warning seen only on a terminal is lost
 
     def emit(self, record: logging.LogRecord) -> None:
         level = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}.get(record.levelno, "error")
         self.progress.log(record.getMessage(), level=level)
+        if record.levelno >= logging.WARNING:
+            self.warnings.append(record.getMessage())
 
 
 @contextlib.contextmanager
-def _forward_logs(progress: Progress) -> Iterator[None]:
+def _forward_logs(progress: Progress) -> Iterator[_ProgressLogHandler]:
     handler = _ProgressLogHandler(progress)
     previous_level = _log.level
     _log.addHandler(handler)
     if _log.getEffectiveLevel() > logging.INFO:
         _log.setLevel(logging.INFO)
     try:
-        yield
+        yield handler
     finally:
         _log.removeHandler(handler)
         _log.setLevel(previous_level)
@@ -101,6 +112,43 @@ def _output_paths(task: Task, outputs: Mapping[str, str | Path] | str | Path | N
 
 #: Extensions that hold a transform output as an ITK transform file rather than as an image.
 TRANSFORM_FILE_EXTENSIONS = (".h5", ".hdf5")
+
+
+#: Parameters that name a file the task writes, or reads, besides its declared outputs and inputs.
+WRITTEN_FILE_PARAMETERS = ("transform_file",)
+READ_FILE_PARAMETERS = ("initial_transform",)
+
+
+def _check_targets(
+    task: Task,
+    inputs: Mapping[str, ImageInput],
+    out_paths: Mapping[str, Path],
+    report_file: Path | None,
+    params: Mapping[str, Any],
+) -> None:
+    """Before any work: no output onto an input or another output, each writable in a supported format."""
+    targets = []
+    for role, path in out_paths.items():
+        is_transform = task.spec.output(role).kind == "transform"
+        extensions = tuple(WRITE_EXTENSIONS) + (TRANSFORM_FILE_EXTENSIONS if is_transform else ())
+        targets.append(OutputTarget(f"output '{role}'", path, extensions))
+    if report_file is not None:
+        targets.append(OutputTarget("report", report_file))
+    targets += [
+        OutputTarget(f"'{name}' file", Path(params[name])) for name in WRITTEN_FILE_PARAMETERS if params.get(name)
+    ]
+    sources = {f"input '{role}'": source for role, source in inputs.items() if not isinstance(source, sitk.Image)}
+    sources.update({f"'{name}' file": params[name] for name in READ_FILE_PARAMETERS if params.get(name)})
+    check_output_targets(targets, sources)
+
+
+def _check_output_grids(task: Task, images: Mapping[str, sitk.Image], out_paths: Mapping[str, Path]) -> None:
+    """Refuse NIfTI for an output whose reference input is sheared (before the task runs)."""
+    for role, path in out_paths.items():
+        spec = task.spec.output(role)
+        reference = spec.reference_role or (role if role in images else None)
+        if reference in images:  # a displacement field as .nii.gz lies on the same grid
+            check_nifti_direction(images[reference], path, f"input '{reference}' (whose grid output '{role}' keeps)")
 
 
 def _writer(task: Task, role: str, image: sitk.Image):
@@ -199,13 +247,15 @@ def run_task(
     task.check_outputs(list(out_paths), list(inputs))
     report_file = Path(report_path) if report_path is not None else None
     resolved = task.spec.resolve_parameters(params or {})
+    _check_targets(task, inputs, out_paths, report_file, resolved)
 
     progress.start(task.spec.name)
     work_dir = Path(tempfile.mkdtemp(prefix=f"medfuse-{task.spec.name}-"))
     try:
-        with _forward_logs(progress):
+        with _forward_logs(progress) as logged:
             progress.update(0.0, "reading inputs")
             images, described = _load_inputs(task, inputs, resolved)
+            _check_output_grids(task, images, out_paths)
             task.validate_inputs(images, resolved)
             device_config = resolve_device(device, threads=threads)
             context = TaskContext(
@@ -230,6 +280,7 @@ def run_task(
                 "inputs": described,
                 "parameters": resolved,
                 **result.report,
+                "warnings": list(dict.fromkeys([*result.report.get("warnings", []), *logged.warnings])),
                 "outputs": {role: str(path) for role, path in out_paths.items()},
             }
             writers = {path: _writer(task, role, result.outputs[role]) for role, path in out_paths.items()}

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Terminate(Exception):
-    """Raised from the SIGTERM handler so that clean-up (scratch folders, temp files) runs."""
+    """Raised from the SIGTERM/SIGHUP handler so that clean-up (scratch folders, temp files) runs."""
 
 
 def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -50,8 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reuse_freed_memory()  # large tensors from the heap, not a fresh mmap each (see SlicerMedFuse.memory)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s: %(message)s")
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    # SIGTERM (kill, Slicer's cancel) and SIGHUP (the terminal or SSH session closed) cancel cleanly. SIGINT
+    # keeps Python's default: a job started in the background by a script inherits an ignored SIGINT
+    # (POSIX shells do that) and then runs to the end, as such jobs should (docs/bad-input.md).
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _on_sigterm)
     progress = None
     try:
         factory = getattr(args, "progress_factory", None)

@@ -30,6 +30,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError
+from SlicerMedFuse.io.dicom_damaged import damaged_dicom_files, quiet_itk
 
 __all__ = ["DicomSeriesInfo", "list_dicom_series", "read_dicom_series"]
 
@@ -154,7 +155,8 @@ def list_dicom_series(folder: str | os.PathLike[str]) -> list[DicomSeriesInfo]:
     """
     path = _check_folder(folder)
     try:
-        uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+        with quiet_itk():  # GDCM's "No Series were found" on stderr: the caller words that case
+            uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
     except RuntimeError:
         raise InputError(f"Cannot list the DICOM series in '{path}'; check that the folder is readable.") from None
     series = []
@@ -250,17 +252,47 @@ def _analyse(headers: list[_SliceHeader], what: str) -> _StackGeometry:
     lateral = np.stack([offsets @ first.row, offsets @ first.col], axis=1)  # (n, 2) mm
     uniform, tilted = True, False
     if gaps.size:
-        median = float(np.median(gaps))
-        uniform = bool(np.max(np.abs(gaps - median)) <= _tolerance(median))
+        native = _native_spacing(gaps)
+        uniform = bool(np.max(np.abs(gaps - native)) <= _tolerance(native))
         tilted = bool(np.max(np.hypot(lateral[:, 0], lateral[:, 1])) > _tolerance(min(first.spacing)))
     return _StackGeometry(sorted_headers, normal, depth, lateral, uniform, tilted)
+
+
+def _native_spacing(gaps: np.ndarray) -> float:
+    """The series' own slice spacing (mm): the typical of the smallest gaps, so a missing slice or a
+    thicker part of a variable-thickness protocol never coarsens the thin part."""
+    smallest = float(gaps.min())
+    return float(np.median(gaps[gaps <= smallest + _tolerance(smallest)]))
+
+
+def _describe_gaps(stack: _StackGeometry, limit: int = 3) -> str:
+    """Where the slices lie wider apart than the native spacing: each run of wide gaps with the
+    positions (LPS mm) and files of the slices around it (a single missing slice is a run of one)."""
+    native = _native_spacing(stack.gaps)
+    wide = stack.gaps > native + _tolerance(native)
+    starts = np.flatnonzero(wide & ~np.concatenate([[False], wide[:-1]]))
+    runs = [(int(k), int(k) + int(np.argmin(np.append(wide[k:], False)))) for k in starts]  # [first, last + 1)
+
+    def point(k: int) -> str:
+        return "(" + ", ".join(f"{v:.1f}" for v in stack.headers[k].origin) + ")"
+
+    def describe(first: int, stop: int) -> str:
+        files = f"('{Path(stack.headers[first].file).name}' to '{Path(stack.headers[stop].file).name}')"
+        if stop - first == 1:
+            return f"{stack.gaps[first]:.4g} mm after the slice at {point(first)} mm {files}"
+        return f"{stop - first} gaps of up to {stack.gaps[first:stop].max():.4g} mm from {point(first)} to {point(stop)} mm {files}"
+
+    shown = "; ".join(describe(*run) for run in runs[:limit])
+    more = f"; and {len(runs) - limit} more" if len(runs) > limit else ""
+    return f"gaps wider than its {native:.4g} mm spacing: {shown}{more}"
 
 
 def _describe_problems(stack: _StackGeometry, tilt_tag: float | None) -> str:
     problems = []
     if not stack.uniform:
         problems.append(
-            f"non-uniform slice spacing ({stack.gaps.min():.4g} to {stack.gaps.max():.4g} mm between slices)"
+            f"non-uniform slice spacing ({stack.gaps.min():.4g} to {stack.gaps.max():.4g} mm between slices; "
+            f"{_describe_gaps(stack)})"
         )
     if stack.tilted:
         extent = stack.depths[-1] - stack.depths[0]
@@ -290,14 +322,14 @@ def _shift_axis(array: np.ndarray, start: float, count: int, axis: int) -> np.nd
 
 
 def _regularize(stack: _StackGeometry, metadata: dict[str, str]) -> sitk.Image:
-    """Resample the slices onto a regular orthogonal grid: spacing = median gap, tilt removed, NaN-free.
+    """Resample the slices onto a regular orthogonal grid: the native spacing, tilt removed, NaN-free.
 
     Target frame: axes (row, col, normal) of the series, origin at the first slice's position
     shifted so the grid covers every (sheared) slice. Returns float32.
     """
     first = stack.headers[0]
     (nx, ny), (sx, sy) = first.size, first.spacing
-    spacing_z = float(np.median(stack.gaps))
+    spacing_z = _native_spacing(stack.gaps)
     u0, v0 = stack.lateral.min(axis=0)
     u1, v1 = stack.lateral.max(axis=0)
     nu = int(round((u1 - u0) / sx)) + nx
@@ -312,7 +344,7 @@ def _regularize(stack: _StackGeometry, metadata: dict[str, str]) -> sitk.Image:
     def in_plane(k: int) -> np.ndarray:
         """Slice k, read as float32 (rescale applied) and shifted onto the target in-plane grid: (nv, nu)."""
         if k not in cache:
-            pixels = sitk.GetArrayFromImage(sitk.ReadImage(stack.headers[k].file, sitk.sitkFloat32))
+            pixels = sitk.GetArrayFromImage(_read_slice(stack.headers[k].file))
             pixels = pixels.reshape(ny, nx)
             a, b = stack.lateral[k]
             pixels = _shift_axis(pixels, (u0 - a) / sx, nu, axis=1)
@@ -339,6 +371,17 @@ def _regularize(stack: _StackGeometry, metadata: dict[str, str]) -> sitk.Image:
     return image
 
 
+def _read_slice(file: str) -> sitk.Image:
+    """One slice file as float32 (rescale applied); a file whose pixels cannot be read is named."""
+    try:
+        return sitk.ReadImage(file, sitk.sitkFloat32)
+    except RuntimeError:
+        raise InputError(
+            f"Cannot read the pixel data of the DICOM file '{file}': it is truncated or damaged; "
+            "export the series again."
+        ) from None
+
+
 def _read_regular(stack: _StackGeometry, metadata: dict[str, str]) -> sitk.Image:
     """Read a uniformly spaced, unsheared stack and set its geometry from the measured positions."""
     reader = sitk.ImageSeriesReader()
@@ -346,6 +389,8 @@ def _read_regular(stack: _StackGeometry, metadata: dict[str, str]) -> sitk.Image
     try:
         image = reader.Execute()
     except RuntimeError:
+        for header in stack.headers:  # name the first file that cannot be read on its own
+            _read_slice(header.file)
         raise InputError(
             f"Cannot read the pixel data of DICOM series {metadata.get(TAG_SERIES_UID, '')}; the files may be "
             "damaged or compressed with an unsupported transfer syntax."
@@ -372,7 +417,8 @@ def read_dicom_series(
         folder: a folder of DICOM files (not searched recursively).
         series_uid: the SeriesInstanceUID to read; may be omitted when the folder holds one series.
         regularize: resample a series with non-uniform slice spacing or gantry tilt onto a regular
-            orthogonal grid (slice spacing = the median gap, float32, a warning is logged). When
+            orthogonal grid (slice spacing = the series' smallest regular gap, so a missing slice is
+            interpolated and the rest kept; float32; a warning names each gap). When
             False such a series raises :class:`InputError` instead.
 
     Returns:
@@ -386,7 +432,18 @@ def read_dicom_series(
             irregular series with ``regularize=False``.
     """
     path = _check_folder(folder)
-    info = _choose_series(path, list_dicom_series(path), series_uid)
+    series = list_dicom_series(path)
+    damaged = damaged_dicom_files(path, [file for item in series for file in item.files])
+    if damaged:
+        names = ", ".join(f"'{file.name}'" for file in damaged)
+        logger.warning(
+            "The DICOM folder '%s' holds %d file(s) that cannot be read (truncated or damaged) and were left out: "
+            "%s; if the series has a gap there, export it again.",
+            path,
+            len(damaged),
+            names,
+        )
+    info = _choose_series(path, series, series_uid)
     first = _header_reader(info.files[0])
     metadata = {key: _meta(first, key) for key in (TAG_SERIES_UID, TAG_MODALITY, TAG_DESCRIPTION, TAG_SLICE_THICKNESS)}
     metadata = {key: value for key, value in metadata.items() if value}
@@ -414,8 +471,8 @@ def read_dicom_series(
         )
     image = _regularize(stack, metadata)
     logger.warning(
-        "%s has %s; resampled it onto a regular grid of %d slices %.4g mm apart (each slice at its true "
-        "physical position, linear interpolation between slices).",
+        "%s has %s; resampled it onto a regular grid of %d slices %.4g mm apart, its own spacing (each slice at "
+        "its true physical position, linear interpolation only where no slice was acquired).",
         what,
         problems,
         image.GetSize()[2],

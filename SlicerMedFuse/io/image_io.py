@@ -18,6 +18,8 @@ import SimpleITK as sitk
 from SlicerMedFuse.errors import InputError, ResourceError, UsageError
 from SlicerMedFuse.io.atomic import atomic_path
 from SlicerMedFuse.io.dicom import list_dicom_series, read_dicom_series
+from SlicerMedFuse.io.file_integrity import check_image_file
+from SlicerMedFuse.io.output_targets import check_nifti_direction
 
 __all__ = ["READ_EXTENSIONS", "WRITE_EXTENSIONS", "read_image", "split_series_path", "write_image"]
 
@@ -99,7 +101,8 @@ def read_image(path: str | os.PathLike[str], *, series_uid: str | None = None) -
         :func:`~SlicerMedFuse.io.dicom.read_dicom_series`).
 
     Raises:
-        InputError: missing path, unsupported format, unreadable or invalid file, DICOM folder
+        InputError: missing path, unsupported format, unreadable, truncated or invalid file, NaN or
+            infinite NIfTI voxels, a zero or negative voxel size in the header, DICOM folder
             problems (no series, several series and none chosen, irregular slices, ...).
         UsageError: ``series_uid`` given twice with different values, or for a non-DICOM file.
     """
@@ -122,6 +125,7 @@ def read_image(path: str | os.PathLike[str], *, series_uid: str | None = None) -
         raise UsageError(f"'{file}' is not DICOM, so a series UID ('#{series_uid}') does not apply; remove it.")
     if extension is None:
         raise InputError(f"Cannot read '{file}': the format is not supported ({_FORMATS_TEXT}); convert it first.")
+    check_image_file(file, extension)  # what ITK would read silently: truncated data, NaN, bad voxel sizes
     try:
         return sitk.ReadImage(str(file))
     except (RuntimeError, OSError) as error:
@@ -154,7 +158,8 @@ def write_image(image: sitk.Image, path: str | os.PathLike[str], *, compress: bo
 
     Raises:
         TypeError: ``image`` is not a ``SimpleITK.Image``.
-        UsageError: the extension is not a supported output format.
+        UsageError: the extension is not a supported output format, or a sheared image would be written
+            as NIfTI (which would move it).
         ResourceError: the file cannot be written (folder not writable, disk full, ...).
     """
     if not isinstance(image, sitk.Image):
@@ -163,6 +168,7 @@ def write_image(image: sitk.Image, path: str | os.PathLike[str], *, compress: bo
     if _extension(path) not in WRITE_EXTENSIONS:
         allowed = ", ".join(WRITE_EXTENSIONS)
         raise UsageError(f"Cannot write '{path}': the extension is not supported; use one of {allowed}.")
+    check_nifti_direction(image, path, "image")
     try:
         with atomic_path(path) as temp:
             sitk.WriteImage(image, str(temp), useCompression=compress)

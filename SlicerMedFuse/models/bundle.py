@@ -33,6 +33,8 @@ from SlicerMedFuse.models.manifest import (
     BundleManifest,
     validate_manifest,
 )
+from SlicerMedFuse.models.safetensors_header import read_safetensors_shapes
+from SlicerMedFuse.models.size_budget import planned_network_shapes
 from SlicerMedFuse.nets.registry import build_network
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LoadedBundle",
     "check_bundle_for_task",
+    "check_weights_fit",
     "load_bundle",
     "load_manifest",
     "pack_bundle",
@@ -105,11 +108,16 @@ def verify_weights(manifest: BundleManifest) -> str:
         The sha256 (hex).
 
     Raises:
-        ModelError: the file is missing or its sha256 differs.
+        ModelError: the file is missing, links out of the bundle folder, or its sha256 differs.
     """
     path = manifest.weights_path
     if not path.is_file():
         raise ModelError(f"Bundle '{manifest.name}' has no weights file {path}; install the bundle again.")
+    if manifest.folder is not None and not path.resolve().is_relative_to(manifest.folder.resolve()):
+        raise ModelError(
+            f"Bundle '{manifest.name}' is refused: its weights file {path} is a link to {path.resolve()}, outside "
+            "the bundle folder; put the weights file itself into the bundle folder."
+        )
     actual = sha256_file(path)
     if actual != manifest.weights_sha256:
         raise ModelError(
@@ -139,6 +147,29 @@ def _shape_mismatch(expected: Mapping[str, tuple[int, ...]], actual: Mapping[str
     return "; ".join(parts)
 
 
+def _unfit(manifest: BundleManifest, problem: str) -> ModelError:
+    return ModelError(
+        f"The bundle's weights do not fit its architecture '{manifest.architecture}' with the manifest's args "
+        f"(bundle '{manifest.name}': {problem}); the bundle is broken, ask its author for a fixed one."
+    )
+
+
+def check_weights_fit(manifest: BundleManifest) -> None:
+    """Check, before any network is built, that the weights file is safetensors and fits the architecture.
+
+    The safetensors header is parsed (no torch, nothing unpickled), the network is planned on the
+    meta device within the memory budget, and the tensor names and shapes are compared.
+
+    Raises:
+        ModelError: the file is not safetensors, the network would exceed the budget, or the
+            names/shapes differ.
+    """
+    stored = read_safetensors_shapes(manifest.weights_path)
+    problem = _shape_mismatch(planned_network_shapes(manifest.architecture, manifest.architecture_args), stored)
+    if problem:
+        raise _unfit(manifest, problem)
+
+
 def load_bundle(folder: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> LoadedBundle:
     """Verify a bundle and build its network with its weights.
 
@@ -162,6 +193,7 @@ def load_bundle(folder: str | os.PathLike[str], *, device: str | torch.device = 
     # the full schema, never the structural fallback, before anything of the bundle is executed or loaded
     validate_manifest(manifest.data, str(manifest.folder / MANIFEST_FILE), schema_required=True)
     verify_weights(manifest)
+    check_weights_fit(manifest)  # before building: a huge or mismatched network never gets memory
     try:
         state = load_file(manifest.weights_path, device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
@@ -175,10 +207,7 @@ def load_bundle(folder: str | os.PathLike[str], *, device: str | torch.device = 
         except RuntimeError as exc:
             problem = str(exc).splitlines()[0]
     if problem:
-        raise ModelError(
-            f"The bundle's weights do not fit its architecture '{manifest.architecture}' with the manifest's args "
-            f"(bundle '{manifest.name}': {problem}); the bundle is broken, ask its author for a fixed one."
-        )
+        raise _unfit(manifest, problem)
     network.to(device)
     network.eval()
     return LoadedBundle(manifest, network)

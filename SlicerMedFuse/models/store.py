@@ -33,10 +33,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from SlicerMedFuse.errors import ModelError, ResourceError
-from SlicerMedFuse.models.bundle import load_manifest, verify_weights
+from SlicerMedFuse.models.bundle import check_weights_fit, load_manifest, verify_weights
 from SlicerMedFuse.models.catalog import Catalog, CatalogEntry, load_catalog
 from SlicerMedFuse.models.download import download
 from SlicerMedFuse.models.manifest import MANIFEST_FILE, BundleManifest, version_key
+from SlicerMedFuse.models.refused import explain_refused, refused_bundles
 from SlicerMedFuse.progress import Progress
 
 __all__ = ["BUNDLED_DIR", "HOME_ENV", "InstalledModel", "ModelStore", "VerifyResult", "default_home"]
@@ -248,12 +249,18 @@ class ModelStore:
     def find_installed(self, model_id: str, version: str | None = None) -> InstalledModel:
         """The installed bundle ``model_id`` at ``version`` (latest installed when None), else a bundled one.
 
+        A newer version of ``model_id`` that is refused (invalid or unsafe manifest) is named in a
+        warning saying which version runs instead.
+
         Raises:
-            ModelError: it is neither installed nor bundled; the message says how to install it.
+            ModelError: it is neither installed nor bundled (the message says how to install it), or
+                the ``version`` asked for is refused (the message says why).
         """
         matches = [m for m in self.list_installed() if m.id == model_id and version in (None, m.version)]
         if not matches:
             matches = [m for m in self.list_bundled() if m.id == model_id and version in (None, m.version)]
+        refused = refused_bundles(self._candidate_folders() + self._bundled_folders(), model_id, version)
+        explain_refused(refused, matches[-1].version if matches else None, asked=version)
         if not matches:
             what = model_id if version is None else f"{model_id} version {version}"
             raise ModelError(
@@ -392,13 +399,16 @@ class ModelStore:
     # --- checking, removing, resolving ------------------------------------------------------------
 
     def verify(self, model_id: str, version: str | None = None) -> VerifyResult:
-        """Re-check an installed bundle's manifest and the weights' sha256.
+        """Re-check an installed bundle: manifest, the weights' sha256, their safetensors header, and
+        that their tensor names and shapes fit the architecture (planned on torch's meta device).
 
         Raises:
-            ModelError: not installed, or corrupt (sha256 mismatch).
+            ModelError: not installed, corrupt (sha256 mismatch), not safetensors, too large, or
+                not fitting the architecture.
         """
         installed = self.find_installed(model_id, version)
         sha256 = verify_weights(installed.manifest)
+        check_weights_fit(installed.manifest)  # a pickle renamed .safetensors fails here, never unpickled
         return VerifyResult(installed.id, installed.version, installed.folder, sha256)
 
     def remove(self, model_id: str, version: str | None = None) -> list[Path]:
@@ -407,19 +417,22 @@ class ModelStore:
         Returns:
             The folders removed.
 
+        A refused bundle (invalid or unsafe manifest) of that id and version is removed too.
+
         Raises:
             ModelError: nothing matching is installed.
         """
-        matches = [m for m in self.list_installed() if m.id == model_id and version in (None, m.version)]
+        matches = [m.folder for m in self.list_installed() if m.id == model_id and version in (None, m.version)]
+        matches += [r.folder for r in refused_bundles(self._candidate_folders(), model_id, version)]
         if not matches and self.find_installed(model_id, version).bundled:  # raises when neither
             raise ModelError(f"Model '{model_id}' is bundled with SlicerMedFuse (read-only); it cannot be removed.")
         removed = []
-        for model in matches:
+        for folder in matches:
             trash = Path(tempfile.mkdtemp(prefix=".removing-", dir=self._temp_dir()))
-            os.rename(model.folder, trash / "bundle")  # disappears at once, then is deleted
+            os.rename(folder, trash / "bundle")  # disappears at once, then is deleted
             shutil.rmtree(trash, ignore_errors=True)
-            removed.append(model.folder)
-            parent = model.folder.parent
+            removed.append(folder)
+            parent = folder.parent
             if parent != self.models_dir and not any(parent.iterdir()):
                 parent.rmdir()
         self._cleanup_temp_dir()

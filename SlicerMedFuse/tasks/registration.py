@@ -146,10 +146,7 @@ class RegistrationTask(Task):
             outputs["warped_labels"] = resample_labels(
                 inputs["moving_labels"], result.displacement, method=method, device=device
             )
-        report = dict(result.report)
-        warnings = self._coarse_grid_warnings(inputs["fixed"], report, int(values["max_voxels"]))
-        if warnings:
-            report["warnings"] = [*report.get("warnings", []), *warnings]
+        report = dict(result.report)  # the coarse-grid warning is logged by the pipeline; run_task reports it
         if params.get("transform_file"):
             progress.update(0.97, "writing the .h5 transform")
             # staged in the job's scratch folder: run_task moves it into place with the other outputs, all or nothing
@@ -162,19 +159,3 @@ class RegistrationTask(Task):
         report["preset"] = str(params["preset"])
         report["settings"] = {name: (list(v) if isinstance(v, tuple) else v) for name, v in values.items()}
         return TaskResult(outputs=outputs, report=report, files=files)
-
-    @staticmethod
-    def _coarse_grid_warnings(fixed: sitk.Image, report: Mapping[str, Any], max_voxels: int) -> list[str]:
-        """One sentence for the report when the fixed image exceeded the voxel budget and a coarser grid was used."""
-        working = report.get("working_grid", {}).get("size")
-        if not working or tuple(working) == tuple(fixed.GetSize()):
-            return []
-        spacing = report["working_grid"].get("spacing_mm", [])
-        voxels = 1
-        for n in fixed.GetSize():
-            voxels *= int(n)
-        return [
-            f"The fixed image has {voxels} voxels, more than the budget max_voxels={max_voxels}: it was registered "
-            f"on a coarser {' x '.join(str(n) for n in working)} grid ({max(spacing, default=0.0):.2f} mm voxels); "
-            "the outputs are on the full fixed grid."
-        ]
