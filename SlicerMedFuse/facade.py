@@ -145,3 +145,15 @@ def precheck_grids(name: str, grids: Mapping[str, VolumeGrid], params: Mapping[s
         from SlicerMedFuse.tasks.registry import get_task
 
         get_task(name).validate_grid(grids["volume"], params)
+
+
+# --- added for the Slicer side ---
+# The LPS <-> RAS conversions MedFuseLib.mrml_bridge applies where nodes meet images (numpy only).
+from SlicerMedFuse.geometry.coordinates import (  # noqa: E402  (kept in one block for the merge)
+    lps_to_ras_points,
+    lps_to_ras_vectors,
+    ras_to_lps_points,
+    ras_to_lps_vectors,
+)
+
+__all__ += ["lps_to_ras_points", "lps_to_ras_vectors", "ras_to_lps_points", "ras_to_lps_vectors"]

@@ -19,15 +19,17 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from SlicerMedFuse.geometry import ImageGeometry, resample_to_reference, same_grid
-from SlicerMedFuse.geometry.coordinates import (
+from SlicerMedFuse.facade import (
+    ImageGeometry,
+    Label,
     ijk_to_ras_matrix,
     lps_to_ras_points,
     lps_to_ras_vectors,
     ras_to_lps_points,
     ras_to_lps_vectors,
+    resample_to_reference,
+    same_grid,
 )
-from SlicerMedFuse.tasks.contract import Label
 
 __all__ = [
     "displacement_field_to_grid_transform",
