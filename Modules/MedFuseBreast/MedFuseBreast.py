@@ -185,7 +185,7 @@ class MedFuseBreastWidget(MedFusePanelWidget):
         parameters = self._parameterNode
         if parameters.t1cVolume:
             return
-        for role, node in self.logic.breast.autoAssign(slicer.mrmlScene).items():
+        for role, node in self.logic.breast.autoAssign(slicer.mrmlScene, requireMaster=False).items():
             setattr(parameters, f"{role}Volume", node)
         if not parameters.alnDceVolume and parameters.t1cVolume:
             parameters.alnDceVolume = parameters.t1cVolume
@@ -248,7 +248,7 @@ class MedFuseBreastWidget(MedFusePanelWidget):
     # --- inputs and models ----------------------------------------------------------------------------
     def onAutoAssign(self) -> None:
         """Fill the role selectors from the scene's series descriptions and names (roles without a match are kept)."""
-        assigned = self.logic.breast.autoAssign(slicer.mrmlScene)
+        assigned = self.logic.breast.autoAssign(slicer.mrmlScene, requireMaster=False)
         for role, node in assigned.items():
             setattr(self._parameterNode, f"{role}Volume", node)
         found = ", ".join(f"{ROLE_TITLES[role]}: {node.GetName()}" for role, node in assigned.items())

@@ -211,6 +211,19 @@ def test_auto_assign_reads_names_and_dicom_series_descriptions(slicer_scene, stu
     assert logic.autoAssign(slicer_scene)["t1c"] is renamed
 
 
+def test_auto_assign_without_a_t1c_says_how_to_assign_it(slicer_scene) -> None:
+    image_to_volume_node(sitk.Image(8, 8, 4, sitk.sitkFloat32), slicer_scene, "T2 TSE")
+    image_to_volume_node(sitk.Image(8, 8, 4, sitk.sitkFloat32), slicer_scene, "Series 3")
+    logic = BreastLogic(runner=RefusingRunner())
+    with pytest.raises(ValueError) as raised:
+        logic.autoAssign(slicer_scene)
+    message = str(raised.value)
+    assert "\n" not in message and message.count(". ") == 0  # one sentence
+    assert "T1C" in message and "'T2 TSE', 'Series 3'" in message and "rename it" in message
+    assert "slicer.util.getNode" in message  # or pass the node yourself
+    assert set(logic.autoAssign(slicer_scene, requireMaster=False)) == {"t2w"}  # the panel asks the user instead
+
+
 # --- models ---------------------------------------------------------------------------------------
 def test_the_shipped_demo_model_is_the_default_and_says_it_was_trained_on_phantoms(logic: BreastLogic) -> None:
     default = logic.models.default()

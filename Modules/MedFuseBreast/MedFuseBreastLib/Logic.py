@@ -15,7 +15,7 @@ From Slicer's Python console::
 
     from MedFuseBreastLib import BreastLogic
     logic = BreastLogic()
-    roles = logic.autoAssign(slicer.mrmlScene)            # {"t1c": node, "t2w": node, ...}
+    roles = logic.autoAssign(slicer.mrmlScene)  # {"t1c": node, "t2w": node, ...}; ValueError names a missing T1C
     result = logic.process(roles["t1c"], roles.get("t2w"), roles.get("pre"), alignFirst=True)
     print(result.segmentation.GetName(), logic.resultSummary(result.report))
 
@@ -37,7 +37,8 @@ import SimpleITK as sitk
 import slicer
 from MedFuseLib import mrml_bridge
 from MedFuseLib.runner import ProcessRunner
-from MedFuseLib.task_models import TaskModels, resolveTaskParameters, taskParameterRange
+from MedFuseLib.task_logic import TaskLogic
+from MedFuseLib.task_models import TaskModels
 from MedFuseLib.terminology import loadTerminology
 
 from MedFuseBreastLib.Aln import (
@@ -52,15 +53,15 @@ from MedFuseBreastLib.Aln import (
 )
 from MedFuseBreastLib.JobChain import ChainStep, ImageInputJob, JobChain
 from MedFuseBreastLib.Roles import ROLE_TITLES, ROLES, assignRoles
-from SlicerMedFuse.breast.labels import MASS_LABELS
-from SlicerMedFuse.breast.phantom_dataset import PHANTOM_DATA_NOTE
-from SlicerMedFuse.breast.sequences import check_mr_role
-from SlicerMedFuse.device import DEVICE_CHOICES
-from SlicerMedFuse.errors import MedFuseError
-from SlicerMedFuse.models.manifest import BundleManifest
-from SlicerMedFuse.tasks.breast_mass import DEFAULT_MODEL
-from SlicerMedFuse.tasks.contract import TaskSpec
-from SlicerMedFuse.tasks.registry import get_task
+from SlicerMedFuse.facade import (
+    DEVICE_CHOICES,
+    MASS_LABELS,
+    PHANTOM_DATA_NOTE,
+    BundleManifest,
+    MedFuseError,
+    TaskSpec,
+    check_mr_role,
+)
 
 if TYPE_CHECKING:
     from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
@@ -105,16 +106,12 @@ _log = logging.getLogger(__name__)
 
 def taskSpec() -> TaskSpec:
     """The backend's declaration of the ``breast-mass`` task (inputs, outputs, labels, parameters)."""
-    return get_task(TASK_NAME).spec
+    return BreastLogic.spec()
 
 
 def parameterRange(name: str) -> tuple[float, float]:
     """(minimum, maximum) of a numeric task parameter, e.g. ``parameterRange("threshold")``."""
-    return taskParameterRange(taskSpec(), name)
-
-
-#: The task's attention-map outputs (``attention_1`` .. ``attention_5``), coarse to fine encoder blocks.
-ATTENTION_ROLES = tuple(output.role for output in taskSpec().outputs if output.role.startswith("attention_"))
+    return BreastLogic.parameterRange(name)
 
 
 class BreastMassJob(JobChain):
@@ -142,21 +139,19 @@ class BreastResult:
     report: dict[str, Any]
 
 
-class BreastLogic:
+class BreastLogic(TaskLogic):
     """Runs the backend ``breast-mass`` (and ``aln-metastasis``) tasks on volume nodes.
 
-    Args:
-        runner: starts the backend process (:class:`MedFuseLib.runner.ProcessRunner`); default a
-            :class:`MedFuseLib.runner.SubprocessRunner`. Tests inject fakes here.
-        python: interpreter for the backend; default ``PythonSlicer`` inside Slicer, else ``sys.executable``.
-        store: the model store; default ``$MEDFUSE_HOME`` or ``~/.medfuse`` (the backend reads the same).
+    Args: those of :class:`MedFuseLib.task_logic.TaskLogic` (runner, python, store, scheduler).
     """
 
-    def __init__(self, runner: ProcessRunner | None = None, python: str | None = None, store=None) -> None:
-        self.runner = runner
-        self.python = python
-        self.models = TaskModels(TASK_NAME, DEFAULT_MODEL, store)
-        self.alnModels = TaskModels(ALN_TASK, ALN_DEFAULT_MODEL, store)
+    TASK_NAME = TASK_NAME
+    FINISH_OPTIONS = ("segmentationNode",)
+
+    @property
+    def alnModels(self) -> TaskModels:
+        """The research ALN task's model bundles in :attr:`store`."""
+        return TaskModels(ALN_TASK, ALN_DEFAULT_MODEL or "", self.store)
 
     # --- roles ------------------------------------------------------------------------------------
     @staticmethod
@@ -172,11 +167,19 @@ class BreastLogic:
         parts.append(volumeNode.GetAttribute("DICOM.SeriesDescription") or "")
         return " ".join(part for part in parts if part)
 
-    def autoAssign(self, scene) -> dict[str, vtkMRMLScalarVolumeNode]:
+    def autoAssign(self, scene, requireMaster: bool = True) -> dict[str, vtkMRMLScalarVolumeNode]:
         """Role -> volume of the scene whose description suggests it (see :func:`MedFuseBreastLib.Roles.assignRoles`).
 
         Label maps and the volumes a sequence browser shows are candidates; the items stored inside a
         sequence are not (the browser's proxy volume stands for the series).
+
+        Args:
+            scene: the MRML scene to search.
+            requireMaster: raise when no volume looks like the T1C (the master sequence); the panel
+                passes False and asks the user instead.
+
+        Raises:
+            ValueError: ``requireMaster`` and no T1C was recognised (one sentence on how to assign it).
         """
         volumes = [
             node
@@ -188,7 +191,15 @@ class BreastLogic:
         ]
         byId = {node.GetID(): node for node in volumes}
         assigned = assignRoles((node.GetID(), self.seriesDescription(node)) for node in volumes)
-        return {role: byId[nodeId] for role, nodeId in assigned.items()}
+        roles = {role: byId[nodeId] for role, nodeId in assigned.items()}
+        if requireMaster and "t1c" not in roles:
+            names = ", ".join(f"'{node.GetName()}'" for node in volumes) or "none"
+            raise ValueError(
+                f"No volume's name or series description marks it as the T1C (post-contrast T1) among the scene's "
+                f"volumes ({names}); rename it to include 'T1C', 'post' or 'DCE', or pass it yourself: "
+                "logic.process(slicer.util.getNode('NAME'))."
+            )
+        return roles
 
     # --- phases -----------------------------------------------------------------------------------
     @staticmethod
@@ -317,21 +328,6 @@ class BreastLogic:
             check_mr_role(sample, role, ROLE_TITLES[role])
         except MedFuseError as error:
             raise ValueError(error.message.replace(f"Input '{role}'", f"The {ROLE_TITLES[role]} '{name}'")) from None
-
-    def taskParameters(
-        self,
-        *,
-        attentionMaps: bool = False,
-        threshold: float | None = None,
-        maxMisalignmentMm: float | None = None,
-    ) -> dict[str, Any]:
-        """The backend parameters (task defaults for None), validated.
-
-        Raises:
-            ValueError: a value outside its range (the backend's sentence).
-        """
-        given = {"attention_maps": attentionMaps, "threshold": threshold, "max_misalignment_mm": maxMisalignmentMm}
-        return resolveTaskParameters(taskSpec(), given)
 
     # --- running ----------------------------------------------------------------------------------
     def startJob(
@@ -469,22 +465,6 @@ class BreastLogic:
             display.SetAndObserveColorNodeID(ATTENTION_COLOR_NODE_ID)
         return node
 
-    def process(self, t1cNode, t2wNode=None, preNode=None, **options: Any) -> BreastResult:
-        """Segment and wait: start, run to the end, put the result into the scene. For the console and scripts.
-
-        Args:
-            t1cNode, t2wNode, preNode: the study (see :meth:`startJob`).
-            **options: the keyword arguments of :meth:`startJob` and ``segmentationNode`` of :meth:`finishJob`.
-        """
-        segmentationNode = options.pop("segmentationNode", None)
-        job = self.startJob(t1cNode, t2wNode, preNode, **options)
-        try:
-            job.wait()
-        except BaseException:  # Ctrl+C or a timeout: cleanup stops the running step too
-            job.cleanup()
-            raise
-        return self.finishJob(job, segmentationNode)
-
     @staticmethod
     def failureMessage(message: str) -> str:
         """The backend's sentence for the panel: its command-line advice on misalignment becomes the panel's option."""
@@ -597,3 +577,7 @@ def _job(
     nodes = {role: item for role, item in inputs.items() if not isinstance(item, sitk.Image)}
     images = {role: item for role, item in inputs.items() if isinstance(item, sitk.Image)}
     return ImageInputJob(task, nodes, outputs, params, input_images=images, **options)
+
+
+#: The task's attention-map outputs (``attention_1`` .. ``attention_5``), coarse to fine encoder blocks.
+ATTENTION_ROLES = tuple(output.role for output in BreastLogic.spec().outputs if output.role.startswith("attention_"))
