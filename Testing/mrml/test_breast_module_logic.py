@@ -28,7 +28,6 @@ if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
 from MedFuseBreastLib import (  # noqa: E402  (needs slicer-core, checked above)
-    ATTENTION_ROLES,
     CLINICAL_FIELDS,
     PANEL_DEFAULTS,
     SIMULATED_TRAINING_WARNING,
@@ -244,7 +243,7 @@ def test_full_study_gives_the_coded_mass_under_the_study_and_attention_maps(slic
 
     _assert_mass_segmentation(result.segmentation, study["t1c"])
     assert result.segmentation.GetAttribute("MedFuse.model") == f"{DEFAULT_MODEL}@0.1.0"
-    assert len(result.attentionVolumes) == len(ATTENTION_ROLES) == 5
+    assert len(result.attentionVolumes) == len(BreastLogic.attentionRoles()) == 5
     for volume in result.attentionVolumes:
         values = slicer.util.arrayFromVolume(volume)
         assert values.shape == before["t1c"][0].shape and 0.0 <= values.min() <= values.max() <= 1.0

@@ -26,8 +26,6 @@ if str(MODULE_DIR) not in sys.path:
 from MedFuseLib.mrml_bridge import image_to_volume_node  # noqa: E402  (needs slicer-core, checked above)
 from MedFuseSuperResolutionLib import SuperResolutionLogic, methodChoices, methodNote  # noqa: E402
 
-
-
 pytestmark = pytest.mark.slicer
 
 THICK_MRI = "brain_registration/pyradiomics_brain1_image.nrrd"  # 256 x 256 x 25, 0.78 x 0.78 x 6.5 mm

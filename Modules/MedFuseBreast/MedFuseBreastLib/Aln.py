@@ -16,10 +16,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from SlicerMedFuse.facade import CLINICAL_FIELDS, MedFuseError, check_clinical, default_model
+from SlicerMedFuse.facade import CLINICAL_FIELDS, MedFuseError, check_clinical
 
 __all__ = [
-    "ALN_DEFAULT_MODEL",
     "ALN_TASK",
     "CLINICAL_FIELDS",
     "PANEL_DEFAULTS",
@@ -30,8 +29,6 @@ __all__ = [
 ]
 
 ALN_TASK = "aln-metastasis"
-#: The bundle id the ALN task uses when none is chosen (the research demo model).
-ALN_DEFAULT_MODEL = default_model(ALN_TASK)
 #: Input roles of the task: the DCE / post-contrast T1 (required), the T2W and the lesion label map.
 ALN_DCE_ROLE, ALN_T2W_ROLE, ALN_MASS_ROLE = "dce", "t2w", "mass"
 #: Where the panel's clinical values start (inside each field's range; the user enters the patient's).

@@ -43,7 +43,6 @@ from MedFuseLib.terminology import loadTerminology
 
 from MedFuseBreastLib.Aln import (
     ALN_DCE_ROLE,
-    ALN_DEFAULT_MODEL,
     ALN_MASS_ROLE,
     ALN_T2W_ROLE,
     ALN_TASK,
@@ -61,13 +60,13 @@ from SlicerMedFuse.facade import (
     MedFuseError,
     TaskSpec,
     check_mr_role,
+    default_model,
 )
 
 if TYPE_CHECKING:
     from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 __all__ = [
-    "ATTENTION_ROLES",
     "DEVICE_CHOICES",
     "SIMULATED_TRAINING_WARNING",
     "TASK_NAME",
@@ -148,10 +147,15 @@ class BreastLogic(TaskLogic):
     TASK_NAME = TASK_NAME
     FINISH_OPTIONS = ("segmentationNode",)
 
+    @classmethod
+    def attentionRoles(cls) -> tuple[str, ...]:
+        """The task's attention-map outputs (``attention_1`` .. ``attention_5``), coarse to fine encoder blocks."""
+        return tuple(output.role for output in cls.spec().outputs if output.role.startswith("attention_"))
+
     @property
     def alnModels(self) -> TaskModels:
         """The research ALN task's model bundles in :attr:`store`."""
-        return TaskModels(ALN_TASK, ALN_DEFAULT_MODEL or "", self.store)
+        return TaskModels(ALN_TASK, default_model(ALN_TASK) or "", self.store)
 
     # --- roles ------------------------------------------------------------------------------------
     @staticmethod
@@ -367,7 +371,7 @@ class BreastLogic(TaskLogic):
         params = self.taskParameters(
             attentionMaps=attentionMaps, threshold=threshold, maxMisalignmentMm=maxMisalignmentMm
         )
-        outputs = [OUTPUT_ROLE, *(ATTENTION_ROLES if attentionMaps else ())]
+        outputs = [OUTPUT_ROLE, *(self.attentionRoles() if attentionMaps else ())]
         options = {"device": device, "runner": runner or self.runner, "python": self.python}
         userNodes = {
             role: node for role, node in zip(ROLES, (t1cNode, t2wNode, preNode), strict=True) if node is not None
@@ -433,7 +437,7 @@ class BreastLogic(TaskLogic):
                 segmentationNode.SetAttribute(f"MedFuse.{key}", value)
             attention = [
                 self._attentionVolume(images[role], t1cNode, f"{t1cNode.GetName()} attention {role.split('_')[1]}")
-                for role in ATTENTION_ROLES
+                for role in self.attentionRoles()
                 if role in images
             ]
             aligned = {role: self._alignedVolume(image, job, role) for role, image in job.alignedImages.items()}
@@ -577,7 +581,3 @@ def _job(
     nodes = {role: item for role, item in inputs.items() if not isinstance(item, sitk.Image)}
     images = {role: item for role, item in inputs.items() if isinstance(item, sitk.Image)}
     return ImageInputJob(task, nodes, outputs, params, input_images=images, **options)
-
-
-#: The task's attention-map outputs (``attention_1`` .. ``attention_5``), coarse to fine encoder blocks.
-ATTENTION_ROLES = tuple(output.role for output in BreastLogic.spec().outputs if output.role.startswith("attention_"))

@@ -32,7 +32,6 @@ from MedFuseLib.runner import ProcessRunner
 from MedFuseLib.task_job import BackendTaskJob
 from MedFuseLib.task_models import TaskModels
 from MedFuseLib.task_run import Scheduler, TaskRun, defaultScheduler
-
 from SlicerMedFuse import facade
 
 __all__ = ["TaskLogic", "camelName", "snakeName", "taskSpec"]
@@ -51,7 +50,7 @@ def snakeName(name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", name).lower()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def taskSpec(task: str) -> facade.TaskSpec:
     """The backend's declaration of ``task`` (read once per session; it does not change while Slicer runs)."""
     return facade.task_spec(task)

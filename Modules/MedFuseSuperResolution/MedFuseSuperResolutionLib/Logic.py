@@ -74,6 +74,7 @@ _AXIS_NAMES = ("left-right", "posterior-anterior", "inferior-superior")
 
 _log = logging.getLogger(__name__)
 
+
 def taskSpec() -> TaskSpec:
     """The backend's declaration of the ``superres`` task (inputs, outputs, parameters)."""
     return SuperResolutionLogic.spec()
@@ -113,7 +114,13 @@ class SuperResolutionLogic(TaskLogic):
 
     TASK_NAME = TASK_NAME
 
-    def __init__(self, runner: ProcessRunner | None = None, python: str | None = None, dicomDatabase: DicomDatabase | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        runner: ProcessRunner | None = None,
+        python: str | None = None,
+        dicomDatabase: DicomDatabase | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(runner, python, **options)
         self.dicomDatabase = dicomDatabase
 

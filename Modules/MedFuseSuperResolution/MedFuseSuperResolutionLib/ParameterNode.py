@@ -1,0 +1,49 @@
+"""The MedFuseSuperResolution panel's parameter pack: what the panel shows, saved with the scene.
+
+Kept without ``from __future__ import annotations``: Slicer's ``parameterNodeWrapper`` reads the
+field annotations as objects.
+"""
+
+from typing import Annotated
+
+import slicer
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+
+from MedFuseSuperResolutionLib import (
+    DEFAULT_METHOD,
+    DEFAULT_QUALITY,
+    DEVICE_CHOICES,
+    methodChoices,
+    parameterRange,
+    taskSpec,
+)
+
+
+@parameterNodeWrapper
+class MedFuseSuperResolutionParameterNode:
+    """What the panel shows, saved with the scene. Choices and ranges come from the backend's task declaration.
+
+    inputVolume - thick-slice volume (never modified).
+    outputVolume - volume that receives the result; None creates one at Apply.
+    method - SR4ZCT (network trained on the volume) or an interpolation baseline.
+    targetSpacing - new slice spacing in mm; 0 = the in-plane spacing (isotropic voxels).
+    factor - when > 0, new slice spacing = slice spacing / factor (overrides targetSpacing).
+    sliceThickness - slice thickness in mm; 0 = detect (DICOM Slice Thickness, else the spacing).
+    quality - SR4ZCT configuration: fast (CPU, minutes) or faithful (the paper's, GPU).
+    epochs - SR4ZCT training epochs; 0 = the quality's default.
+    seed - seed of SR4ZCT's initial weights and training samples.
+    device - where network methods run.
+    compareAfterRun - switch to the side-by-side layout after each run (off: the layout is left alone).
+    """
+
+    inputVolume: slicer.vtkMRMLScalarVolumeNode
+    outputVolume: slicer.vtkMRMLScalarVolumeNode
+    method: Annotated[str, Choice(methodChoices())] = DEFAULT_METHOD
+    targetSpacing: Annotated[float, WithinRange(*parameterRange("target_spacing"))] = 0.0
+    factor: Annotated[float, WithinRange(*parameterRange("factor"))] = 0.0
+    sliceThickness: Annotated[float, WithinRange(*parameterRange("slice_thickness"))] = 0.0
+    quality: Annotated[str, Choice(list(taskSpec().parameter("quality").choices))] = DEFAULT_QUALITY
+    epochs: Annotated[int, WithinRange(*(int(limit) for limit in parameterRange("epochs")))] = 0
+    seed: Annotated[int, WithinRange(*(int(limit) for limit in parameterRange("seed")))] = 0
+    device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
+    compareAfterRun: bool = False
