@@ -175,18 +175,18 @@ class TaskLogic:
         title = item.title
         if node is None:
             if item.required:
-                raise ValueError(f"Select the {title} volume.")
+                raise ValueError(f"Select the {title}.")
             return
         name = node.GetName()
         imageData = node.GetImageData()
         if imageData is None:
-            raise ValueError(f"The {title} volume '{name}' has no voxels; load or compute it first.")
+            raise ValueError(f"The {title} '{name}' has no voxels; load or compute it first.")
         if item.kind == "image" and imageData.GetNumberOfScalarComponents() != 1:
-            raise ValueError(f"The {title} volume '{name}' has colour or vector voxels; select a grey-scale volume.")
+            raise ValueError(f"The {title} '{name}' has colour or vector voxels; select a grey-scale volume.")
         dimensions = imageData.GetDimensions()
         if min(dimensions) < 2:
             raise ValueError(
-                f"The {title} volume '{name}' is a single slice ({dimensions[0]} x {dimensions[1]} x "
+                f"The {title} '{name}' is a single slice ({dimensions[0]} x {dimensions[1]} x "
                 f"{dimensions[2]} voxels); select a 3D volume."
             )
 

@@ -27,7 +27,7 @@ slicer-core and inside the Slicer application alike.
 From Slicer's Python console::
 
     from MedFuseRegistrationLib import RegistrationLogic
-    outputs = RegistrationLogic().process(slicer.util.getNode("T1"), slicer.util.getNode("T2"), preset="fast")
+    outputs = RegistrationLogic().process(slicer.util.getNode("MRBrainT1"), slicer.util.getNode("MRBrainT2"), preset="fast")
     outputs.volume                                # T2 resampled onto the T1 grid
 """
 

@@ -10,7 +10,7 @@ headless on slicer-core and inside the Slicer application alike.
 From Slicer's Python console::
 
     from MedFuseSuperResolutionLib import SuperResolutionLogic
-    fine = SuperResolutionLogic().process(slicer.util.getNode("T2"), method="bspline", factor=2)
+    fine = SuperResolutionLogic().process(slicer.util.getNode("CTHead"), method="bspline")
 
 Slice geometry follows SR4ZCT (Shi et al., MLMI 2023): slices are ``d`` mm apart (slice spacing),
 each averages ``r`` mm of tissue (slice thickness), so neighbours overlap by ``r - d``.
