@@ -185,6 +185,42 @@ def test_ranges_choices_and_what_a_person_reads_for_each_choice(monkeypatch: pyt
     spec = facade.TaskSpec("example", "Example", "", (facade.InputSpec("volume", "Volume"),), (), (labelled,))
     monkeypatch.setattr(ExampleLogic, "spec", classmethod(lambda cls: spec))
     assert ExampleLogic.choiceLabels("method") == [("bspline", "Cubic B-spline"), ("sinc", "Windowed sinc")]
+    assert ExampleLogic.choiceLabel("method", "sinc") == "Windowed sinc"
+    assert ExampleLogic.choiceLabel("device", "cuda") == "cuda"  # a panel field that is no task choice
+
+
+def test_combo_boxes_show_the_labels_and_keep_the_ids_behind_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from MedFuseLib.choice_combos import labelChoiceCombos
+
+    class Combo:
+        """A QComboBox as the parameter node connector leaves it: the ids as texts, read back by index."""
+
+        def __init__(self, field: str, ids: list[str]) -> None:
+            self.field, self.texts = field, list(ids)
+
+        @property
+        def count(self) -> int:
+            return len(self.texts)
+
+        def property(self, name: str):
+            return self.field if name == "SlicerParameterName" else None
+
+        def itemText(self, index: int) -> str:
+            return self.texts[index]
+
+        def setItemText(self, index: int, text: str) -> None:
+            self.texts[index] = text
+
+    labelled = facade.ParameterSpec(
+        "method", "choice", "bspline", choices=("bspline", "sinc"), choice_labels=("Cubic B-spline", "Windowed sinc")
+    )
+    spec = facade.TaskSpec("example", "Example", "", (facade.InputSpec("volume", "Volume"),), (), (labelled,))
+    monkeypatch.setattr(ExampleLogic, "spec", classmethod(lambda cls: spec))
+    method, device = Combo("method", ["bspline", "sinc"]), Combo("device", ["auto", "cpu"])
+    unbound = Combo("", ["a"])
+    assert labelChoiceCombos([method, device, unbound, object()], ExampleLogic.choiceLabel) == 2
+    assert method.texts == ["Cubic B-spline", "Windowed sinc"] and device.texts == ["auto", "cpu"]
+    assert labelChoiceCombos([method], ExampleLogic.choiceLabel) == 0  # labelling twice changes nothing
 
 
 # --- inputs ---------------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
+from MedFuseLib.choice_combos import labelChoiceCombos
 from MedFuseLib.installer import BackendInstaller
 from MedFuseLib.segment_editor import EmbeddedSegmentEditor
 
@@ -290,8 +291,15 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             # Each widget in the .ui names its field with the dynamic property SlicerParameterName.
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self._labelChoiceCombos()
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
         self._onParameterNodeModified()
+
+    def _labelChoiceCombos(self) -> None:
+        """Task choices by what a person reads ("Cubic B-spline"); the connector just filled them with ids."""
+        taskLogic = getattr(self.logic, "taskLogic", None)
+        if taskLogic is not None:
+            labelChoiceCombos(vars(self.ui).values(), taskLogic.choiceLabel)
 
     def _releaseParameterNode(self) -> None:
         if self._parameterNode is None:

@@ -124,6 +124,14 @@ class TaskLogic:
         parameter = cls.parameterSpec(name)
         return [(choice, parameter.choice_label(choice)) for choice in cls.parameterChoices(name)]
 
+    @classmethod
+    def choiceLabel(cls, name: str, value: str) -> str:
+        """What a person reads for choice ``value`` of parameter ``name`` (the value itself for a field that is
+        not a task choice, e.g. ``device``)."""
+        known = {camelName(parameter.name): parameter for parameter in cls.spec().parameters}
+        parameter = known.get(name) or known.get(camelName(name))
+        return parameter.choice_label(value) if parameter is not None and parameter.kind == "choice" else value
+
     # --- parameters ---------------------------------------------------------------------------------
     @classmethod
     def taskParameters(cls, **values: Any) -> dict[str, Any]:
