@@ -158,3 +158,69 @@ def test_super_resolution_changes_the_layout_only_when_asked():
         and any(isinstance(n, ast.Attribute) and n.attr == "_showSideBySide" for n in ast.walk(node))
     ]
     assert guarded, "_finishJob switches the layout without the compareAfterRun option"
+
+
+# --------------------------------------------------------------------------- a current Slicer
+
+
+class _StandInModule(types.ModuleType):
+    """A module whose every missing attribute is a new class of that name (``slicer.vtkMRMLScalarVolumeNode``)."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = type(name, (), {"__init__": lambda self, *args, **kwargs: None})
+        setattr(self, name, value)
+        return value
+
+
+def _current_slicer(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
+    """Stand-ins for the parts of Slicer 5.10's Python application layer a module file imports."""
+    slicer = _StandInModule("slicer")
+    slicer.app = types.SimpleNamespace(applicationVersion="5.10.0")
+    names = ("slicer.i18n", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper", "slicer.util")
+    modules = {name: _StandInModule(name) for name in names}
+    modules["slicer.i18n"].tr = lambda text: text
+    wrapper = modules["slicer.parameterNodeWrapper"]
+    wrapped: list[type] = []
+    wrapper.parameterNodeWrapper = lambda cls: wrapped.append(cls) or cls
+    wrapper.Choice = lambda choices: ("Choice", tuple(choices))
+    wrapper.WithinRange = lambda low, high: ("WithinRange", low, high)
+    for name, module in modules.items():
+        setattr(slicer, name.split(".", 1)[1], module)
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setitem(sys.modules, "slicer", slicer)
+    for name in ("qt", "ctk"):  # vtk is the real one (slicer-core's)
+        monkeypatch.setitem(sys.modules, name, _StandInModule(name))
+    for name in [name for name in sys.modules if name.split(".")[0].endswith("Lib")]:
+        monkeypatch.delitem(sys.modules, name)
+    for folder in sorted(path for path in MODULES.iterdir() if path.is_dir()):
+        monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    return types.SimpleNamespace(wrapped=wrapped)
+
+
+@pytest.mark.parametrize("path", MODULE_FILES, ids=lambda path: path.stem)
+def test_on_a_current_slicer_the_module_file_gives_the_panel_logic_and_test(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    app = _current_slicer(monkeypatch)
+    spec = importlib.util.spec_from_file_location(f"current_slicer_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    for suffix, lib_file in (("Widget", "Widget"), ("Logic", "ModuleLogic"), ("Test", "SelfTest")):
+        found = getattr(module, f"{path.stem}{suffix}")
+        assert found.__module__ == f"{path.stem}Lib.{lib_file}", f"{path.stem}{suffix} comes from {found.__module__}"
+    [pack] = app.wrapped
+    assert pack.__name__ == f"{path.stem}ParameterNode"
+    task_logic = next(
+        value
+        for value in vars(sys.modules[f"{path.stem}Lib.Logic"]).values()
+        if isinstance(value, type) and getattr(value, "TASK_NAME", "") and value.__module__ == f"{path.stem}Lib.Logic"
+    )
+    assert getattr(module, f"{path.stem}Logic").PARAMETER_PACK is pack
+    from MedFuseLib.task_logic import camelName
+
+    keywords = {camelName(parameter.name) for parameter in task_logic.spec().parameters}
+    assert set(pack.__annotations__) & keywords, f"{pack.__name__} holds none of its task's parameters"

@@ -10,8 +10,6 @@ import slicer
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
 from MedFuseSuperResolutionLib import (
-    DEFAULT_METHOD,
-    DEFAULT_QUALITY,
     DEVICE_CHOICES,
     methodChoices,
     parameterRange,
@@ -38,11 +36,13 @@ class MedFuseSuperResolutionParameterNode:
 
     inputVolume: slicer.vtkMRMLScalarVolumeNode
     outputVolume: slicer.vtkMRMLScalarVolumeNode
-    method: Annotated[str, Choice(methodChoices())] = DEFAULT_METHOD
+    method: Annotated[str, Choice(methodChoices())] = taskSpec().parameter("method").default
     targetSpacing: Annotated[float, WithinRange(*parameterRange("target_spacing"))] = 0.0
     factor: Annotated[float, WithinRange(*parameterRange("factor"))] = 0.0
     sliceThickness: Annotated[float, WithinRange(*parameterRange("slice_thickness"))] = 0.0
-    quality: Annotated[str, Choice(list(taskSpec().parameter("quality").choices))] = DEFAULT_QUALITY
+    quality: Annotated[str, Choice(list(taskSpec().parameter("quality").choices))] = (
+        taskSpec().parameter("quality").default
+    )
     epochs: Annotated[int, WithinRange(*(int(limit) for limit in parameterRange("epochs")))] = 0
     seed: Annotated[int, WithinRange(*(int(limit) for limit in parameterRange("seed")))] = 0
     device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"

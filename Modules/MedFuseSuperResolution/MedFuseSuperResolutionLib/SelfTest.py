@@ -60,6 +60,6 @@ class MedFuseSuperResolutionTest(MedFuseSelfTest):
         iso = self._syntheticVolume("isotropic", (1.0, 1.0, 1.0))
         self.assertTrue(MedFuseSuperResolutionLogic().detectSliceGeometry(iso)["isotropic"])
         with self.assertRaises(ValueError) as raised:
-            MedFuseSuperResolutionLogic().taskLogic.taskParameters(iso)
+            MedFuseSuperResolutionLogic().taskLogic.checkedParameters(iso)
         self.assertIn("nothing to super-resolve", str(raised.exception))
         self.delayDisplay("Test passed")
