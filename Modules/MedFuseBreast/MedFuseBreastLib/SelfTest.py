@@ -23,7 +23,7 @@ class MedFuseBreastTest(MedFuseSelfTest):
         """T1C, T2W and pre-contrast volumes of a seeded 64 x 64 x 12 phantom study (5 x 5 x 4 mm voxels)."""
         from MedFuseLib.mrml_bridge import image_to_volume_node
 
-        from SlicerMedFuse.breast.phantom import PhantomConfig, generate_phantom, study_geometry
+        from SlicerMedFuse.facade import PhantomConfig, generate_phantom, study_geometry
 
         grid = study_geometry(64, 12, (5.0, 5.0, 4.0))
         phantom = generate_phantom(21, grid, PhantomConfig(masses=(1, 1), mass_diameter_mm=(20.0, 25.0)))
