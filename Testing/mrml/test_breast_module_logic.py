@@ -368,8 +368,8 @@ def _ct_like(slicer_scene, phantom):
         ("missing master", "Select the contrast-enhanced T1 (T1C): it is the master sequence"),
         ("CT as T1C", "The T1C (post-contrast) 'CT chest' looks like a CT in Hounsfield units"),
         ("one volume twice", "is selected as both T1C (post-contrast) and T2W; give each role its own sequence"),
-        ("single slice", "needs 3D volumes; the T2W 'one slice' is a single slice"),
-        ("no voxels", "The pre-contrast T1 'empty' has no voxels"),
+        ("single slice", "The T2W 'one slice' is a single slice"),
+        ("no voxels", "The Pre-contrast T1 'empty' has no voxels"),
         ("multi-phase T2W", "holds 3 volumes; select a single T2W volume"),
     ],
 )

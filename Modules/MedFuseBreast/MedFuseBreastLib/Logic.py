@@ -279,7 +279,7 @@ class BreastLogic(TaskLogic):
             )
         given = {role: node for role, node in zip(ROLES, (t1cNode, t2wNode, preNode), strict=True) if node is not None}
         for role, node in given.items():
-            self._checkVolume(node, role)
+            self.checkInputNode(node, role, phases=True)  # a multi-phase series is checked by _phase
             for other in ROLES[ROLES.index(role) + 1 :]:
                 if given.get(other) is node:
                     raise ValueError(
@@ -305,19 +305,6 @@ class BreastLogic(TaskLogic):
         for role, item in resolved.items():
             self._checkMagnetic(item, role, given.get(role, t1cNode).GetName())
         return {role: resolved[role] for role in ROLES if role in resolved}
-
-    @staticmethod
-    def _checkVolume(node, role: str) -> None:
-        name, title = node.GetName(), ROLE_TITLES[role]
-        imageData = node.GetImageData()
-        if imageData is None:
-            raise ValueError(f"The {title} '{name}' has no voxels; load it first.")
-        dimensions = imageData.GetDimensions()
-        if min(dimensions) < 2:
-            raise ValueError(
-                f"Breast mass segmentation needs 3D volumes; the {title} '{name}' is a single slice "
-                f"({dimensions[0]} x {dimensions[1]} x {dimensions[2]} voxels)."
-            )
 
     @staticmethod
     def _checkMagnetic(item, role: str, name: str) -> None:

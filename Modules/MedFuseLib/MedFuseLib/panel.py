@@ -3,8 +3,9 @@
 A MedFuse panel binds a typed parameter node (``@parameterNodeWrapper``) to the widgets of its
 ``Resources/UI/<ModuleName>.ui``, starts one backend job at a time from its Apply button (the button
 doubles as Cancel while the job runs), polls the job from a Qt timer, and loads the result into the
-scene. :class:`MedFusePanelWidget` holds all of that; a module's widget subclasses it and keeps only
-what its own panel shows::
+scene. :class:`MedFusePanelWidget` holds all of that; a module's widget (``<Module>Lib/Widget.py``,
+imported by the module file after its Slicer version check) subclasses it and keeps only what its
+own panel shows. Combo boxes bound to a task's choice parameters show the task's choice labels::
 
     class MedFuseExampleWidget(MedFusePanelWidget):
         START_FAILED_MESSAGE = _("Example could not start.")

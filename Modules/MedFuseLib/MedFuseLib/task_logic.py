@@ -173,8 +173,13 @@ class TaskLogic:
 
     # --- inputs -------------------------------------------------------------------------------------
     @classmethod
-    def checkInputNode(cls, node: Any, role: str) -> None:
+    def checkInputNode(cls, node: Any, role: str, *, phases: bool = False) -> None:
         """Check one input node against its ``InputSpec``: present when required, voxels, grey scale, 3D.
+
+        Args:
+            node: the volume node (None when nothing is selected).
+            role: the task input it is for.
+            phases: its voxel components are phases of a series (DCE), not colour: skip the grey-scale check.
 
         Raises:
             ValueError: one sentence naming the problem and the fix.
@@ -189,7 +194,7 @@ class TaskLogic:
         imageData = node.GetImageData()
         if imageData is None:
             raise ValueError(f"The {title} '{name}' has no voxels; load or compute it first.")
-        if item.kind == "image" and imageData.GetNumberOfScalarComponents() != 1:
+        if item.kind == "image" and not phases and imageData.GetNumberOfScalarComponents() != 1:
             raise ValueError(f"The {title} '{name}' has colour or vector voxels; select a grey-scale volume.")
         dimensions = imageData.GetDimensions()
         if min(dimensions) < 2:
