@@ -43,8 +43,7 @@ from MedFuseLib.mrml_bridge import image_to_volume_node, volume_node_to_image  #
 from SlicerMedFuse.breast.alignment import estimate_shift  # noqa: E402
 from SlicerMedFuse.breast.labels import MASS_LABEL  # noqa: E402
 from SlicerMedFuse.breast.phantom import PhantomConfig, generate_phantom, study_geometry  # noqa: E402
-from SlicerMedFuse.tasks.breast_mass import DEFAULT_MODEL  # noqa: E402
-from SlicerMedFuse.tasks.registry import get_task  # noqa: E402
+from SlicerMedFuse.facade import default_model, task_spec  # noqa: E402
 from Testing.backend.test_aln_task import bundle  # noqa: E402, F401  (a tiny untrained ALN bundle, a fixture)
 
 pytestmark = pytest.mark.slicer
@@ -226,7 +225,7 @@ def test_auto_assign_without_a_t1c_says_how_to_assign_it(slicer_scene) -> None:
 # --- models ---------------------------------------------------------------------------------------
 def test_the_shipped_demo_model_is_the_default_and_says_it_was_trained_on_phantoms(logic: BreastLogic) -> None:
     default = logic.models.default()
-    assert default is not None and default.id == DEFAULT_MODEL and default.bundled
+    assert default is not None and default.id == default_model("breast-mass") and default.bundled
     manifest = logic.models.resolve(None)
     description = logic.models.describe(manifest)
     assert f"Licence: {manifest.license}" in description and f"Intended use: {manifest.intended_use}" in description
@@ -242,7 +241,7 @@ def test_full_study_gives_the_coded_mass_under_the_study_and_attention_maps(slic
     result = logic.process(study["t1c"], study["t2w"], study["pre"], device="cpu", attentionMaps=True)
 
     _assert_mass_segmentation(result.segmentation, study["t1c"])
-    assert result.segmentation.GetAttribute("MedFuse.model") == f"{DEFAULT_MODEL}@0.1.0"
+    assert result.segmentation.GetAttribute("MedFuse.model") == f"{default_model('breast-mass')}@0.1.0"
     assert len(result.attentionVolumes) == len(BreastLogic.attentionRoles()) == 5
     for volume in result.attentionVolumes:
         values = slicer.util.arrayFromVolume(volume)
@@ -465,7 +464,7 @@ def _clinical(**changes) -> dict[str, float]:
 
 
 def test_aln_clinical_values_are_the_tasks_and_are_checked() -> None:
-    spec = get_task("aln-metastasis").spec
+    spec = task_spec("aln-metastasis")
     assert [field.name for field in CLINICAL_FIELDS] == list(PANEL_DEFAULTS)
     for field in CLINICAL_FIELDS:
         parameter = spec.parameter(field.name)

@@ -35,10 +35,12 @@ from MedFuseHemorrhageLib import (  # noqa: E402  (needs slicer-core, checked ab
 )
 from MedFuseLib.mrml_bridge import image_to_volume_node  # noqa: E402
 
+from SlicerMedFuse.facade import default_model  # noqa: E402
 from SlicerMedFuse.hemorrhage.labels import HEMORRHAGE_LABELS  # noqa: E402
 from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE  # noqa: E402
 from SlicerMedFuse.models.store import ModelStore  # noqa: E402
-from SlicerMedFuse.tasks.hemorrhage import DEFAULT_MODEL  # noqa: E402
+
+DEFAULT_MODEL = default_model("hemorrhage")
 
 pytestmark = pytest.mark.slicer
 

@@ -38,10 +38,10 @@ from MedFuseRegistrationLib import (  # noqa: E402  (needs slicer-core, checked 
     parameterRange,
 )
 
+from SlicerMedFuse.facade import Label  # noqa: E402
 from SlicerMedFuse.geometry import resample_to_spacing  # noqa: E402
 from SlicerMedFuse.registration.options import REGULARIZERS, SIMILARITIES  # noqa: E402
 from SlicerMedFuse.registration.presets import PRESET_DIR, PRESETS, load_preset  # noqa: E402
-from SlicerMedFuse.tasks.contract import Label  # noqa: E402
 
 pytestmark = pytest.mark.slicer
 
