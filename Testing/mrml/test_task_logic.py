@@ -319,12 +319,19 @@ def test_a_failed_job_raises_the_backends_sentence(slicer_scene, volume) -> None
     assert _node_ids(slicer_scene) == nodes
 
 
-def test_a_timeout_stops_the_backend_and_removes_its_files(slicer_scene, volume) -> None:
+def test_a_wait_timeout_leaves_the_job_running_and_process_stops_it(slicer_scene, volume) -> None:
     runner = ScriptedRunner(outcome="hang")
     run = ExampleLogic(runner=runner).processAsync(volume, method="linear", scheduler=None)
-    with pytest.raises(subprocess.TimeoutExpired):
+    with pytest.raises(TimeoutError, match=r"^The job is still running after 0.1 s; wait again, or stop it"):
         run.wait(timeout=0.1)
-    assert runner.jobs[0].cancelled and not run.job.temp_dir.exists()
+    assert not runner.jobs[0].cancelled and run.job.temp_dir.exists() and not run.done
+    run.stop()
+    assert run.done and run.error == "The job was cancelled." and not run.job.temp_dir.exists()
+
+    nodes = _node_ids(slicer_scene)
+    with pytest.raises(TimeoutError, match="did not finish within 0.1 s; it was stopped and nothing was added"):
+        ExampleLogic(runner=runner).process(volume, method="linear", timeout=0.1)
+    assert runner.jobs[1].cancelled and _node_ids(slicer_scene) == nodes
 
 
 def test_process_blocks_and_returns_the_result_nodes(slicer_scene, volume) -> None:

@@ -327,14 +327,23 @@ class TaskLogic:
         return TaskRun(job, lambda finished: self.finishJob(finished, **finishOptions), scheduler)
 
     def process(self, *args: Any, timeout: float | None = None, **options: Any) -> Any:
-        """Run the task to the end and return the result nodes; blocks (Ctrl+C or ``timeout`` seconds cancel).
+        """Run the task to the end and return the result nodes; blocks (Ctrl+C or ``timeout`` seconds stop it).
 
         For scripts; in Slicer's console :meth:`processAsync` keeps the application responsive.
 
         Raises:
-            ValueError: unusable inputs, model or parameters; RuntimeError: the job failed (one sentence).
+            ValueError: unusable inputs, model or parameters; RuntimeError: the job failed; TimeoutError:
+                not done within ``timeout`` seconds, stopped (each one sentence).
         """
-        return self.processAsync(*args, scheduler=_NoScheduler(), **options).wait(timeout)
+        run = self.processAsync(*args, scheduler=_NoScheduler(), **options)
+        try:
+            return run.wait(timeout)
+        except TimeoutError:
+            run.stop()
+            raise TimeoutError(
+                f"{self.spec().title} did not finish within {timeout:g} s; it was stopped and nothing was added "
+                "to the scene."
+            ) from None
 
 
 class _NoScheduler:

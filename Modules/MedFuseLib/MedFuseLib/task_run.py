@@ -14,6 +14,7 @@ The scheduler is injected (:class:`Scheduler`), so the same flow is tested headl
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -116,16 +117,22 @@ class TaskRun:
         """Block until the run is done and return its result nodes.
 
         Args:
-            timeout: seconds to wait at most; None waits as long as it takes. On Ctrl+C (or a
-                timeout) the backend is stopped and its files are removed.
+            timeout: seconds to wait at most; None waits as long as it takes. After a timeout the
+                job keeps running: wait again, or :meth:`cancel` it. Ctrl+C stops the backend and
+                removes its files.
 
         Raises:
+            TimeoutError: still running after ``timeout`` seconds (one sentence).
             RuntimeError: the job failed or was cancelled (the backend's sentence).
         """
         if not self._finished:
             try:
                 self.job.wait(timeout)
-            except BaseException:
+            except (subprocess.TimeoutExpired, TimeoutError):
+                raise TimeoutError(
+                    f"The job is still running after {timeout:g} s; wait again, or stop it with cancel()."
+                ) from None
+            except BaseException:  # Ctrl+C: nothing half-done stays behind
                 self.job.cancel()
                 self.job.cleanup()
                 self._stopTimer()
@@ -134,6 +141,12 @@ class TaskRun:
         if self.error:
             raise RuntimeError(self.error)
         return self.result
+
+    def stop(self) -> None:
+        """Cancel the backend, wait for it to end and remove its files; nothing is added to the scene."""
+        self.cancel()
+        self.job.cleanup()
+        self.poll()
 
     def _complete(self) -> None:
         self._stopTimer()
