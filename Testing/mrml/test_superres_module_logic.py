@@ -245,6 +245,22 @@ def test_integer_factor_keeps_every_measured_slice(slicer_scene, thick_mri) -> N
     np.testing.assert_allclose(fine[2::4], middle, atol=0.51)  # halfway slices: the mean, rounded
 
 
+def test_a_run_leaves_the_layout_and_the_inputs_display_alone(slicer_scene, thick_mri) -> None:
+    """The panel switches the layout only when asked (compareAfterRun); the Logic never touches it or the input."""
+    layout = slicer_scene.AddNewNodeByClass("vtkMRMLLayoutNode")
+    layout.SetViewArrangement(layout.SlicerLayoutFourUpView)
+    thick_mri.CreateDefaultDisplayNodes()
+    display = thick_mri.GetDisplayNode()
+    before = (layout.GetViewArrangement(), layout.GetMTime(), display.GetID(), display.GetMTime(), thick_mri.GetMTime())
+
+    run = SuperResolutionLogic().processAsync(thick_mri, method="linear", factor=2.0)
+    fine = run.wait(120)
+
+    assert fine is not thick_mri and run.succeeded
+    after = (layout.GetViewArrangement(), layout.GetMTime(), display.GetID(), display.GetMTime(), thick_mri.GetMTime())
+    assert after == before
+
+
 def test_cancel_leaves_the_scene_unchanged(slicer_scene, thick_mri) -> None:
     before = slicer.util.arrayFromVolume(thick_mri).copy()
     volumes = _volume_ids(slicer_scene)
