@@ -14,6 +14,7 @@ import ast
 import importlib.util
 import sys
 import types
+import typing
 from pathlib import Path
 
 import pytest
@@ -222,5 +223,11 @@ def test_on_a_current_slicer_the_module_file_gives_the_panel_logic_and_test(
     assert getattr(module, f"{path.stem}Logic").PARAMETER_PACK is pack
     from MedFuseLib.task_logic import camelName
 
-    keywords = {camelName(parameter.name) for parameter in task_logic.spec().parameters}
-    assert set(pack.__annotations__) & keywords, f"{pack.__name__} holds none of its task's parameters"
+    declared = {camelName(parameter.name): parameter for parameter in task_logic.spec().parameters}
+    hints = typing.get_type_hints(pack, include_extras=True)  # what Slicer's parameterNodeWrapper reads
+    held = set(hints) & set(declared)
+    assert held, f"{pack.__name__} holds none of its task's parameters"
+    for base in pack.__mro__[1:]:
+        if base.__module__ == "MedFuseLib.parameter_pack":  # fields derived from the declaration
+            for name in base.__annotations__:
+                assert getattr(pack, name) == declared[name].default, f"{pack.__name__}.{name} default"

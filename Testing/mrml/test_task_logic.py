@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -344,3 +345,28 @@ def test_bad_input_raises_before_anything_starts(slicer_scene) -> None:
     with pytest.raises(ValueError, match="Select the Thick-slice volume"):
         ExampleLogic(runner=runner).processAsync(None)
     assert runner.jobs == []
+
+
+# --- parameter packs ------------------------------------------------------------------------------
+def test_a_pack_gets_one_typed_field_per_task_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import typing
+
+    wrapper = types.ModuleType("slicer.parameterNodeWrapper")  # slicer-core lacks the application layer
+    wrapper.Choice = lambda choices: ("Choice", tuple(choices))
+    wrapper.WithinRange = lambda low, high: ("WithinRange", low, high)
+    monkeypatch.setitem(sys.modules, "slicer.parameterNodeWrapper", wrapper)
+    from MedFuseLib.parameter_pack import taskParameterFields
+
+    class Pack(taskParameterFields("superres")):
+        inputVolume: str = ""
+
+    hints = typing.get_type_hints(Pack, include_extras=True)  # what parameterNodeWrapper reads
+    assert list(hints)[:3] == ["method", "targetSpacing", "factor"] and "inputVolume" in hints
+    assert hints["method"].__metadata__ == (("Choice", ("sr4zct", "linear", "bspline", "sinc")),)
+    assert hints["epochs"].__origin__ is int and hints["epochs"].__metadata__[0][0] == "WithinRange"
+    assert (Pack.method, Pack.targetSpacing, Pack.epochs) == ("sr4zct", 0.0, 0)
+    assert typing.get_type_hints(taskParameterFields("hemorrhage", ("mirroring",))) == {"mirroring": bool}
+    with pytest.raises(ValueError, match="declares no parameter speed"):
+        taskParameterFields("superres", ("speed",))
+    with pytest.raises(ValueError, match="'phase' has no default; give the pack field 'phase' one"):
+        taskParameterFields("breast-mass")

@@ -6,7 +6,7 @@ from MedFuseLib.module_logic import MedFuseModuleLogic
 
 from MedFuseBreastLib.Aln import CLINICAL_FIELDS, panelFieldName
 from MedFuseBreastLib.Logic import BreastLogic
-from MedFuseBreastLib.ParameterNode import MedFuseBreastParameterNode
+from MedFuseBreastLib.ParameterNode import TASK_FIELDS, MedFuseBreastParameterNode
 
 
 class MedFuseBreastLogic(MedFuseModuleLogic):
@@ -46,8 +46,7 @@ class MedFuseBreastLogic(MedFuseModuleLogic):
             alignFirst=parameters.alignFirst,
             model=parameters.model or None,
             device=parameters.device,
-            # phase and prePhase pick 3D volumes here (-1 = none), so they are not sent as they are
-            **self.taskLogic.packValues(parameters, ("attentionMaps", "threshold", "maxMisalignmentMm")),
+            **self.taskLogic.packValues(parameters, TASK_FIELDS),
         )
 
     def startAlnJob(self, parameters: MedFuseBreastParameterNode):

@@ -7,15 +7,14 @@ field annotations as objects.
 from typing import Annotated
 
 import slicer
+from MedFuseLib.parameter_pack import taskParameterFields
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
-from MedFuseBreastLib import (
-    CLINICAL_FIELDS,
-    DEVICE_CHOICES,
-    PANEL_DEFAULTS,
-    parameterRange,
-    taskSpec,
-)
+from MedFuseBreastLib import CLINICAL_FIELDS, DEVICE_CHOICES, PANEL_DEFAULTS
+
+#: The breast-mass parameters the panel sends as they are; phase and prePhase pick 3D volumes on the
+#: Slicer side (-1 = none), so they are the pack's own fields below.
+TASK_FIELDS = ("attentionMaps", "maxMisalignmentMm", "threshold")
 
 
 def _clinicalRange(name: str) -> tuple[float, float]:
@@ -24,8 +23,9 @@ def _clinicalRange(name: str) -> tuple[float, float]:
 
 
 @parameterNodeWrapper
-class MedFuseBreastParameterNode:
-    """What the panel shows, saved with the scene. Defaults and ranges come from the backend's task declarations.
+class MedFuseBreastParameterNode(taskParameterFields("breast-mass", TASK_FIELDS)):
+    """What the panel shows, saved with the scene. Defaults and ranges come from the backend's task declarations
+    (:data:`TASK_FIELDS` through :mod:`MedFuseLib.parameter_pack`, the clinical fields from ``CLINICAL_FIELDS``).
 
     t1cVolume, t2wVolume, preVolume - the sequences by role (T1C required); never modified.
     useT2w, usePre - whether the T2W / pre-contrast selection is used (presence checkboxes).
@@ -50,13 +50,6 @@ class MedFuseBreastParameterNode:
     alignFirst: bool = False
     model: str = ""
     device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
-    threshold: Annotated[float, WithinRange(*parameterRange("threshold"))] = float(
-        taskSpec().parameter("threshold").default
-    )
-    maxMisalignmentMm: Annotated[float, WithinRange(*parameterRange("max_misalignment_mm"))] = float(
-        taskSpec().parameter("max_misalignment_mm").default
-    )
-    attentionMaps: bool = False
     outputSegmentation: slicer.vtkMRMLSegmentationNode
     alnDceVolume: slicer.vtkMRMLScalarVolumeNode
     alnT2wVolume: slicer.vtkMRMLScalarVolumeNode

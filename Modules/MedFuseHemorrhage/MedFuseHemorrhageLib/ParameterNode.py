@@ -7,19 +7,18 @@ field annotations as objects.
 from typing import Annotated
 
 import slicer
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from MedFuseLib.parameter_pack import taskParameterFields
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 
-from MedFuseHemorrhageLib import (
-    DEVICE_CHOICES,
-    DISPLAY_WINDOWS,
-    parameterRange,
-    taskSpec,
-)
+from MedFuseHemorrhageLib import DEVICE_CHOICES, DISPLAY_WINDOWS
 
 
 @parameterNodeWrapper
-class MedFuseHemorrhageParameterNode:
-    """What the panel shows, saved with the scene. Defaults and ranges come from the backend's task declaration.
+class MedFuseHemorrhageParameterNode(taskParameterFields("hemorrhage")):
+    """What the panel shows, saved with the scene.
+
+    The task's parameters (mirroring, minComponentMl, modelPostprocessing, overlap) come from its
+    declaration, with their defaults and ranges (:mod:`MedFuseLib.parameter_pack`).
 
     inputVolume - head CT in HU (never modified, its display included).
     model - installed model as ``id@version``; empty = the default (demo) model.
@@ -36,12 +35,6 @@ class MedFuseHemorrhageParameterNode:
     inputVolume: slicer.vtkMRMLScalarVolumeNode
     model: str = ""
     device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
-    mirroring: bool = bool(taskSpec().parameter("mirroring").default)
-    minComponentMl: Annotated[float, WithinRange(*parameterRange("min_component_ml"))] = float(
-        taskSpec().parameter("min_component_ml").default
-    )
-    modelPostprocessing: bool = bool(taskSpec().parameter("model_postprocessing").default)
-    overlap: Annotated[float, WithinRange(*parameterRange("overlap"))] = float(taskSpec().parameter("overlap").default)
     displayWindow: Annotated[str, Choice(list(DISPLAY_WINDOWS))] = "brain"
     outputSegmentation: slicer.vtkMRMLSegmentationNode
     outputTable: slicer.vtkMRMLTableNode

@@ -11,6 +11,8 @@
 * :mod:`MedFuseLib.task_run` - :class:`TaskRun`: a started task to poll, wait on or cancel (``processAsync``).
 * :mod:`MedFuseLib.choice_combos` - :func:`labelChoiceCombos`: combo boxes show a task's choice labels.
 * :mod:`MedFuseLib.slicer_version` - the Slicer 5.10 floor check every module file runs first (Python 3.9-safe).
+* :mod:`MedFuseLib.parameter_pack` - :func:`taskParameterFields`: a panel's parameter pack gets one typed
+  field per task parameter from the task's declaration; needs the Slicer application.
 * :mod:`MedFuseLib.module_logic` - :class:`MedFuseModuleLogic`, the ``ScriptedLoadableModuleLogic`` base that
   owns a panel's parameter pack; needs the Slicer application, imported from its module.
 * :mod:`MedFuseLib.model_selector` - :class:`ModelSelector`: a panel's model combo box, bound to a

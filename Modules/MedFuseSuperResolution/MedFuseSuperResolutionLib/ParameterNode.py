@@ -7,19 +7,18 @@ field annotations as objects.
 from typing import Annotated
 
 import slicer
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from MedFuseLib.parameter_pack import taskParameterFields
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
 
-from MedFuseSuperResolutionLib import (
-    DEVICE_CHOICES,
-    methodChoices,
-    parameterRange,
-    taskSpec,
-)
+from MedFuseSuperResolutionLib import DEVICE_CHOICES
 
 
 @parameterNodeWrapper
-class MedFuseSuperResolutionParameterNode:
-    """What the panel shows, saved with the scene. Choices and ranges come from the backend's task declaration.
+class MedFuseSuperResolutionParameterNode(taskParameterFields("superres")):
+    """What the panel shows, saved with the scene.
+
+    The task's parameters (method, targetSpacing, factor, sliceThickness, quality, epochs, seed) come
+    from its declaration, with their defaults, ranges and choices (:mod:`MedFuseLib.parameter_pack`).
 
     inputVolume - thick-slice volume (never modified).
     outputVolume - volume that receives the result; None creates one at Apply.
@@ -36,14 +35,5 @@ class MedFuseSuperResolutionParameterNode:
 
     inputVolume: slicer.vtkMRMLScalarVolumeNode
     outputVolume: slicer.vtkMRMLScalarVolumeNode
-    method: Annotated[str, Choice(methodChoices())] = taskSpec().parameter("method").default
-    targetSpacing: Annotated[float, WithinRange(*parameterRange("target_spacing"))] = 0.0
-    factor: Annotated[float, WithinRange(*parameterRange("factor"))] = 0.0
-    sliceThickness: Annotated[float, WithinRange(*parameterRange("slice_thickness"))] = 0.0
-    quality: Annotated[str, Choice(list(taskSpec().parameter("quality").choices))] = (
-        taskSpec().parameter("quality").default
-    )
-    epochs: Annotated[int, WithinRange(*(int(limit) for limit in parameterRange("epochs")))] = 0
-    seed: Annotated[int, WithinRange(*(int(limit) for limit in parameterRange("seed")))] = 0
     device: Annotated[str, Choice(list(DEVICE_CHOICES))] = "auto"
     compareAfterRun: bool = False
