@@ -37,7 +37,13 @@ from SlicerMedFuse.contract import (
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import ExitCode, InputError, MedFuseError, ModelError, UsageError
 from SlicerMedFuse.geometry import ImageGeometry, resample_to_reference, same_grid
-from SlicerMedFuse.geometry.coordinates import ijk_to_ras_matrix
+from SlicerMedFuse.geometry.coordinates import (
+    ijk_to_ras_matrix,
+    lps_to_ras_points,
+    lps_to_ras_vectors,
+    ras_to_lps_points,
+    ras_to_lps_vectors,
+)
 from SlicerMedFuse.hemorrhage.labels import HemorrhageClass
 from SlicerMedFuse.hemorrhage.preprocessing import check_ct_intensities
 from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
@@ -91,7 +97,11 @@ __all__ = [
     "ijk_to_ras_matrix",
     "load_manifest",
     "load_preset",
+    "lps_to_ras_points",
+    "lps_to_ras_vectors",
     "precheck_grids",
+    "ras_to_lps_points",
+    "ras_to_lps_vectors",
     "resample_to_reference",
     "same_grid",
     "settings_from_parameters",

@@ -691,23 +691,25 @@ def test_cleanup_discards_a_secondary_job(widget, app: App):
 
 
 def _module_files() -> list[Path]:
-    """``Modules/<Name>/<Name>.py`` of every module that has a ``<Name>Widget`` class."""
-    found = []
-    for path in sorted(MODULES.glob("*/*.py")):
-        if path.stem != path.parent.name:
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        if any(isinstance(node, ast.ClassDef) and node.name == f"{path.stem}Widget" for node in tree.body):
-            found.append(path)
-    return found
+    """``Modules/<Name>/<Name>.py`` of every module whose Lib has the panel, ``<Name>Lib/Widget.py``."""
+    return sorted(
+        path for path in MODULES.glob("*/*.py") if path.stem == path.parent.name and _widget_file(path).is_file()
+    )
+
+
+def _widget_file(module_file: Path) -> Path:
+    """Where a module's panel lives: imported by the thin module file after the Slicer version check."""
+    return module_file.parent / f"{module_file.stem}Lib" / "Widget.py"
 
 
 MODULE_FILES = _module_files()
 
 
-def _widget_class(path: Path) -> ast.ClassDef:
+def _widget_class(module_file: Path) -> ast.ClassDef:
+    path = _widget_file(module_file)
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    return next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == f"{path.stem}Widget")
+    name = f"{module_file.stem}Widget"
+    return next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name)
 
 
 def _ui_names_used(path: Path) -> set[str]:
@@ -729,7 +731,7 @@ def test_widget_subclasses_the_panel_base_without_copying_it(module_file: Path):
     widget = _widget_class(module_file)
     bases = [ast.unparse(base) for base in widget.bases]
     assert bases == [BASE_CLASS], f"{widget.name} derives from {bases}, not {BASE_CLASS} alone"
-    source = module_file.read_text(encoding="utf-8")
+    source = _widget_file(module_file).read_text(encoding="utf-8")
     assert f"from MedFuseLib.panel import {BASE_CLASS}" in source
     defined = {node.name for node in widget.body if isinstance(node, ast.FunctionDef)}
     copied = sorted(defined & set(BASE_ONLY_METHODS))
@@ -920,15 +922,16 @@ def test_self_test_runs_the_named_tests_on_a_cleared_scene(monkeypatch: pytest.M
     assert shown == ["Skipped test_NoModel: no model is installed"]
 
 
-def _test_class(path: Path) -> ast.ClassDef | None:
+def _test_class(module_file: Path) -> ast.ClassDef | None:
+    path = module_file.parent / f"{module_file.stem}Lib" / "SelfTest.py"
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    return next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == f"{path.stem}Test"), None)
+    return next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == f"{module_file.stem}Test"), None)
 
 
 @pytest.mark.parametrize("module_file", MODULE_FILES, ids=lambda path: path.stem)
 def test_module_self_test_uses_the_base(module_file: Path):
     test = _test_class(module_file)
-    assert test is not None, f"{module_file.name} has no {module_file.stem}Test"
+    assert test is not None, f"{module_file.stem}Lib/SelfTest.py has no {module_file.stem}Test"
     assert [ast.unparse(base) for base in test.bases] == ["MedFuseSelfTest"]
     methods = _methods(test)
     assert not {"runTest", "setUp"} & set(methods), f"{test.name} runs its tests itself; MedFuseSelfTest does"

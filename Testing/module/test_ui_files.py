@@ -134,9 +134,13 @@ def _parameter_fields(sources: list[Path]) -> dict[str, Field]:
         for node in ast.walk(tree):
             if not isinstance(node, ast.ClassDef):
                 continue
+            for base in node.bases:
+                _TREES[id(base)] = tree
             decorators = [_dotted(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list]
             if not any(d.endswith("parameterNodeWrapper") for d in decorators):
                 continue
+            for base in node.bases:
+                fields.update(_task_parameter_fields(base))
             for statement in node.body:
                 if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
                     name = statement.target.id
@@ -144,6 +148,45 @@ def _parameter_fields(sources: list[Path]) -> dict[str, Field]:
                         name, _annotation_base(statement.annotation), _has_choice(statement.annotation)
                     )
     return fields
+
+
+#: The pack field type of each kind of task parameter (MedFuseLib.parameter_pack.FIELD_TYPES).
+TASK_PARAMETER_BASES = {"float": "float", "int": "int", "bool": "bool", "choice": "str", "str": "str"}
+
+
+def _task_parameter_fields(base: ast.expr) -> dict[str, Field]:
+    """The fields a ``taskParameterFields("task", (names...))`` base gives a pack, from the task's declaration."""
+    if not (isinstance(base, ast.Call) and _dotted(base.func).endswith("taskParameterFields")):
+        return {}
+    from SlicerMedFuse.facade import task_spec
+
+    task, *rest = (
+        ast.literal_eval(argument) if isinstance(argument, ast.Constant) else argument for argument in base.args
+    )
+    names = None
+    if rest:  # a literal tuple, or a module-level constant naming one
+        names = rest[0] if isinstance(rest[0], tuple) else _module_constant(base, rest[0])
+    fields = {}
+    for parameter in task_spec(task).parameters:
+        head, *tail = parameter.name.split("_")
+        name = head + "".join(part.capitalize() for part in tail)
+        if names is None or name in names:
+            fields[name] = Field(name, TASK_PARAMETER_BASES[parameter.kind], parameter.kind == "choice")
+    return fields
+
+
+def _module_constant(base: ast.expr, name_node: ast.expr) -> tuple:
+    """The tuple a module-level ``NAME = (...)`` assigns, for a base that names it."""
+    tree = _TREES[id(base)]
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and [ast.unparse(t) for t in statement.targets] == [
+            ast.unparse(name_node)
+        ]:
+            return tuple(ast.literal_eval(statement.value))
+    raise AssertionError(f"{ast.unparse(name_node)} is not a module-level tuple")
+
+
+_TREES: dict[int, ast.Module] = {}
 
 
 def _ui_names_used(sources: list[Path]) -> set[str]:

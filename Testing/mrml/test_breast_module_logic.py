@@ -28,7 +28,6 @@ if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
 from MedFuseBreastLib import (  # noqa: E402  (needs slicer-core, checked above)
-    ATTENTION_ROLES,
     CLINICAL_FIELDS,
     PANEL_DEFAULTS,
     SIMULATED_TRAINING_WARNING,
@@ -44,8 +43,7 @@ from MedFuseLib.mrml_bridge import image_to_volume_node, volume_node_to_image  #
 from SlicerMedFuse.breast.alignment import estimate_shift  # noqa: E402
 from SlicerMedFuse.breast.labels import MASS_LABEL  # noqa: E402
 from SlicerMedFuse.breast.phantom import PhantomConfig, generate_phantom, study_geometry  # noqa: E402
-from SlicerMedFuse.tasks.breast_mass import DEFAULT_MODEL  # noqa: E402
-from SlicerMedFuse.tasks.registry import get_task  # noqa: E402
+from SlicerMedFuse.facade import default_model, task_spec  # noqa: E402
 from Testing.backend.test_aln_task import bundle  # noqa: E402, F401  (a tiny untrained ALN bundle, a fixture)
 
 pytestmark = pytest.mark.slicer
@@ -211,10 +209,23 @@ def test_auto_assign_reads_names_and_dicom_series_descriptions(slicer_scene, stu
     assert logic.autoAssign(slicer_scene)["t1c"] is renamed
 
 
+def test_auto_assign_without_a_t1c_says_how_to_assign_it(slicer_scene) -> None:
+    image_to_volume_node(sitk.Image(8, 8, 4, sitk.sitkFloat32), slicer_scene, "T2 TSE")
+    image_to_volume_node(sitk.Image(8, 8, 4, sitk.sitkFloat32), slicer_scene, "Series 3")
+    logic = BreastLogic(runner=RefusingRunner())
+    with pytest.raises(ValueError) as raised:
+        logic.autoAssign(slicer_scene)
+    message = str(raised.value)
+    assert "\n" not in message and message.count(". ") == 0  # one sentence
+    assert "T1C" in message and "'T2 TSE', 'Series 3'" in message and "rename it" in message
+    assert "slicer.util.getNode" in message  # or pass the node yourself
+    assert set(logic.autoAssign(slicer_scene, requireMaster=False)) == {"t2w"}  # the panel asks the user instead
+
+
 # --- models ---------------------------------------------------------------------------------------
 def test_the_shipped_demo_model_is_the_default_and_says_it_was_trained_on_phantoms(logic: BreastLogic) -> None:
     default = logic.models.default()
-    assert default is not None and default.id == DEFAULT_MODEL and default.bundled
+    assert default is not None and default.id == default_model("breast-mass") and default.bundled
     manifest = logic.models.resolve(None)
     description = logic.models.describe(manifest)
     assert f"Licence: {manifest.license}" in description and f"Intended use: {manifest.intended_use}" in description
@@ -230,8 +241,8 @@ def test_full_study_gives_the_coded_mass_under_the_study_and_attention_maps(slic
     result = logic.process(study["t1c"], study["t2w"], study["pre"], device="cpu", attentionMaps=True)
 
     _assert_mass_segmentation(result.segmentation, study["t1c"])
-    assert result.segmentation.GetAttribute("MedFuse.model") == f"{DEFAULT_MODEL}@0.1.0"
-    assert len(result.attentionVolumes) == len(ATTENTION_ROLES) == 5
+    assert result.segmentation.GetAttribute("MedFuse.model") == f"{default_model('breast-mass')}@0.1.0"
+    assert len(result.attentionVolumes) == len(BreastLogic.attentionRoles()) == 5
     for volume in result.attentionVolumes:
         values = slicer.util.arrayFromVolume(volume)
         assert values.shape == before["t1c"][0].shape and 0.0 <= values.min() <= values.max() <= 1.0
@@ -356,8 +367,8 @@ def _ct_like(slicer_scene, phantom):
         ("missing master", "Select the contrast-enhanced T1 (T1C): it is the master sequence"),
         ("CT as T1C", "The T1C (post-contrast) 'CT chest' looks like a CT in Hounsfield units"),
         ("one volume twice", "is selected as both T1C (post-contrast) and T2W; give each role its own sequence"),
-        ("single slice", "needs 3D volumes; the T2W 'one slice' is a single slice"),
-        ("no voxels", "The pre-contrast T1 'empty' has no voxels"),
+        ("single slice", "The T2W 'one slice' is a single slice"),
+        ("no voxels", "The Pre-contrast T1 'empty' has no voxels"),
         ("multi-phase T2W", "holds 3 volumes; select a single T2W volume"),
     ],
 )
@@ -453,7 +464,7 @@ def _clinical(**changes) -> dict[str, float]:
 
 
 def test_aln_clinical_values_are_the_tasks_and_are_checked() -> None:
-    spec = get_task("aln-metastasis").spec
+    spec = task_spec("aln-metastasis")
     assert [field.name for field in CLINICAL_FIELDS] == list(PANEL_DEFAULTS)
     for field in CLINICAL_FIELDS:
         parameter = spec.parameter(field.name)

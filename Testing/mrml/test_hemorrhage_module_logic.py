@@ -35,10 +35,12 @@ from MedFuseHemorrhageLib import (  # noqa: E402  (needs slicer-core, checked ab
 )
 from MedFuseLib.mrml_bridge import image_to_volume_node  # noqa: E402
 
+from SlicerMedFuse.facade import default_model  # noqa: E402
 from SlicerMedFuse.hemorrhage.labels import HEMORRHAGE_LABELS  # noqa: E402
 from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE  # noqa: E402
 from SlicerMedFuse.models.store import ModelStore  # noqa: E402
-from SlicerMedFuse.tasks.hemorrhage import DEFAULT_MODEL  # noqa: E402
+
+DEFAULT_MODEL = default_model("hemorrhage")
 
 pytestmark = pytest.mark.slicer
 
@@ -158,6 +160,26 @@ def _node_ids(scene) -> set[str]:
     return {nodes.GetItemAsObject(n).GetID() for n in range(nodes.GetNumberOfItems())}
 
 
+def _display_state(node) -> tuple:
+    """What the user sees of a volume: window, level, auto window/level, colour table, display node id."""
+    display = node.GetDisplayNode()
+    return (
+        display.GetID(),
+        display.GetWindow(),
+        display.GetLevel(),
+        display.GetAutoWindowLevel(),
+        display.GetColorNodeID(),
+        display.GetMTime(),
+    )
+
+
+class ManualScheduler:
+    """A scheduler that never fires: the test polls the run itself (the Slicer app would use a Qt timer)."""
+
+    def every(self, intervalMs: int, callback) -> None:
+        self.callback = callback
+
+
 def _table_rows(table) -> list[dict]:
     vtk_table = table.GetTable()
     columns = [vtk_table.GetColumn(c) for c in range(vtk_table.GetNumberOfColumns())]
@@ -211,7 +233,7 @@ def test_model_problems_give_one_sentence(logic: HemorrhageLogic, tmp_path: Path
     ("case", "fragment"),
     [
         ("no input", "Select a head CT volume"),
-        ("single slice", "needs a 3D CT"),
+        ("single slice", "is a single slice"),
         ("MR intensities", "not Hounsfield units"),
         ("colour voxels", "colour or vector voxels"),
     ],
@@ -243,6 +265,7 @@ def test_process_gives_named_coded_measured_segments(slicer_scene, logic: Hemorr
     before = slicer.util.arrayFromVolume(ct_node).copy()
     matrix = _ijk_to_ras(ct_node)
     study = _study_of(ct_node)
+    display_before = _display_state(ct_node)
 
     job = logic.startJob(ct_node, model=f"{MODEL_ID}@{MODEL_VERSION}", device="cpu")
     assert job.command[job.command.index("--model") + 1] == str(logic.installedModels()[0].folder)
@@ -283,11 +306,10 @@ def test_process_gives_named_coded_measured_segments(slicer_scene, logic: Hemorr
     assert segmentation.GetAttribute("MedFuse.model") == f"{MODEL_ID}@{MODEL_VERSION}"
     assert "mL of hemorrhage" in HemorrhageLogic.resultSummary(table, report)
 
-    # the CT: same voxels and geometry, shown in the brain window
+    # the CT: same voxels and geometry, and its display node untouched (inputs are never modified)
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(ct_node), before)
     np.testing.assert_allclose(_ijk_to_ras(ct_node), matrix)
-    display = ct_node.GetDisplayNode()
-    assert (display.GetWindow(), display.GetLevel()) == (80.0, 40.0)
+    assert _display_state(ct_node) == display_before
 
 
 def test_cancel_adds_nothing_and_keeps_the_window(slicer_scene, logic: HemorrhageLogic, ct_node) -> None:
@@ -325,12 +347,34 @@ def test_process_with_the_default_model_and_existing_nodes(
     monkeypatch.setenv("MEDFUSE_HOME", str(model_home))  # the user's store: HemorrhageLogic() reads it
     segmentation = slicer_scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "my segments")
     table = slicer_scene.AddNewNodeByClass("vtkMRMLTableNode", "my table")
+    display_before = _display_state(ct_node)
     got = HemorrhageLogic().process(
-        ct_node, device="cpu", minComponentMl=0.0, segmentationNode=segmentation, tableNode=table, window="blood"
+        ct_node, device="cpu", minComponentMl=0.0, segmentationNode=segmentation, tableNode=table
     )
     assert got == (segmentation, table)
     assert segmentation.GetSegmentation().GetNumberOfSegments() == 5 and table.GetNumberOfRows() == 5
+    assert _display_state(ct_node) == display_before
+
+
+def test_process_async_polls_to_the_result_and_leaves_the_ct_display_alone(slicer_scene, logic, ct_node) -> None:
+    display_before = _display_state(ct_node)
+    run = logic.processAsync(ct_node, device="cpu", scheduler=ManualScheduler())
+    assert not run.done and 0.0 <= run.fraction <= 1.0
+    deadline = time.monotonic() + 120
+    while not run.poll():
+        assert time.monotonic() < deadline, "the backend did not finish"
+        time.sleep(0.05)
+    segmentation, table = run.result
+    assert run.succeeded and run.wait() == (segmentation, table) and run.fraction == 1.0
+    assert segmentation.GetSegmentation().GetNumberOfSegments() == 5
+    assert _display_state(ct_node) == display_before
+
+
+def test_the_display_window_changes_only_when_asked(slicer_scene, ct_node) -> None:
+    HemorrhageLogic.applyDisplayWindow(ct_node, "blood")  # the panel's "Show window" button
     assert (ct_node.GetDisplayNode().GetWindow(), ct_node.GetDisplayNode().GetLevel()) == (160.0, 40.0)
+    with pytest.raises(ValueError, match="window must be one of brain, blood"):
+        HemorrhageLogic.applyDisplayWindow(ct_node, "bone")
 
 
 def test_the_shipped_demo_model_is_the_default_without_any_install(tmp_path: Path, monkeypatch) -> None:

@@ -23,7 +23,7 @@ from MedFuseLib.mrml_bridge import (  # noqa: E402  (needs slicer-core, checked 
     volume_node_to_image,
 )
 
-from SlicerMedFuse.contract import CodedConcept, Label, Terminology  # noqa: E402
+from SlicerMedFuse.facade import CodedConcept, Label, Terminology  # noqa: E402
 from SlicerMedFuse.geometry.coordinates import lps_to_ras_points  # noqa: E402
 
 pytestmark = pytest.mark.slicer

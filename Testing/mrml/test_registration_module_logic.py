@@ -38,7 +38,7 @@ from MedFuseRegistrationLib import (  # noqa: E402  (needs slicer-core, checked 
     parameterRange,
 )
 
-from SlicerMedFuse.contract import Label  # noqa: E402
+from SlicerMedFuse.facade import Label  # noqa: E402
 from SlicerMedFuse.geometry import resample_to_spacing  # noqa: E402
 from SlicerMedFuse.registration.options import REGULARIZERS, SIMILARITIES  # noqa: E402
 from SlicerMedFuse.registration.presets import PRESET_DIR, PRESETS, load_preset  # noqa: E402
@@ -204,10 +204,10 @@ def test_user_presets_round_trip_through_the_settings_folder(tmp_path: Path, log
     assert json.loads(path.read_text(encoding="utf-8"))["base"] == "multimodal"
 
     # the backend gets the file; panel values equal to the preset's are not sent as overrides
-    params = again.taskParameters("My brain T1-T2", panelValues(expected))
+    params = again.presetParameters("My brain T1-T2", panelValues(expected))
     assert params["preset"] == str(path)
     assert all(params[name] is None for name in PANEL_PARAMETERS)
-    params = again.taskParameters("My brain T1-T2", {"levels": 2, "iterations": "40,20"})
+    params = again.presetParameters("My brain T1-T2", {"levels": 2, "iterations": "40,20"})
     assert (params["levels"], params["iterations"]) == (2, "40,20")
 
     # saving from a user preset keeps its built-in base; delete removes the file
@@ -260,7 +260,7 @@ def test_result_summary_shows_similarity_folding_time_and_warnings() -> None:
     ("case", "fragment"),
     [
         ("no fixed", "Select a fixed volume"),
-        ("same node", "same node"),
+        ("same node", "is selected as both"),
         ("single slice", "single slice"),
         ("colour voxels", "colour or vector voxels"),
         ("empty mask", "mask 'empty' is empty"),

@@ -26,8 +26,6 @@ if str(MODULE_DIR) not in sys.path:
 from MedFuseLib.mrml_bridge import image_to_volume_node  # noqa: E402  (needs slicer-core, checked above)
 from MedFuseSuperResolutionLib import SuperResolutionLogic, methodChoices, methodNote  # noqa: E402
 
-from SlicerMedFuse.tasks.registry import get_task  # noqa: E402
-
 pytestmark = pytest.mark.slicer
 
 THICK_MRI = "brain_registration/pyradiomics_brain1_image.nrrd"  # 256 x 256 x 25, 0.78 x 0.78 x 6.5 mm
@@ -87,7 +85,7 @@ class RefusingRunner:
 
 # --- geometry and validation ----------------------------------------------------------------------
 def test_method_choices_come_from_the_task_declaration() -> None:
-    assert methodChoices() == list(get_task("superres").spec.parameter("method").choices)
+    assert methodChoices() == list(SuperResolutionLogic.spec().parameter("method").choices)
     assert all(methodNote(method) for method in methodChoices())
 
 
@@ -107,12 +105,12 @@ def test_detect_slice_geometry_of_a_thick_slice_mri(thick_mri) -> None:
 
 def test_defaults_are_sr4zct_fast_and_network_settings_reach_the_backend(thick_mri) -> None:
     logic = SuperResolutionLogic(runner=RefusingRunner())
-    params = logic.taskParameters(thick_mri)
+    params = logic.checkedParameters(thick_mri)
     assert (params["method"], params["quality"], params["epochs"], params["seed"]) == ("sr4zct", "fast", 0, 0)
-    params = logic.taskParameters(thick_mri, quality="faithful", epochs=7, seed=11)
+    params = logic.checkedParameters(thick_mri, quality="faithful", epochs=7, seed=11)
     assert (params["quality"], params["epochs"], params["seed"]) == ("faithful", 7, 11)
     with pytest.raises(ValueError, match="quality"):
-        logic.taskParameters(thick_mri, quality="best")
+        logic.checkedParameters(thick_mri, quality="best")
 
 
 def test_sr4zct_checks_see_the_real_volume_size(slicer_scene, shared_data: Path) -> None:
@@ -120,10 +118,10 @@ def test_sr4zct_checks_see_the_real_volume_size(slicer_scene, shared_data: Path)
     logic = SuperResolutionLogic(runner=RefusingRunner())
     strip = _load(slicer_scene, shared_data, THICK_MRI, (slice(96, 104), slice(96, 160), slice(6, 18)), "strip")
     with pytest.raises(ValueError, match=r"SR4ZCT needs slices of more than 10 pixels.*has 8.*method=linear"):
-        logic.taskParameters(strip)
-    assert logic.taskParameters(strip, method="linear")["method"] == "linear"
+        logic.checkedParameters(strip)
+    assert logic.checkedParameters(strip, method="linear")["method"] == "linear"
     wide = _load(slicer_scene, shared_data, THICK_MRI, (slice(64, 192), slice(64, 192), slice(6, 18)), "wide")
-    assert logic.taskParameters(wide)["method"] == "sr4zct"
+    assert logic.checkedParameters(wide)["method"] == "sr4zct"
 
 
 def test_overlap_and_gaps_are_described(thick_mri) -> None:
@@ -140,7 +138,7 @@ def test_recorded_slice_thickness_is_detected_and_sent_to_the_backend(thick_mri)
     geometry = logic.detectSliceGeometry(thick_mri)
     assert (geometry["thickness"], geometry["thicknessSource"]) == (pytest.approx(5.0), "dicom")
     assert geometry["overlap"] == pytest.approx(-1.5)  # gaps between slices
-    assert logic.taskParameters(thick_mri)["slice_thickness"] == pytest.approx(5.0)
+    assert logic.checkedParameters(thick_mri)["slice_thickness"] == pytest.approx(5.0)
     assert logic.detectSliceGeometry(thick_mri, sliceThickness=7.0)["thicknessSource"] == "user"
 
 
@@ -169,7 +167,7 @@ def test_already_isotropic_volume_says_there_is_nothing_to_do(slicer_scene, shar
     ("case", "fragment"),
     [
         ("no input", "Select an input volume"),
-        ("single slice", "needs a 3D volume"),
+        ("single slice", "is a single slice"),
         ("output is input", "Choose another output volume"),
         ("coarser target", "not finer than the slice spacing"),
         ("unknown method", "must be one of"),
@@ -245,6 +243,22 @@ def test_integer_factor_keeps_every_measured_slice(slicer_scene, thick_mri) -> N
     np.testing.assert_array_equal(fine[::4], thick)  # slice k of the input is slice 4k of the output
     middle = (thick[:-1].astype(float) + thick[1:]) / 2
     np.testing.assert_allclose(fine[2::4], middle, atol=0.51)  # halfway slices: the mean, rounded
+
+
+def test_a_run_leaves_the_layout_and_the_inputs_display_alone(slicer_scene, thick_mri) -> None:
+    """The panel switches the layout only when asked (compareAfterRun); the Logic never touches it or the input."""
+    layout = slicer_scene.AddNewNodeByClass("vtkMRMLLayoutNode")
+    layout.SetViewArrangement(layout.SlicerLayoutFourUpView)
+    thick_mri.CreateDefaultDisplayNodes()
+    display = thick_mri.GetDisplayNode()
+    before = (layout.GetViewArrangement(), layout.GetMTime(), display.GetID(), display.GetMTime(), thick_mri.GetMTime())
+
+    run = SuperResolutionLogic().processAsync(thick_mri, method="linear", factor=2.0)
+    fine = run.wait(120)
+
+    assert fine is not thick_mri and run.succeeded
+    after = (layout.GetViewArrangement(), layout.GetMTime(), display.GetID(), display.GetMTime(), thick_mri.GetMTime())
+    assert after == before
 
 
 def test_cancel_leaves_the_scene_unchanged(slicer_scene, thick_mri) -> None:

@@ -16,12 +16,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from SlicerMedFuse.breast.aln_clinical import CLINICAL_FIELDS, check_clinical
-from SlicerMedFuse.errors import MedFuseError
-from SlicerMedFuse.tasks.aln_metastasis import DEFAULT_MODEL as ALN_DEFAULT_MODEL
+from SlicerMedFuse.facade import CLINICAL_FIELDS, MedFuseError, check_clinical
 
 __all__ = [
-    "ALN_DEFAULT_MODEL",
     "ALN_TASK",
     "CLINICAL_FIELDS",
     "PANEL_DEFAULTS",

@@ -15,7 +15,7 @@ From Slicer's Python console::
 
     from MedFuseBreastLib import BreastLogic
     logic = BreastLogic()
-    roles = logic.autoAssign(slicer.mrmlScene)            # {"t1c": node, "t2w": node, ...}
+    roles = logic.autoAssign(slicer.mrmlScene)  # {"t1c": node, "t2w": node, ...}; ValueError names a missing T1C
     result = logic.process(roles["t1c"], roles.get("t2w"), roles.get("pre"), alignFirst=True)
     print(result.segmentation.GetName(), logic.resultSummary(result.report))
 
@@ -37,12 +37,12 @@ import SimpleITK as sitk
 import slicer
 from MedFuseLib import mrml_bridge
 from MedFuseLib.runner import ProcessRunner
-from MedFuseLib.task_models import TaskModels, resolveTaskParameters, taskParameterRange
+from MedFuseLib.task_logic import TaskLogic
+from MedFuseLib.task_models import TaskModels
 from MedFuseLib.terminology import loadTerminology
 
 from MedFuseBreastLib.Aln import (
     ALN_DCE_ROLE,
-    ALN_DEFAULT_MODEL,
     ALN_MASS_ROLE,
     ALN_T2W_ROLE,
     ALN_TASK,
@@ -52,21 +52,21 @@ from MedFuseBreastLib.Aln import (
 )
 from MedFuseBreastLib.JobChain import ChainStep, ImageInputJob, JobChain
 from MedFuseBreastLib.Roles import ROLE_TITLES, ROLES, assignRoles
-from SlicerMedFuse.breast.labels import MASS_LABELS
-from SlicerMedFuse.breast.phantom_dataset import PHANTOM_DATA_NOTE
-from SlicerMedFuse.breast.sequences import check_mr_role
-from SlicerMedFuse.contract import TaskSpec
-from SlicerMedFuse.device import DEVICE_CHOICES
-from SlicerMedFuse.errors import MedFuseError
-from SlicerMedFuse.models.manifest import BundleManifest
-from SlicerMedFuse.tasks.breast_mass import DEFAULT_MODEL
-from SlicerMedFuse.tasks.registry import get_task
+from SlicerMedFuse.facade import (
+    DEVICE_CHOICES,
+    MASS_LABELS,
+    PHANTOM_DATA_NOTE,
+    BundleManifest,
+    MedFuseError,
+    TaskSpec,
+    check_mr_role,
+    default_model,
+)
 
 if TYPE_CHECKING:
     from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 __all__ = [
-    "ATTENTION_ROLES",
     "DEVICE_CHOICES",
     "SIMULATED_TRAINING_WARNING",
     "TASK_NAME",
@@ -105,16 +105,12 @@ _log = logging.getLogger(__name__)
 
 def taskSpec() -> TaskSpec:
     """The backend's declaration of the ``breast-mass`` task (inputs, outputs, labels, parameters)."""
-    return get_task(TASK_NAME).spec
+    return BreastLogic.spec()
 
 
 def parameterRange(name: str) -> tuple[float, float]:
     """(minimum, maximum) of a numeric task parameter, e.g. ``parameterRange("threshold")``."""
-    return taskParameterRange(taskSpec(), name)
-
-
-#: The task's attention-map outputs (``attention_1`` .. ``attention_5``), coarse to fine encoder blocks.
-ATTENTION_ROLES = tuple(output.role for output in taskSpec().outputs if output.role.startswith("attention_"))
+    return BreastLogic.parameterRange(name)
 
 
 class BreastMassJob(JobChain):
@@ -142,21 +138,24 @@ class BreastResult:
     report: dict[str, Any]
 
 
-class BreastLogic:
+class BreastLogic(TaskLogic):
     """Runs the backend ``breast-mass`` (and ``aln-metastasis``) tasks on volume nodes.
 
-    Args:
-        runner: starts the backend process (:class:`MedFuseLib.runner.ProcessRunner`); default a
-            :class:`MedFuseLib.runner.SubprocessRunner`. Tests inject fakes here.
-        python: interpreter for the backend; default ``PythonSlicer`` inside Slicer, else ``sys.executable``.
-        store: the model store; default ``$MEDFUSE_HOME`` or ``~/.medfuse`` (the backend reads the same).
+    Args: those of :class:`MedFuseLib.task_logic.TaskLogic` (runner, python, store, scheduler).
     """
 
-    def __init__(self, runner: ProcessRunner | None = None, python: str | None = None, store=None) -> None:
-        self.runner = runner
-        self.python = python
-        self.models = TaskModels(TASK_NAME, DEFAULT_MODEL, store)
-        self.alnModels = TaskModels(ALN_TASK, ALN_DEFAULT_MODEL, store)
+    TASK_NAME = TASK_NAME
+    FINISH_OPTIONS = ("segmentationNode",)
+
+    @classmethod
+    def attentionRoles(cls) -> tuple[str, ...]:
+        """The task's attention-map outputs (``attention_1`` .. ``attention_5``), coarse to fine encoder blocks."""
+        return tuple(output.role for output in cls.spec().outputs if output.role.startswith("attention_"))
+
+    @property
+    def alnModels(self) -> TaskModels:
+        """The research ALN task's model bundles in :attr:`store`."""
+        return TaskModels(ALN_TASK, default_model(ALN_TASK) or "", self.store)
 
     # --- roles ------------------------------------------------------------------------------------
     @staticmethod
@@ -172,11 +171,19 @@ class BreastLogic:
         parts.append(volumeNode.GetAttribute("DICOM.SeriesDescription") or "")
         return " ".join(part for part in parts if part)
 
-    def autoAssign(self, scene) -> dict[str, vtkMRMLScalarVolumeNode]:
+    def autoAssign(self, scene, requireMaster: bool = True) -> dict[str, vtkMRMLScalarVolumeNode]:
         """Role -> volume of the scene whose description suggests it (see :func:`MedFuseBreastLib.Roles.assignRoles`).
 
         Label maps and the volumes a sequence browser shows are candidates; the items stored inside a
         sequence are not (the browser's proxy volume stands for the series).
+
+        Args:
+            scene: the MRML scene to search.
+            requireMaster: raise when no volume looks like the T1C (the master sequence); the panel
+                passes False and asks the user instead.
+
+        Raises:
+            ValueError: ``requireMaster`` and no T1C was recognised (one sentence on how to assign it).
         """
         volumes = [
             node
@@ -188,7 +195,15 @@ class BreastLogic:
         ]
         byId = {node.GetID(): node for node in volumes}
         assigned = assignRoles((node.GetID(), self.seriesDescription(node)) for node in volumes)
-        return {role: byId[nodeId] for role, nodeId in assigned.items()}
+        roles = {role: byId[nodeId] for role, nodeId in assigned.items()}
+        if requireMaster and "t1c" not in roles:
+            names = ", ".join(f"'{node.GetName()}'" for node in volumes) or "none"
+            raise ValueError(
+                f"No volume's name or series description marks it as the T1C (post-contrast T1) among the scene's "
+                f"volumes ({names}); rename it to include 'T1C', 'post' or 'DCE', or pass it yourself: "
+                "logic.process(slicer.util.getNode('NAME'))."
+            )
+        return roles
 
     # --- phases -----------------------------------------------------------------------------------
     @staticmethod
@@ -264,7 +279,7 @@ class BreastLogic:
             )
         given = {role: node for role, node in zip(ROLES, (t1cNode, t2wNode, preNode), strict=True) if node is not None}
         for role, node in given.items():
-            self._checkVolume(node, role)
+            self.checkInputNode(node, role, phases=True)  # a multi-phase series is checked by _phase
             for other in ROLES[ROLES.index(role) + 1 :]:
                 if given.get(other) is node:
                     raise ValueError(
@@ -292,19 +307,6 @@ class BreastLogic:
         return {role: resolved[role] for role in ROLES if role in resolved}
 
     @staticmethod
-    def _checkVolume(node, role: str) -> None:
-        name, title = node.GetName(), ROLE_TITLES[role]
-        imageData = node.GetImageData()
-        if imageData is None:
-            raise ValueError(f"The {title} '{name}' has no voxels; load it first.")
-        dimensions = imageData.GetDimensions()
-        if min(dimensions) < 2:
-            raise ValueError(
-                f"Breast mass segmentation needs 3D volumes; the {title} '{name}' is a single slice "
-                f"({dimensions[0]} x {dimensions[1]} x {dimensions[2]} voxels)."
-            )
-
-    @staticmethod
     def _checkMagnetic(item, role: str, name: str) -> None:
         """ValueError when ``item`` (a node or an image) has CT intensities (the backend's rule, on a subsample)."""
         if isinstance(item, sitk.Image):
@@ -317,21 +319,6 @@ class BreastLogic:
             check_mr_role(sample, role, ROLE_TITLES[role])
         except MedFuseError as error:
             raise ValueError(error.message.replace(f"Input '{role}'", f"The {ROLE_TITLES[role]} '{name}'")) from None
-
-    def taskParameters(
-        self,
-        *,
-        attentionMaps: bool = False,
-        threshold: float | None = None,
-        maxMisalignmentMm: float | None = None,
-    ) -> dict[str, Any]:
-        """The backend parameters (task defaults for None), validated.
-
-        Raises:
-            ValueError: a value outside its range (the backend's sentence).
-        """
-        given = {"attention_maps": attentionMaps, "threshold": threshold, "max_misalignment_mm": maxMisalignmentMm}
-        return resolveTaskParameters(taskSpec(), given)
 
     # --- running ----------------------------------------------------------------------------------
     def startJob(
@@ -371,7 +358,7 @@ class BreastLogic:
         params = self.taskParameters(
             attentionMaps=attentionMaps, threshold=threshold, maxMisalignmentMm=maxMisalignmentMm
         )
-        outputs = [OUTPUT_ROLE, *(ATTENTION_ROLES if attentionMaps else ())]
+        outputs = [OUTPUT_ROLE, *(self.attentionRoles() if attentionMaps else ())]
         options = {"device": device, "runner": runner or self.runner, "python": self.python}
         userNodes = {
             role: node for role, node in zip(ROLES, (t1cNode, t2wNode, preNode), strict=True) if node is not None
@@ -437,7 +424,7 @@ class BreastLogic:
                 segmentationNode.SetAttribute(f"MedFuse.{key}", value)
             attention = [
                 self._attentionVolume(images[role], t1cNode, f"{t1cNode.GetName()} attention {role.split('_')[1]}")
-                for role in ATTENTION_ROLES
+                for role in self.attentionRoles()
                 if role in images
             ]
             aligned = {role: self._alignedVolume(image, job, role) for role, image in job.alignedImages.items()}
@@ -468,22 +455,6 @@ class BreastLogic:
         if scene.GetNodeByID(ATTENTION_COLOR_NODE_ID) is not None:
             display.SetAndObserveColorNodeID(ATTENTION_COLOR_NODE_ID)
         return node
-
-    def process(self, t1cNode, t2wNode=None, preNode=None, **options: Any) -> BreastResult:
-        """Segment and wait: start, run to the end, put the result into the scene. For the console and scripts.
-
-        Args:
-            t1cNode, t2wNode, preNode: the study (see :meth:`startJob`).
-            **options: the keyword arguments of :meth:`startJob` and ``segmentationNode`` of :meth:`finishJob`.
-        """
-        segmentationNode = options.pop("segmentationNode", None)
-        job = self.startJob(t1cNode, t2wNode, preNode, **options)
-        try:
-            job.wait()
-        except BaseException:  # Ctrl+C or a timeout: cleanup stops the running step too
-            job.cleanup()
-            raise
-        return self.finishJob(job, segmentationNode)
 
     @staticmethod
     def failureMessage(message: str) -> str:

@@ -13,7 +13,6 @@ from MedFuseBreastLib.Aln import (
 )
 from MedFuseBreastLib.JobChain import ChainStep, ImageInputJob, JobChain
 from MedFuseBreastLib.Logic import (
-    ATTENTION_ROLES,
     DEVICE_CHOICES,
     SIMULATED_TRAINING_WARNING,
     TASK_NAME,
@@ -27,7 +26,6 @@ from MedFuseBreastLib.Roles import ROLE_TITLES, ROLES, assignRoles, roleOfDescri
 
 __all__ = [
     "ALN_TASK",
-    "ATTENTION_ROLES",
     "CLINICAL_FIELDS",
     "DEVICE_CHOICES",
     "PANEL_DEFAULTS",

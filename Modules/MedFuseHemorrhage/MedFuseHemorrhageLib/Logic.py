@@ -3,16 +3,18 @@
 The flow is: check the CT here (one clear sentence per problem) and pick a model bundle from the
 user's model store -> start the backend out of process (:class:`MedFuseLib.task_job.BackendTaskJob`)
 -> poll it -> put the label map into a segmentation with the five BHSD segments (named, coloured,
-coded, under the CT's study; empty classes included so they can be painted), fill a table with each
-class's volume (mL), components and slice range from the job report, and show the CT in a brain
-window. Only MRML and VTK are used (no ``qt``, ``ctk`` or ``slicer.app``), so this runs headless on
+coded, under the CT's study; empty classes included so they can be painted) and fill a table with
+each class's volume (mL), components and slice range from the job report. The CT node, its display
+included, is never changed: a brain or blood window is applied only when the user asks
+(:meth:`HemorrhageLogic.applyDisplayWindow`, the panel's "Show window" button). What every task
+shares (input checks, parameters, models, start / finish / cancel, async runs) is
+:class:`MedFuseLib.task_logic.TaskLogic`. Only MRML and VTK are used, so this runs headless on
 slicer-core and inside the Slicer application alike.
 
 From Slicer's Python console::
 
     from MedFuseHemorrhageLib import HemorrhageLogic
-    ct = slicer.util.getNode("CT head")
-    segmentation, table = HemorrhageLogic().process(ct, model="medfuse-hemorrhage-demo-multiwindow")
+    segmentation, table = HemorrhageLogic().process(slicer.util.getNode("CTHead"))
     print(slicer.util.dataframeFromTable(table))   # class, volume (mL), components, slices
 
 ``model`` is an installed bundle id (``id`` or ``id@version``, see ``medfuse models list``) or a
@@ -34,21 +36,23 @@ import vtk
 from MedFuseLib import mrml_bridge
 from MedFuseLib.runner import ProcessRunner
 from MedFuseLib.task_job import BackendTaskJob
-from MedFuseLib.task_models import TaskModels, resolveTaskParameters, taskParameterRange
+from MedFuseLib.task_logic import TaskLogic
+from MedFuseLib.task_models import TaskModels
 from MedFuseLib.terminology import loadTerminology
 
-from SlicerMedFuse.contract import Label, TaskSpec
-from SlicerMedFuse.device import DEVICE_CHOICES
-from SlicerMedFuse.errors import MedFuseError
-from SlicerMedFuse.hemorrhage.inference import THICK_SLICE_MM
-from SlicerMedFuse.hemorrhage.labels import HemorrhageClass
-from SlicerMedFuse.hemorrhage.preprocessing import check_ct_intensities
-from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
-from SlicerMedFuse.models.bundle import load_manifest
-from SlicerMedFuse.models.manifest import BundleManifest
-from SlicerMedFuse.models.store import InstalledModel, ModelStore
-from SlicerMedFuse.tasks.hemorrhage import DEFAULT_MODEL
-from SlicerMedFuse.tasks.registry import get_task
+from SlicerMedFuse.facade import (
+    DEVICE_CHOICES,
+    SIMULATED_DATA_NOTE,
+    THICK_SLICE_MM,
+    BundleManifest,
+    HemorrhageClass,
+    InstalledModel,
+    Label,
+    MedFuseError,
+    TaskSpec,
+    check_ct_intensities,
+    load_manifest,
+)
 
 if TYPE_CHECKING:
     from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
@@ -68,7 +72,7 @@ TASK_NAME = "hemorrhage"
 INPUT_ROLE = "ct"
 OUTPUT_ROLE = "labels"
 
-#: Display windows for the CT after segmentation: name -> (width, level) in HU.
+#: Display windows the user can apply to the CT: name -> (width, level) in HU.
 DISPLAY_WINDOWS: dict[str, tuple[float, float]] = {
     "brain": (80.0, 40.0),  # the radiologist's brain window
     "blood": (160.0, 40.0),  # wider; the HU range the BHSD model sees ([-40, 120])
@@ -95,16 +99,6 @@ TABLE_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
 _log = logging.getLogger(__name__)
 
 
-def taskSpec() -> TaskSpec:
-    """The backend's declaration of the ``hemorrhage`` task (inputs, labels, parameters)."""
-    return get_task(TASK_NAME).spec
-
-
-def parameterRange(name: str) -> tuple[float, float]:
-    """(minimum, maximum) of a numeric task parameter, e.g. ``parameterRange("overlap")``."""
-    return taskParameterRange(taskSpec(), name)
-
-
 class HemorrhageModels(TaskModels):
     """The hemorrhage task's model bundles, with the hemorrhage panel's wording."""
 
@@ -115,51 +109,21 @@ class HemorrhageModels(TaskModels):
     WRONG_TASK_MESSAGE = "The model '{name}' is for the '{modelTask}' task, not hemorrhage; choose a hemorrhage model."
 
 
-class HemorrhageLogic:
+class HemorrhageLogic(TaskLogic):
     """Runs the backend ``hemorrhage`` task on a CT volume node.
 
-    Args:
-        runner: starts the backend process (:class:`MedFuseLib.runner.ProcessRunner`); default a
-            :class:`MedFuseLib.runner.SubprocessRunner`. Tests inject fakes here.
-        python: interpreter for the backend; default ``PythonSlicer`` inside Slicer, else ``sys.executable``.
-        store: the model store to list and resolve bundles in; default ``$MEDFUSE_HOME`` or ``~/.medfuse``
-            (the backend process reads the same environment).
+    Args: those of :class:`MedFuseLib.task_logic.TaskLogic` (runner, python, store, scheduler).
     """
 
-    def __init__(
-        self, runner: ProcessRunner | None = None, python: str | None = None, store: ModelStore | None = None
-    ) -> None:
-        self.runner = runner
-        self.python = python
-        self.store = store
+    TASK_NAME = TASK_NAME
+    FINISH_OPTIONS = ("segmentationNode", "tableNode")
+    MODELS_CLASS = HemorrhageModels
 
     # --- models (see MedFuseLib.task_models.TaskModels) --------------------------------------------
-    @property
-    def models(self) -> HemorrhageModels:
-        """The task's model bundles in :attr:`store` (read on every call, as the backend process does)."""
-        return HemorrhageModels(TASK_NAME, DEFAULT_MODEL, self.store)
-
     def installedModels(self) -> list[InstalledModel]:
         """Bundles for the hemorrhage task, sorted by id then version: the user's store, then those
         shipped with SlicerMedFuse (``bundled`` True) for ids the store lacks."""
         return self.models.installed()
-
-    def defaultModel(self) -> InstalledModel | None:
-        """The model used when none is chosen: the latest demo model, else the latest installed one."""
-        return self.models.default()
-
-    def noModelMessage(self) -> str:
-        """What to do when no hemorrhage model is installed (one sentence)."""
-        return self.models.noModelMessage()
-
-    def resolveModel(self, model: str | os.PathLike | None = None) -> BundleManifest:
-        """The manifest of the model to run: an id (``id`` or ``id@version``), a bundle folder, or None for the default.
-
-        Raises:
-            ValueError: no model is installed, the id or folder is not a bundle, or the bundle is for
-                another task (one sentence naming the fix).
-        """
-        return self.models.resolve(model)
 
     modelReference = staticmethod(TaskModels.reference)
     describeModel = staticmethod(TaskModels.describe)
@@ -179,18 +143,7 @@ class HemorrhageLogic:
         """
         if ctNode is None:
             raise ValueError("Select a head CT volume to segment.")
-        imageData = ctNode.GetImageData()
-        name = ctNode.GetName()
-        if imageData is None:
-            raise ValueError(f"The volume '{name}' has no voxels; load or compute it first.")
-        if imageData.GetNumberOfScalarComponents() != 1:
-            raise ValueError(f"The volume '{name}' has colour or vector voxels; select a grey-scale head CT.")
-        dimensions = imageData.GetDimensions()
-        if min(dimensions) < 2:
-            raise ValueError(
-                f"Hemorrhage segmentation needs a 3D CT; '{name}' is a single slice "
-                f"({dimensions[0]} x {dimensions[1]} x {dimensions[2]} voxels)."
-            )
+        self.checkInputNode(ctNode, INPUT_ROLE)
         try:
             check_ct_intensities(self._intensitySample(ctNode))
         except MedFuseError as error:
@@ -216,27 +169,6 @@ class HemorrhageLogic:
             ]
         return []
 
-    def taskParameters(
-        self,
-        *,
-        mirroring: bool | None = None,
-        minComponentMl: float | None = None,
-        modelPostprocessing: bool | None = None,
-        overlap: float | None = None,
-    ) -> dict[str, Any]:
-        """The backend parameters (defaults from the task declaration for None), validated.
-
-        Raises:
-            ValueError: a value outside its range (the backend's sentence).
-        """
-        given = {
-            "mirroring": mirroring,
-            "min_component_ml": minComponentMl,
-            "model_postprocessing": modelPostprocessing,
-            "overlap": overlap,
-        }
-        return resolveTaskParameters(taskSpec(), given)
-
     # --- running ----------------------------------------------------------------------------------
     def startJob(
         self,
@@ -244,11 +176,8 @@ class HemorrhageLogic:
         *,
         model: str | os.PathLike | None = None,
         device: str = "auto",
-        mirroring: bool | None = None,
-        minComponentMl: float | None = None,
-        modelPostprocessing: bool | None = None,
-        overlap: float | None = None,
         runner: ProcessRunner | None = None,
+        **parameters: Any,
     ) -> BackendTaskJob:
         """Validate and start the backend; returns at once. Poll the job, then call :meth:`finishJob`.
 
@@ -256,12 +185,12 @@ class HemorrhageLogic:
             ctNode: the head CT ``vtkMRMLScalarVolumeNode`` in HU (never modified).
             model: bundle id (``id`` or ``id@version``) or bundle folder; None uses :meth:`defaultModel`.
             device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
-            mirroring: average over left-right mirrored copies (about 2x slower); None = task default.
-            minComponentMl: remove components of a class smaller than this (mL); None = task default.
-            modelPostprocessing: also apply the model's per-class minimum volumes (chosen on validation
-                cases after training; the larger value wins); None = task default (on).
-            overlap: sliding-window overlap (0-0.9); None = task default.
             runner: overrides the logic's process runner for this job.
+            **parameters: task parameters by camelCase name, None = the task default:
+                ``mirroring`` (average over left-right mirrored copies, about 2x slower),
+                ``minComponentMl`` (remove smaller components of a class, mL),
+                ``modelPostprocessing`` (also apply the model's per-class minimum volumes),
+                ``overlap`` (sliding-window overlap, 0-0.9).
 
         Raises:
             ValueError: the CT, the model or a parameter is unusable (one sentence).
@@ -269,41 +198,27 @@ class HemorrhageLogic:
         for warning in self.checkInput(ctNode):
             _log.warning("%s", warning)
         manifest = self.resolveModel(model)
-        params = self.taskParameters(
-            mirroring=mirroring, minComponentMl=minComponentMl, modelPostprocessing=modelPostprocessing, overlap=overlap
+        params = self.taskParameters(**parameters)
+        return self.startBackendJob(
+            {INPUT_ROLE: ctNode}, [OUTPUT_ROLE], params, model=str(manifest.folder), device=device, runner=runner
         )
-        job = BackendTaskJob(
-            TASK_NAME,
-            {INPUT_ROLE: ctNode},
-            [OUTPUT_ROLE],
-            params,
-            device=device,
-            model=str(manifest.folder),
-            runner=runner or self.runner,
-            python=self.python,
-        )
-        job.start()
-        return job
 
     def finishJob(
         self,
         job: BackendTaskJob,
         segmentationNode: vtkMRMLSegmentationNode | None = None,
         tableNode: vtkMRMLTableNode | None = None,
-        *,
-        window: str = "brain",
     ) -> tuple[vtkMRMLSegmentationNode, vtkMRMLTableNode]:
         """Put a finished job's result into the scene and release the job's files.
 
         Creates (or overwrites) a segmentation with one segment per BHSD class and a table with each
-        class's volume, components and slice range, both under the CT's study, and shows the CT in
-        ``window``. A failed or cancelled job changes nothing in the scene.
+        class's volume, components and slice range, both under the CT's study. The CT node is not
+        touched. A failed or cancelled job changes nothing in the scene.
 
         Args:
             job: a job from :meth:`startJob` whose ``done`` is True.
             segmentationNode: segmentation to overwrite, or None for a new "<CT> hemorrhage".
             tableNode: table to overwrite, or None for a new "<CT> hemorrhage volumes".
-            window: a key of :data:`DISPLAY_WINDOWS` for the CT's display.
 
         Returns:
             ``(segmentationNode, tableNode)``.
@@ -311,18 +226,14 @@ class HemorrhageLogic:
         Raises:
             RuntimeError: the job is still running, failed (the backend's message) or was cancelled.
         """
-        if not job.done:
-            raise RuntimeError("The hemorrhage job is still running; wait for it or cancel it first.")
         try:
-            if not job.succeeded:
-                raise RuntimeError(job.error_message or "Hemorrhage segmentation failed without a message.")
+            labels = self.finishedImages(job)[OUTPUT_ROLE]
             ctNode = job.input_nodes[INPUT_ROLE]
-            labels = job.result_images()[OUTPUT_ROLE]
             scene = ctNode.GetScene()
             loadTerminology()  # so Slicer shows the segments' codes; no-op without the application
             segmentationNode = mrml_bridge.labelmap_to_segmentation(
                 labels,
-                taskSpec().labels,
+                self.spec().labels,
                 scene,
                 scene.GenerateUniqueName(f"{ctNode.GetName()} hemorrhage"),
                 reference_node=ctNode,
@@ -336,43 +247,14 @@ class HemorrhageLogic:
                 job.report, ctNode, tableNode, name=scene.GenerateUniqueName(f"{ctNode.GetName()} hemorrhage volumes")
             )
             tableNode.SetAttribute("MedFuse.model", modelName)
-            self.applyDisplayWindow(ctNode, window)
             return segmentationNode, tableNode
         finally:
             job.cleanup()
 
-    def process(
-        self, ctNode: vtkMRMLScalarVolumeNode, model: str | os.PathLike | None = None, **options: Any
-    ) -> tuple[vtkMRMLSegmentationNode, vtkMRMLTableNode]:
-        """Segment and wait: start the backend, run it to the end, return ``(segmentationNode, tableNode)``.
-
-        Blocks until done (Ctrl+C cancels). For Slicer's Python console and scripts; the panel uses
-        :meth:`startJob` / :meth:`finishJob` so the application stays responsive. Example::
-
-            from MedFuseHemorrhageLib import HemorrhageLogic
-            segmentation, table = HemorrhageLogic().process(slicer.util.getNode("CT"), model="medfuse-hemorrhage-demo-multiwindow")
-
-        Args:
-            ctNode: the head CT (never modified).
-            model: as in :meth:`startJob`.
-            **options: the other keyword arguments of :meth:`startJob` (device, mirroring,
-                minComponentMl, modelPostprocessing, overlap, runner) and of :meth:`finishJob` (segmentationNode,
-                tableNode, window).
-        """
-        finishOptions = {key: options.pop(key) for key in ("segmentationNode", "tableNode", "window") if key in options}
-        job = self.startJob(ctNode, model=model, **options)
-        try:
-            job.wait()
-        except BaseException:
-            job.cancel()
-            job.cleanup()
-            raise
-        return self.finishJob(job, **finishOptions)
-
     # --- scene helpers ----------------------------------------------------------------------------
     @staticmethod
     def applyDisplayWindow(ctNode: vtkMRMLScalarVolumeNode, window: str = "brain") -> None:
-        """Show the CT in a brain window (:data:`DISPLAY_WINDOWS`); only its display node changes."""
+        """Show the CT in a window of :data:`DISPLAY_WINDOWS`: an explicit user action (the panel's button), never automatic."""
         if window not in DISPLAY_WINDOWS:
             raise ValueError(f"window must be one of {', '.join(DISPLAY_WINDOWS)}, got {window!r}")
         display = ctNode.GetDisplayNode()
@@ -397,7 +279,7 @@ class HemorrhageLogic:
         Values come from the job report's per-class measurements; a class the report does not list
         gets a row of zeros (so every class has a row).
         """
-        labels = list(labels if labels is not None else taskSpec().labels)
+        labels = list(labels if labels is not None else HemorrhageLogic.spec().labels)
         measured = _classMeasurements(report)
         columns = [
             vtk.vtkStringArray(),
@@ -482,3 +364,13 @@ def _classMeasurements(report: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
             "slices": tuple(sliceRange) if sliceRange else None,
         }
     return measured
+
+
+def taskSpec() -> TaskSpec:
+    """The backend's declaration of the ``hemorrhage`` task (inputs, labels, parameters)."""
+    return HemorrhageLogic.spec()
+
+
+def parameterRange(name: str) -> tuple[float, float]:
+    """(minimum, maximum) of a numeric task parameter, e.g. ``parameterRange("overlap")``."""
+    return HemorrhageLogic.parameterRange(name)

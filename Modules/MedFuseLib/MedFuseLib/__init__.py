@@ -5,8 +5,16 @@
 * :mod:`MedFuseLib.runner` - the backend command line, a subprocess runner streaming JSON-line
   events, cancelling the whole process tree.
 * :mod:`MedFuseLib.task_job` - :class:`BackendTaskJob`: export input nodes, run a task, read results.
-* :mod:`MedFuseLib.task_models` - :class:`TaskModels`: a task's model bundles (list, default, resolve,
-  describe); :func:`resolveTaskParameters`, :func:`taskParameterRange` from the task declaration.
+* :mod:`MedFuseLib.task_models` - :class:`TaskModels`: a task's model bundles (list, default, resolve, describe).
+* :mod:`MedFuseLib.task_logic` - :class:`TaskLogic`: the spec-driven base of the module Logics (input
+  checks, camelCase <-> task parameters, grid prechecks, models, start / finish / cancel, async runs).
+* :mod:`MedFuseLib.task_run` - :class:`TaskRun`: a started task to poll, wait on or cancel (``processAsync``).
+* :mod:`MedFuseLib.choice_combos` - :func:`labelChoiceCombos`: combo boxes show a task's choice labels.
+* :mod:`MedFuseLib.slicer_version` - the Slicer 5.10 floor check every module file runs first (Python 3.9-safe).
+* :mod:`MedFuseLib.parameter_pack` - :func:`taskParameterFields`: a panel's parameter pack gets one typed
+  field per task parameter from the task's declaration; needs the Slicer application.
+* :mod:`MedFuseLib.module_logic` - :class:`MedFuseModuleLogic`, the ``ScriptedLoadableModuleLogic`` base that
+  owns a panel's parameter pack; needs the Slicer application, imported from its module.
 * :mod:`MedFuseLib.model_selector` - :class:`ModelSelector`: a panel's model combo box, bound to a
   parameter node field, with the chosen model's description and warnings.
 * :mod:`MedFuseLib.installer` - first-use install of torch and the backend requirements
@@ -45,8 +53,9 @@ _EXPORTS = {
     "run_to_completion": "runner",
     "BackendTaskJob": "task_job",
     "TaskModels": "task_models",
-    "resolveTaskParameters": "task_models",
-    "taskParameterRange": "task_models",
+    "TaskLogic": "task_logic",
+    "TaskRun": "task_run",
+    "labelChoiceCombos": "choice_combos",
     "BackendInstaller": "installer",
     "InstallDeclined": "installer",
     "InstallOutcome": "installer",

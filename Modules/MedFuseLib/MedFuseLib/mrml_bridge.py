@@ -19,14 +19,16 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from SlicerMedFuse.contract import Label
-from SlicerMedFuse.geometry import ImageGeometry, resample_to_reference, same_grid
-from SlicerMedFuse.geometry.coordinates import (
+from SlicerMedFuse.facade import (
+    ImageGeometry,
+    Label,
     ijk_to_ras_matrix,
     lps_to_ras_points,
     lps_to_ras_vectors,
     ras_to_lps_points,
     ras_to_lps_vectors,
+    resample_to_reference,
+    same_grid,
 )
 
 __all__ = [

@@ -3,8 +3,9 @@
 A MedFuse panel binds a typed parameter node (``@parameterNodeWrapper``) to the widgets of its
 ``Resources/UI/<ModuleName>.ui``, starts one backend job at a time from its Apply button (the button
 doubles as Cancel while the job runs), polls the job from a Qt timer, and loads the result into the
-scene. :class:`MedFusePanelWidget` holds all of that; a module's widget subclasses it and keeps only
-what its own panel shows::
+scene. :class:`MedFusePanelWidget` holds all of that; a module's widget (``<Module>Lib/Widget.py``,
+imported by the module file after its Slicer version check) subclasses it and keeps only what its
+own panel shows. Combo boxes bound to a task's choice parameters show the task's choice labels::
 
     class MedFuseExampleWidget(MedFusePanelWidget):
         START_FAILED_MESSAGE = _("Example could not start.")
@@ -75,6 +76,7 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
+from MedFuseLib.choice_combos import labelChoiceCombos
 from MedFuseLib.installer import BackendInstaller
 from MedFuseLib.segment_editor import EmbeddedSegmentEditor
 
@@ -292,8 +294,15 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             # Each widget in the .ui names its field with the dynamic property SlicerParameterName.
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self._labelChoiceCombos()
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
         self._onParameterNodeModified()
+
+    def _labelChoiceCombos(self) -> None:
+        """Task choices by what a person reads ("Cubic B-spline"); the connector just filled them with ids."""
+        taskLogic = getattr(self.logic, "taskLogic", None)
+        if taskLogic is not None:
+            labelChoiceCombos(vars(self.ui).values(), taskLogic.choiceLabel)
 
     def _releaseParameterNode(self) -> None:
         if self._parameterNode is None:

@@ -1,45 +1,18 @@
 """What a module's logic chooses for one backend task: the model bundle and the task parameters.
 
 :class:`TaskModels` lists the task's model bundles (the user's model store, then those shipped with
-SlicerMedFuse), picks the default, resolves a choice and describes one; :func:`resolveTaskParameters`
-and :func:`taskParameterRange` read the task's declared parameters. Task-generic (the hemorrhage and
-breast logics use it); needs neither Qt nor MRML.
+SlicerMedFuse), picks the default, resolves a choice and describes one. Task-generic
+(:class:`MedFuseLib.task_logic.TaskLogic` holds one); needs neither Qt nor MRML.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from SlicerMedFuse.contract import TaskSpec
-from SlicerMedFuse.errors import MedFuseError
-from SlicerMedFuse.models.bundle import load_manifest
-from SlicerMedFuse.models.manifest import BundleManifest, version_key
-from SlicerMedFuse.models.store import InstalledModel, ModelStore
+from SlicerMedFuse.facade import BundleManifest, InstalledModel, MedFuseError, ModelStore, load_manifest, version_key
 
-__all__ = ["TaskModels", "resolveTaskParameters", "taskParameterRange"]
-
-
-def resolveTaskParameters(spec: TaskSpec, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The task's parameters: ``given`` (backend names; None = the task's default) over the defaults, validated.
-
-    Raises:
-        ValueError: a value outside its range (the backend's sentence).
-    """
-    try:
-        return spec.resolve_parameters({name: value for name, value in given.items() if value is not None})
-    except MedFuseError as error:
-        raise ValueError(error.message) from None
-
-
-def taskParameterRange(spec: TaskSpec, name: str) -> tuple[float, float]:
-    """(minimum, maximum) of a numeric task parameter."""
-    parameter = spec.parameter(name)
-    if parameter.minimum is None or parameter.maximum is None:
-        raise ValueError(f"task parameter {name!r} has no bounded range")
-    return float(parameter.minimum), float(parameter.maximum)
+__all__ = ["TaskModels"]
 
 
 class TaskModels:

@@ -27,9 +27,8 @@ slicer-core and inside the Slicer application alike.
 From Slicer's Python console::
 
     from MedFuseRegistrationLib import RegistrationLogic
-    fixed, moving = slicer.util.getNode("T1 baseline"), slicer.util.getNode("T1 follow-up")
-    outputs = RegistrationLogic().process(fixed, moving, preset="fast")
-    moving.SetAndObserveTransformNodeID(outputs.transform.GetID())   # view the moving volume aligned
+    outputs = RegistrationLogic().process(slicer.util.getNode("MRBrainT1"), slicer.util.getNode("MRBrainT2"), preset="fast")
+    outputs.volume                                # T2 resampled onto the T1 grid
 """
 
 from __future__ import annotations
@@ -48,15 +47,24 @@ import vtk
 from MedFuseLib import mrml_bridge
 from MedFuseLib.runner import ProcessRunner
 from MedFuseLib.task_job import BackendTaskJob
+from MedFuseLib.task_logic import TaskLogic
 
 from MedFuseRegistrationLib.UserPresets import PRESET_FOLDER_NAME, UserPresetStore, listValue
-from SlicerMedFuse.contract import Label, ParameterSpec, TaskSpec
-from SlicerMedFuse.device import DEVICE_CHOICES
-from SlicerMedFuse.errors import MedFuseError
-from SlicerMedFuse.geometry import resample_to_reference, same_grid
-from SlicerMedFuse.geometry.coordinates import ijk_to_ras_matrix
-from SlicerMedFuse.registration.presets import PARAMETERS, PRESETS, load_preset, settings_from_parameters
-from SlicerMedFuse.tasks.registry import get_task
+from SlicerMedFuse.facade import (
+    DEVICE_CHOICES,
+    REGISTRATION_PARAMETERS,
+    REGISTRATION_PRESET_DIR,
+    REGISTRATION_PRESETS,
+    Label,
+    MedFuseError,
+    TaskSpec,
+    default_home,
+    ijk_to_ras_matrix,
+    load_preset,
+    resample_to_reference,
+    same_grid,
+    settings_from_parameters,
+)
 
 if TYPE_CHECKING:
     from slicer import (
@@ -86,33 +94,24 @@ TASK_NAME = "registration"
 TRANSFORM_ROLE, VOLUME_ROLE, LABELS_ROLE = "displacement", "warped", "warped_labels"
 #: Advanced parameters the panel shows (the rest keep their preset values; scripts may override any).
 PANEL_PARAMETERS = ("similarity", "regularizer", "levels", "iterations", "diffeomorphic")
+PARAMETERS, PRESETS = REGISTRATION_PARAMETERS, REGISTRATION_PRESETS
 
 _log = logging.getLogger(__name__)
 
 
 def taskSpec() -> TaskSpec:
     """The backend's declaration of the ``registration`` task (inputs, outputs, parameters)."""
-    return get_task(TASK_NAME).spec
-
-
-def _parameter(name: str) -> ParameterSpec:
-    return taskSpec().parameter(name)
+    return RegistrationLogic.spec()
 
 
 def parameterChoices(name: str) -> tuple[str, ...]:
     """Allowed values of a choice parameter, e.g. ``parameterChoices("similarity")``."""
-    choices = _parameter(name).choices
-    if not choices:
-        raise ValueError(f"task parameter {name!r} has no choices")
-    return tuple(choices)
+    return tuple(RegistrationLogic.parameterChoices(name))
 
 
 def parameterRange(name: str) -> tuple[float, float]:
     """(minimum, maximum) of a numeric task parameter, e.g. ``parameterRange("levels")``."""
-    spec = _parameter(name)
-    if spec.minimum is None or spec.maximum is None:
-        raise ValueError(f"task parameter {name!r} has no bounded range")
-    return float(spec.minimum), float(spec.maximum)
+    return RegistrationLogic.parameterRange(name)
 
 
 def builtinPresetValues(name: str) -> dict[str, Any]:
@@ -130,8 +129,6 @@ def defaultPresetDirectory() -> Path:
     app = getattr(slicer, "app", None)
     if app is not None:
         return Path(app.slicerUserSettingsFilePath).parent / PRESET_FOLDER_NAME
-    from SlicerMedFuse.models.store import default_home
-
     return default_home() / PRESET_FOLDER_NAME
 
 
@@ -165,7 +162,7 @@ class RegistrationJob(BackendTaskJob):
         super().__init__(*args, **kwargs)
 
 
-class RegistrationLogic:
+class RegistrationLogic(TaskLogic):
     """Runs the backend ``registration`` task on volume nodes and manages the user's presets.
 
     Args:
@@ -173,16 +170,20 @@ class RegistrationLogic:
             :class:`MedFuseLib.runner.SubprocessRunner`. Tests inject fakes here.
         python: interpreter for the backend; default ``PythonSlicer`` inside Slicer, else ``sys.executable``.
         presetDirectory: folder of the user's presets; default :func:`defaultPresetDirectory`.
+        **options: the other arguments of :class:`MedFuseLib.task_logic.TaskLogic` (store, scheduler).
     """
+
+    TASK_NAME = TASK_NAME
+    FINISH_OPTIONS = ("transformNode", "volumeNode", "segmentationNode")
 
     def __init__(
         self,
         runner: ProcessRunner | None = None,
         python: str | None = None,
         presetDirectory: str | os.PathLike | None = None,
+        **options: Any,
     ) -> None:
-        self.runner = runner
-        self.python = python
+        super().__init__(runner, python, **options)
         self.userPresets = UserPresetStore(presetDirectory if presetDirectory is not None else defaultPresetDirectory())
 
     # --- presets ----------------------------------------------------------------------------------
@@ -235,9 +236,7 @@ class RegistrationLogic:
 
     def _presetPath(self, name: str) -> Path:
         if name in PRESETS:
-            from SlicerMedFuse.registration.presets import PRESET_DIR
-
-            return PRESET_DIR / f"{name}.json"
+            return REGISTRATION_PRESET_DIR / f"{name}.json"
         return self.userPresets.path(name)
 
     def _presetBase(self, name: str) -> str:
@@ -250,7 +249,7 @@ class RegistrationLogic:
         return base if base in PRESETS else "fast"
 
     # --- validation -------------------------------------------------------------------------------
-    def taskParameters(
+    def presetParameters(
         self,
         preset: str = "fast",
         overrides: Mapping[str, Any] | None = None,
@@ -275,27 +274,16 @@ class RegistrationLogic:
                 "label_interpolation": labelInterpolation,
                 **{key: _backendValue(value) for key, value in changed.items()},
             }
-            return taskSpec().resolve_parameters(given)
+            return self.spec().resolve_parameters(given)
         except MedFuseError as error:
             raise ValueError(error.message) from None
 
-    @staticmethod
-    def checkVolume(volumeNode: vtkMRMLScalarVolumeNode | None, role: str) -> None:
-        """Raise ValueError (one sentence) unless the node is a grey-scale 3D volume with voxels."""
+    @classmethod
+    def checkVolume(cls, volumeNode: vtkMRMLScalarVolumeNode | None, role: str) -> None:
+        """Raise ValueError (one sentence) unless the node is a grey-scale 3D volume with voxels (``role``: fixed or moving)."""
         if volumeNode is None:
             raise ValueError(f"Select a {role} volume.")
-        imageData = volumeNode.GetImageData()
-        name = volumeNode.GetName()
-        if imageData is None:
-            raise ValueError(f"The {role} volume '{name}' has no voxels; load or compute it first.")
-        if imageData.GetNumberOfScalarComponents() != 1:
-            raise ValueError(f"The {role} volume '{name}' has colour or vector voxels; select a grey-scale volume.")
-        dimensions = imageData.GetDimensions()
-        if min(dimensions) < 2:
-            raise ValueError(
-                f"Registration needs 3D volumes; the {role} volume '{name}' is a single slice "
-                f"({dimensions[0]} x {dimensions[1]} x {dimensions[2]} voxels)."
-            )
+        cls.checkInputNode(volumeNode, role)
 
     def _maskInput(self, maskNode, imageNode, role: str):
         """The mask as a node on its image's grid: the user's node when it already is, else a resampled detached copy."""
@@ -394,14 +382,8 @@ class RegistrationLogic:
         """
         self.checkVolume(fixedVolume, "fixed")
         self.checkVolume(movingVolume, "moving")
-        if fixedVolume is movingVolume:
-            raise ValueError("The fixed and the moving volume are the same node; select two different volumes.")
-        if labelInterpolation not in parameterChoices("label_interpolation"):
-            raise ValueError(
-                f"labelInterpolation must be one of {', '.join(parameterChoices('label_interpolation'))}; "
-                f"got {labelInterpolation!r}."
-            )
-        params = self.taskParameters(preset, overrides, labelInterpolation=labelInterpolation)
+        self.checkInputNodes({"fixed": fixedVolume, "moving": movingVolume})
+        params = self.presetParameters(preset, overrides, labelInterpolation=labelInterpolation)
         inputs: dict[str, Any] = {"fixed": fixedVolume, "moving": movingVolume}
         for role, mask, image in (("fixed", fixedMask, fixedVolume), ("moving", movingMask, movingVolume)):
             node = self._maskInput(mask, image, role)
@@ -412,18 +394,13 @@ class RegistrationLogic:
         if movingSegmentation is not None:
             inputs["moving_labels"], labels, terminology = self._segmentationInput(movingSegmentation, movingVolume)
         outputs = [TRANSFORM_ROLE, *([VOLUME_ROLE] if resampledVolume else []), *([LABELS_ROLE] if labels else [])]
-        try:
-            get_task(TASK_NAME).check_outputs(outputs, inputs)
-        except MedFuseError as error:
-            raise ValueError(error.message) from None
-        job = RegistrationJob(
-            TASK_NAME,
+        return self.startBackendJob(
             inputs,
             outputs,
             params,
             device=device,
-            runner=runner or self.runner,
-            python=self.python,
+            runner=runner,
+            jobClass=RegistrationJob,
             fixedVolume=fixedVolume,
             movingVolume=movingVolume,
             movingSegmentation=movingSegmentation,
@@ -431,8 +408,6 @@ class RegistrationLogic:
             segmentTerminology=terminology,
             presetName=preset,
         )
-        job.start()
-        return job
 
     def finishJob(
         self,
@@ -454,12 +429,8 @@ class RegistrationLogic:
         Raises:
             RuntimeError: the job is still running, failed (the backend's message) or was cancelled.
         """
-        if not job.done:
-            raise RuntimeError("The registration job is still running; wait for it or cancel it first.")
         try:
-            if not job.succeeded:
-                raise RuntimeError(job.error_message or "Registration failed without a message.")
-            images = job.result_images()
+            images = self.finishedImages(job)
             fixed, moving = job.fixedVolume, job.movingVolume
             scene = fixed.GetScene()
             transform = mrml_bridge.displacement_field_to_grid_transform(
@@ -512,34 +483,6 @@ class RegistrationLogic:
                 segmentation.GetSegment(segmentId).SetTag(tag, entry)
         node.SetAttribute("MedFuse.sourceSegmentationID", source.GetID())
         return node
-
-    def process(
-        self,
-        fixedVolume: vtkMRMLScalarVolumeNode,
-        movingVolume: vtkMRMLScalarVolumeNode,
-        **options: Any,
-    ) -> RegistrationOutputs:
-        """Register and wait: start the backend, run it to the end, return the output nodes.
-
-        Blocks until done (Ctrl+C cancels). For Slicer's Python console and scripts; the panel uses
-        :meth:`startJob` / :meth:`finishJob` so the application stays responsive.
-
-        Args:
-            fixedVolume, movingVolume: as in :meth:`startJob`.
-            **options: the other keyword arguments of :meth:`startJob` and of :meth:`finishJob`
-                (transformNode, volumeNode, segmentationNode).
-        """
-        finishOptions = {
-            key: options.pop(key) for key in ("transformNode", "volumeNode", "segmentationNode") if key in options
-        }
-        job = self.startJob(fixedVolume, movingVolume, **options)
-        try:
-            job.wait()
-        except BaseException:
-            job.cancel()
-            job.cleanup()
-            raise
-        return self.finishJob(job, **finishOptions)
 
     # --- reporting --------------------------------------------------------------------------------
     @staticmethod

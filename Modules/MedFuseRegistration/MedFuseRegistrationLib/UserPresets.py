@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from SlicerMedFuse.errors import MedFuseError
-from SlicerMedFuse.io import write_json_atomic
-from SlicerMedFuse.registration.presets import PARAMETERS, PRESETS, load_preset, settings_from_parameters
+from SlicerMedFuse.facade import REGISTRATION_PARAMETERS as PARAMETERS
+from SlicerMedFuse.facade import REGISTRATION_PRESETS as PRESETS
+from SlicerMedFuse.facade import MedFuseError, load_preset, settings_from_parameters, write_json_atomic
 
 __all__ = ["PRESET_FOLDER_NAME", "UserPresetStore", "listValue"]
 

@@ -2,8 +2,15 @@
 
 The flow is: check the input here (one clear sentence per problem, the backend's own rules) ->
 start the backend out of process (:class:`MedFuseLib.task_job.BackendTaskJob`) -> poll it -> put
-the result into a volume node beside the input. Only MRML and VTK are used (no ``qt``, ``ctk`` or
-``slicer.app``), so this runs headless on slicer-core and inside the Slicer application alike.
+the result into a volume node beside the input. What every task shares (input checks, parameters,
+start / finish / cancel, async runs) is :class:`MedFuseLib.task_logic.TaskLogic`; this module keeps
+the slice geometry. Only MRML and VTK are used (no ``qt``, ``ctk`` or ``slicer.app``), so this runs
+headless on slicer-core and inside the Slicer application alike.
+
+From Slicer's Python console::
+
+    from MedFuseSuperResolutionLib import SuperResolutionLogic
+    fine = SuperResolutionLogic().process(slicer.util.getNode("CTHead"), method="bspline")
 
 Slice geometry follows SR4ZCT (Shi et al., MLMI 2023): slices are ``d`` mm apart (slice spacing),
 each averages ``r`` mm of tissue (slice thickness), so neighbours overlap by ``r - d``.
@@ -20,19 +27,15 @@ import vtk
 from MedFuseLib import mrml_bridge
 from MedFuseLib.runner import ProcessRunner
 from MedFuseLib.task_job import BackendTaskJob
+from MedFuseLib.task_logic import TaskLogic
+from MedFuseLib.task_run import TaskRun
 
-from SlicerMedFuse.contract import TaskSpec
-from SlicerMedFuse.device import DEVICE_CHOICES
-from SlicerMedFuse.errors import MedFuseError
-from SlicerMedFuse.superres.slice_geometry import VolumeGrid, detect_slice_geometry
-from SlicerMedFuse.tasks.registry import get_task
+from SlicerMedFuse.facade import DEVICE_CHOICES, TaskSpec, VolumeGrid, detect_slice_geometry
 
 if TYPE_CHECKING:
     from slicer import vtkMRMLScalarVolumeNode
 
 __all__ = [
-    "DEFAULT_METHOD",
-    "DEFAULT_QUALITY",
     "DEVICE_CHOICES",
     "SuperResolutionLogic",
     "TASK_NAME",
@@ -71,32 +74,25 @@ _AXIS_NAMES = ("left-right", "posterior-anterior", "inferior-superior")
 
 _log = logging.getLogger(__name__)
 
-#: The backend task's defaults: SR4ZCT, in the configuration that finishes in minutes on a CPU.
-DEFAULT_METHOD = get_task(TASK_NAME).spec.parameter("method").default
-DEFAULT_QUALITY = get_task(TASK_NAME).spec.parameter("quality").default
-
 
 def taskSpec() -> TaskSpec:
     """The backend's declaration of the ``superres`` task (inputs, outputs, parameters)."""
-    return get_task(TASK_NAME).spec
+    return SuperResolutionLogic.spec()
 
 
 def methodChoices() -> list[str]:
     """The methods the installed backend offers, in its order."""
-    return list(taskSpec().parameter("method").choices)
+    return SuperResolutionLogic.parameterChoices("method")
 
 
 def parameterRange(name: str) -> tuple[float, float]:
     """(minimum, maximum) of a numeric task parameter, e.g. ``parameterRange("target_spacing")``."""
-    spec = taskSpec().parameter(name)
-    if spec.minimum is None or spec.maximum is None:
-        raise ValueError(f"task parameter {name!r} has no bounded range")
-    return float(spec.minimum), float(spec.maximum)
+    return SuperResolutionLogic.parameterRange(name)
 
 
 def methodNote(method: str) -> str:
     """One line on what ``method`` does, for the panel."""
-    return METHOD_NOTES.get(method, taskSpec().parameter("method").description)
+    return METHOD_NOTES.get(method, SuperResolutionLogic.parameterSpec("method").description)
 
 
 class DicomDatabase(Protocol):
@@ -107,25 +103,25 @@ class DicomDatabase(Protocol):
     def fileValue(self, fileName: str, tag: str) -> str: ...
 
 
-class SuperResolutionLogic:
+class SuperResolutionLogic(TaskLogic):
     """Runs the backend ``superres`` task on volume nodes.
 
     Args:
-        runner: starts the backend process (:class:`MedFuseLib.runner.ProcessRunner`); default a
-            :class:`MedFuseLib.runner.SubprocessRunner`. Tests inject fakes here.
-        python: interpreter for the backend; default ``PythonSlicer`` inside Slicer, else ``sys.executable``.
         dicomDatabase: ``slicer.dicomDatabase`` inside the application, to read the Slice Thickness of
             volumes loaded from DICOM; None where there is none (headless).
+        **options: those of :class:`MedFuseLib.task_logic.TaskLogic` (runner, python, store, scheduler).
     """
+
+    TASK_NAME = TASK_NAME
 
     def __init__(
         self,
         runner: ProcessRunner | None = None,
         python: str | None = None,
         dicomDatabase: DicomDatabase | None = None,
+        **options: Any,
     ) -> None:
-        self.runner = runner
-        self.python = python
+        super().__init__(runner, python, **options)
         self.dicomDatabase = dicomDatabase
 
     # --- geometry ---------------------------------------------------------------------------------
@@ -195,18 +191,11 @@ class SuperResolutionLogic:
         return None
 
     # --- validation -------------------------------------------------------------------------------
-    def taskParameters(
+    def checkedParameters(
         self,
         inputVolume: vtkMRMLScalarVolumeNode | None,
         outputVolume: vtkMRMLScalarVolumeNode | None = None,
-        *,
-        method: str = DEFAULT_METHOD,
-        targetSpacing: float = 0.0,
-        factor: float = 0.0,
-        sliceThickness: float = 0.0,
-        quality: str = DEFAULT_QUALITY,
-        epochs: int = 0,
-        seed: int = 0,
+        **parameters: Any,
     ) -> dict[str, Any]:
         """Check the inputs and return the backend parameters for them (arguments as in :meth:`startJob`).
 
@@ -218,25 +207,11 @@ class SuperResolutionLogic:
                 equal to the input, already isotropic, target not finer than the slices, ...).
         """
         self._checkVolume(inputVolume)
-        if outputVolume is not None and outputVolume is inputVolume:
-            raise ValueError("Choose another output volume: the input volume is never overwritten.")
-        if sliceThickness == 0:
-            sliceThickness = self.recordedSliceThickness(inputVolume) or 0.0
-        given = {
-            "method": method,
-            "target_spacing": float(targetSpacing),
-            "factor": float(factor),
-            "slice_thickness": float(sliceThickness),
-            "quality": quality,
-            "epochs": int(epochs),
-            "seed": int(seed),
-        }
-        task = get_task(TASK_NAME)
-        try:
-            params = task.spec.resolve_parameters(given)
-            task.validate_grid(self._grid(inputVolume), params)
-        except MedFuseError as error:
-            raise ValueError(error.message) from None
+        self.checkOutputNode(outputVolume, {INPUT_ROLE: inputVolume})
+        if not parameters.get("sliceThickness"):
+            parameters["sliceThickness"] = self.recordedSliceThickness(inputVolume) or 0.0
+        params = self.taskParameters(**parameters)
+        self.precheckGrids({INPUT_ROLE: self._grid(inputVolume)}, params)
         return params
 
     # --- running ----------------------------------------------------------------------------------
@@ -245,56 +220,41 @@ class SuperResolutionLogic:
         inputVolume: vtkMRMLScalarVolumeNode | None,
         outputVolume: vtkMRMLScalarVolumeNode | None = None,
         *,
-        method: str = DEFAULT_METHOD,
-        targetSpacing: float = 0.0,
-        factor: float = 0.0,
-        sliceThickness: float = 0.0,
-        quality: str = DEFAULT_QUALITY,
-        epochs: int = 0,
-        seed: int = 0,
         device: str = "auto",
         runner: ProcessRunner | None = None,
+        **parameters: Any,
     ) -> BackendTaskJob:
         """Validate and start the backend; returns at once. Poll the job, then call :meth:`finishJob`.
 
         Args:
             inputVolume: the thick-slice ``vtkMRMLScalarVolumeNode`` (never modified).
             outputVolume: the node :meth:`finishJob` will fill (only checked here), or None.
-            method: one of :func:`methodChoices`.
-            targetSpacing: new slice spacing in mm; 0 uses the in-plane spacing (isotropic voxels).
-            factor: when > 0 the new slice spacing is the slice spacing / factor (overrides targetSpacing).
-            sliceThickness: slice thickness in mm; 0 detects it (see :meth:`detectSliceGeometry`).
-            quality: SR4ZCT configuration, ``fast`` (CPU, minutes) or ``faithful`` (the paper's; GPU).
-            epochs: SR4ZCT training epochs; 0 uses the quality's default.
-            seed: seed of SR4ZCT's initial weights and training samples (same seed, same result on a device).
             device: ``auto``, ``cpu``, ``cuda`` or ``mps`` (matters for network methods).
             runner: overrides the logic's process runner for this job.
+            **parameters: task parameters by camelCase name, None or absent = the task default:
+                ``method`` (one of :func:`methodChoices`), ``targetSpacing`` (new slice spacing in mm;
+                0 = the in-plane spacing), ``factor`` (> 0: slice spacing / factor), ``sliceThickness``
+                (mm; 0 detects it, see :meth:`detectSliceGeometry`), ``quality`` (SR4ZCT: ``fast`` on a
+                CPU in minutes, ``faithful`` the paper's, GPU), ``epochs`` (0 = the quality's default),
+                ``seed`` (SR4ZCT's initial weights and samples).
 
         Raises:
             ValueError: the inputs cannot be super-resolved as asked (one sentence).
         """
-        params = self.taskParameters(
-            inputVolume,
-            outputVolume,
-            method=method,
-            targetSpacing=targetSpacing,
-            factor=factor,
-            sliceThickness=sliceThickness,
-            quality=quality,
-            epochs=epochs,
-            seed=seed,
-        )
-        job = BackendTaskJob(
-            TASK_NAME,
-            {INPUT_ROLE: inputVolume},
-            [OUTPUT_ROLE],
-            params,
-            device=device,
-            runner=runner or self.runner,
-            python=self.python,
-        )
-        job.start()
-        return job
+        params = self.checkedParameters(inputVolume, outputVolume, **parameters)
+        return self.startBackendJob({INPUT_ROLE: inputVolume}, [OUTPUT_ROLE], params, device=device, runner=runner)
+
+    def processAsync(
+        self,
+        inputVolume: vtkMRMLScalarVolumeNode | None,
+        outputVolume: vtkMRMLScalarVolumeNode | None = None,
+        *,
+        scheduler: Any = None,
+        **options: Any,
+    ) -> TaskRun:
+        """Start and return at once (see :meth:`MedFuseLib.task_logic.TaskLogic.processAsync`); ``wait()`` gives the output node."""
+        job = self.startJob(inputVolume, outputVolume, **options)
+        return self.runJob(job, scheduler, outputVolume=outputVolume)
 
     def finishJob(
         self, job: BackendTaskJob, outputVolume: vtkMRMLScalarVolumeNode | None = None
@@ -314,13 +274,9 @@ class SuperResolutionLogic:
         Raises:
             RuntimeError: the job is still running, failed (the backend's message) or was cancelled.
         """
-        if not job.done:
-            raise RuntimeError("The super-resolution job is still running; wait for it or cancel it first.")
         try:
-            if not job.succeeded:
-                raise RuntimeError(job.error_message or "Super-resolution failed without a message.")
+            image: sitk.Image = self.finishedImages(job)[OUTPUT_ROLE]
             inputVolume = job.input_nodes[INPUT_ROLE]
-            image: sitk.Image = job.result_images()[OUTPUT_ROLE]
             scene = inputVolume.GetScene()
             name = scene.GenerateUniqueName(f"{inputVolume.GetName()} super-resolved")
             outputVolume = mrml_bridge.image_to_volume_node(
@@ -333,54 +289,12 @@ class SuperResolutionLogic:
         finally:
             job.cleanup()
 
-    def process(
-        self, inputVolume: vtkMRMLScalarVolumeNode, outputVolume: vtkMRMLScalarVolumeNode | None = None, **options: Any
-    ) -> vtkMRMLScalarVolumeNode:
-        """Super-resolve and wait: start the backend, run it to the end, return the output node.
-
-        Blocks until done (Ctrl+C cancels). For Slicer's Python console and scripts; the panel uses
-        :meth:`startJob` / :meth:`finishJob` so the application stays responsive. Example::
-
-            from MedFuseSuperResolutionLib import SuperResolutionLogic
-            thick = slicer.util.getNode("MRHead")
-            fine = SuperResolutionLogic().process(thick, method="sr4zct", quality="fast", factor=3)
-            print(fine.GetSpacing())
-
-        Args:
-            inputVolume, outputVolume: as in :meth:`startJob` / :meth:`finishJob`.
-            **options: the keyword arguments of :meth:`startJob` (method, targetSpacing, factor,
-                sliceThickness, quality, epochs, seed, device, runner).
-
-        Returns:
-            The output ``vtkMRMLScalarVolumeNode``.
-        """
-        job = self.startJob(inputVolume, outputVolume, **options)
-        try:
-            job.wait()
-        except BaseException:
-            job.cancel()
-            job.cleanup()
-            raise
-        return self.finishJob(job, outputVolume)
-
     # --- helpers ----------------------------------------------------------------------------------
-    @staticmethod
-    def _checkVolume(volumeNode: vtkMRMLScalarVolumeNode | None) -> None:
+    @classmethod
+    def _checkVolume(cls, volumeNode: vtkMRMLScalarVolumeNode | None) -> None:
         if volumeNode is None:
             raise ValueError("Select an input volume to super-resolve.")
-        imageData = volumeNode.GetImageData()
-        if imageData is None:
-            raise ValueError(f"The volume '{volumeNode.GetName()}' has no voxels; load or compute it first.")
-        if imageData.GetNumberOfScalarComponents() != 1:
-            raise ValueError(
-                f"The volume '{volumeNode.GetName()}' has colour or vector voxels; select a grey-scale CT or MRI volume."
-            )
-        dimensions = imageData.GetDimensions()
-        if min(dimensions) < 2:
-            raise ValueError(
-                f"Super-resolution needs a 3D volume; '{volumeNode.GetName()}' is a single slice "
-                f"({dimensions[0]} x {dimensions[1]} x {dimensions[2]} voxels)."
-            )
+        cls.checkInputNode(volumeNode, INPUT_ROLE)
 
     def _grid(self, volumeNode: vtkMRMLScalarVolumeNode) -> VolumeGrid:
         """The volume's grid (size, spacing, recorded thickness) for the backend's rules, without its voxels.
@@ -388,11 +302,7 @@ class SuperResolutionLogic:
         The backend sees the node's voxel axes in the same IJK order (``mrml_bridge`` writes them
         unchanged), so size and spacing are what the backend will read from the file.
         """
-        return VolumeGrid(
-            tuple(int(n) for n in volumeNode.GetImageData().GetDimensions()),
-            tuple(float(s) for s in volumeNode.GetSpacing()),
-            self.recordedSliceThickness(volumeNode),
-        )
+        return self.nodeGrid(volumeNode, self.recordedSliceThickness(volumeNode))
 
     @staticmethod
     def _anatomicalAxis(volumeNode: vtkMRMLScalarVolumeNode, ijkAxis: int) -> int:

@@ -1,8 +1,6 @@
 """The MedFuse Super-Resolution module's logic, importable without Qt (Slicer console, scripts, tests)."""
 
 from MedFuseSuperResolutionLib.Logic import (
-    DEFAULT_METHOD,
-    DEFAULT_QUALITY,
     DEVICE_CHOICES,
     TASK_NAME,
     SuperResolutionLogic,
@@ -13,8 +11,6 @@ from MedFuseSuperResolutionLib.Logic import (
 )
 
 __all__ = [
-    "DEFAULT_METHOD",
-    "DEFAULT_QUALITY",
     "DEVICE_CHOICES",
     "TASK_NAME",
     "SuperResolutionLogic",
