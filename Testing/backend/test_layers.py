@@ -193,7 +193,6 @@ def _slicer_side_imports() -> Iterator[tuple[str, int, str]]:
                     yield str(path.relative_to(REPO)), node.lineno, name
 
 
-@pytest.mark.xfail(strict=False, reason="until the Slicer side moves to the facade")
 def test_modules_import_only_the_facade():
     wrong = [f"{path}:{line} imports {name}" for path, line, name in _slicer_side_imports()]
     wrong = [item for item in wrong if not item.endswith(f" imports {PACKAGE_NAME}.facade")]

@@ -21,9 +21,6 @@ from Testing.mrml.conftest import import_slicer_core
 import_slicer_core()  # skip (fail in CI) without slicer-core
 
 MODULE_NAMES = [path.stem for path in module_files()]
-#: The Slicer side still reaches torch/jsonschema through deep backend imports until H1 (torch-free
-#: facade and specs) and H2 (Modules import only the facade) are merged.
-UNTIL_MERGE = pytest.mark.xfail(strict=False, reason="until H1/H2 merge (Slicer side on the torch-free facade)")
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +56,12 @@ def test_the_child_cannot_import_the_blocked_packages():
     assert finished.stdout.split() == list(BLOCKED), finished.stderr
 
 
-@UNTIL_MERGE
 @pytest.mark.parametrize("module", MODULE_NAMES)
 def test_module_file_imports(fresh_report: dict, module: str):
     result = _step(fresh_report, module, "import")
     assert result["ok"], _failure(f"import {module}", result)
 
 
-@UNTIL_MERGE
 @pytest.mark.parametrize("module", MODULE_NAMES)
 def test_module_class_fills_its_module_list_entry(fresh_report: dict, module: str):
     result = _step(fresh_report, module, "module")
@@ -77,7 +72,6 @@ def test_module_class_fills_its_module_list_entry(fresh_report: dict, module: st
     assert fresh_report["modules"][module]["widget_class"], f"{module}.py has no {module}Widget for Slicer to show"
 
 
-@UNTIL_MERGE
 @pytest.mark.parametrize("module", MODULE_NAMES)
 def test_logic_and_parameter_node_on_a_real_scene(fresh_report: dict, module: str):
     logic = _step(fresh_report, module, "logic")
@@ -90,14 +84,12 @@ def test_logic_and_parameter_node_on_a_real_scene(fresh_report: dict, module: st
     assert not unstored, f"{parameters['class']}: {unstored} are not kept in the vtkMRMLScriptedModuleNode"
 
 
-@UNTIL_MERGE
 def test_every_library_file_imports(fresh_report: dict):
     assert set(fresh_report["libs"]) == set(lib_module_names())
     failures = [_failure(name, result) for name, result in fresh_report["libs"].items() if not result["ok"]]
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.xfail(strict=False, reason="until H1/H3 merge (installer counts unimportable packages as missing)")
 def test_installer_reports_exactly_the_blocked_requirements(fresh_report: dict):
     result = fresh_report["missing_requirements"]
     assert result["ok"], _failure("BackendInstaller.for_slicer().missing_requirements()", result)

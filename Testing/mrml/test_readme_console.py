@@ -137,9 +137,6 @@ def console(slicer_scene, shared_data: Path, monkeypatch: pytest.MonkeyPatch):
 @pytest.mark.slow
 # pytest-timeout stops a block that runs far past its budget (the Logic cancels its backend process).
 @pytest.mark.timeout(BLOCK_BUDGET_S + 120)
-@pytest.mark.xfail(
-    strict=False, reason="until H2 merges the rewritten README section (today: SR4ZCT > 8 min, roles KeyError)"
-)
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=lambda index: f"block{index}")
 def test_readme_console_block_runs_verbatim(console, index: int):
     started = time.monotonic()
