@@ -469,8 +469,8 @@ def parameterNodeWrapper(classtype: type | None = None):
             unused = [extra for extra in extras if not isinstance(extra, Validator | Default)]
             if unused:
                 logging.warning(f"{owner}: unused annotations {unused}")
-            if name in cls.__dict__:
-                default = cls.__dict__[name]
+            if hasattr(cls, name):  # as Slicer: a default inherited from a base class counts
+                default = getattr(cls, name)
             else:
                 default = defaults[0].value if defaults else storage.default
             parameter = _Parameter(name, storage, storage.implied_validators() + validators, default, hint)
