@@ -23,7 +23,7 @@ from SlicerMedFuse import specs
 from SlicerMedFuse.breast.aln_clinical import CLINICAL_FIELDS, check_clinical
 from SlicerMedFuse.breast.labels import MASS_LABELS
 from SlicerMedFuse.breast.phantom import PhantomConfig, generate_phantom, study_geometry
-from SlicerMedFuse.breast.phantom_dataset import PHANTOM_DATA_NOTE
+from SlicerMedFuse.breast.provenance import PHANTOM_DATA_NOTE
 from SlicerMedFuse.breast.sequences import check_mr_role
 from SlicerMedFuse.contract import (
     CodedConcept,
@@ -46,7 +46,7 @@ from SlicerMedFuse.geometry.coordinates import (
 )
 from SlicerMedFuse.hemorrhage.labels import HemorrhageClass
 from SlicerMedFuse.hemorrhage.preprocessing import check_ct_intensities
-from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
+from SlicerMedFuse.hemorrhage.provenance import SIMULATED_DATA_NOTE
 from SlicerMedFuse.io import write_json_atomic
 from SlicerMedFuse.models.bundle import load_manifest
 from SlicerMedFuse.models.manifest import BundleManifest, version_key

@@ -27,7 +27,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from SlicerMedFuse.breast.model_input import BreastPreprocessing, resize_slices, stack_channels
-from SlicerMedFuse.breast.phantom_dataset import PHANTOM_DATA_NOTE
+from SlicerMedFuse.breast.provenance import PHANTOM_DATA_NOTE
 from SlicerMedFuse.breast.study import BreastStudy
 from SlicerMedFuse.errors import ModelError
 from SlicerMedFuse.progress import Progress

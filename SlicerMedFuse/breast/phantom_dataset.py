@@ -14,11 +14,11 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from SlicerMedFuse.breast.phantom import PhantomConfig, generate_phantom
+from SlicerMedFuse.breast.provenance import PHANTOM_DATA_NOTE
 from SlicerMedFuse.io import write_image
 
-__all__ = ["PHANTOM_DATA_NOTE", "write_phantom_dataset"]
+__all__ = ["write_phantom_dataset"]
 
-PHANTOM_DATA_NOTE = "trained on simulated phantom breast MRI (SlicerMedFuse.breast.phantom), not on patient data"
 
 _CHANNELS = ("t1c", "t2w", "pre")
 

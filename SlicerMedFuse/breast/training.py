@@ -34,7 +34,7 @@ import numpy as np
 
 from SlicerMedFuse.breast.labels import MASS_LABELS
 from SlicerMedFuse.breast.model_input import BreastPreprocessing
-from SlicerMedFuse.breast.phantom_dataset import PHANTOM_DATA_NOTE
+from SlicerMedFuse.breast.provenance import PHANTOM_DATA_NOTE
 from SlicerMedFuse.breast.training_data import SliceSet, channel_roles, load_slices
 from SlicerMedFuse.errors import UsageError
 from SlicerMedFuse.progress import Progress

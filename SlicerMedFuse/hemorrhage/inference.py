@@ -38,7 +38,7 @@ from SlicerMedFuse.hemorrhage.postprocessing import (
     resolve_min_volumes,
 )
 from SlicerMedFuse.hemorrhage.preprocessing import THICK_SLICE_MM
-from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
+from SlicerMedFuse.hemorrhage.provenance import SIMULATED_DATA_NOTE
 from SlicerMedFuse.progress import Progress
 
 if TYPE_CHECKING:

@@ -31,9 +31,8 @@ from SlicerMedFuse.hemorrhage.simulator import SimulationConfig, simulate_hemorr
 from SlicerMedFuse.io import write_image, write_json_atomic
 from SlicerMedFuse.progress import Progress
 
-__all__ = ["SIMULATED_DATA_NOTE", "SimulatedDatasetSpec", "write_simulated_dataset"]
+__all__ = ["SimulatedDatasetSpec", "write_simulated_dataset"]
 
-SIMULATED_DATA_NOTE = "trained on simulated bleeds in one real head CT — not for clinical use"
 
 #: Seed ranges per split (disjoint): case i of a split uses ``base + i``.
 _SEED_BASE = {"train": 0, "test": 5000, "unlabelled": 9000}

@@ -33,7 +33,7 @@ from SlicerMedFuse.errors import UsageError
 from SlicerMedFuse.hemorrhage.labels import HEMORRHAGE_LABELS
 from SlicerMedFuse.hemorrhage.model_input import HemorrhagePreprocessing
 from SlicerMedFuse.hemorrhage.preprocessing import resolve_windows
-from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE
+from SlicerMedFuse.hemorrhage.provenance import SIMULATED_DATA_NOTE
 from SlicerMedFuse.hemorrhage.training_data import load_cases, median_spacing, select_cases
 from SlicerMedFuse.progress import Progress
 from SlicerMedFuse.training.distributed import DistributedContext

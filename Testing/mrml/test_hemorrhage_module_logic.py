@@ -37,7 +37,7 @@ from MedFuseLib.mrml_bridge import image_to_volume_node  # noqa: E402
 
 from SlicerMedFuse.facade import default_model  # noqa: E402
 from SlicerMedFuse.hemorrhage.labels import HEMORRHAGE_LABELS  # noqa: E402
-from SlicerMedFuse.hemorrhage.simulated_dataset import SIMULATED_DATA_NOTE  # noqa: E402
+from SlicerMedFuse.hemorrhage.provenance import SIMULATED_DATA_NOTE  # noqa: E402
 from SlicerMedFuse.models.store import ModelStore  # noqa: E402
 
 DEFAULT_MODEL = default_model("hemorrhage")
