@@ -1,0 +1,153 @@
+"""``medfuse batch`` on a Dask LocalCluster of 2 worker processes on loopback, with a worker killed mid-case.
+
+The test fixture is a site plugin task (installed into a temporary folder, as
+``plugin_tasks.py`` does) that records each attempt as a file named ``<tag>-<pid>`` in the folder
+``MEDFUSE_TEST_ATTEMPTS`` names, then sleeps for its ``seconds`` parameter: the test kills the
+worker process of the slow case's first attempt while it sleeps.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import SimpleITK as sitk
+
+from SlicerMedFuse.batch import BatchOptions, cases_from_csv, run_batch
+from SlicerMedFuse.batch.case_run import STAGING_FOLDER
+from SlicerMedFuse.specs import task_spec
+
+from .images import ramp_volume
+
+pytest.importorskip("distributed")
+
+PLUGIN_SOURCE = """
+import os
+import time
+from pathlib import Path
+
+from SlicerMedFuse.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
+from SlicerMedFuse.tasks.base import Task, TaskResult
+
+
+class RecordedCopyTask(Task):
+    spec = TaskSpec(
+        name="batch-recorded-copy",
+        title="Recorded copy (test fixture)",
+        summary="Records each attempt in MEDFUSE_TEST_ATTEMPTS, waits, then copies its input.",
+        inputs=(InputSpec("image", "Image"),),
+        outputs=(OutputSpec("image", "Copy", primary=True),),
+        parameters=(ParameterSpec("tag", "str", "case"), ParameterSpec("seconds", "float", 0.0, minimum=0.0)),
+    )
+
+    def run(self, inputs, params, context):
+        (Path(os.environ["MEDFUSE_TEST_ATTEMPTS"]) / f"{params['tag']}-{os.getpid()}").touch()
+        time.sleep(params["seconds"])
+        return TaskResult(outputs={"image": inputs["image"]}, report={"voxels": inputs["image"].GetNumberOfPixels()})
+"""
+
+
+def install_fixture_plugin(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "batch_fixture_plugin.py").write_text(PLUGIN_SOURCE)
+    dist_info = folder / "batch_fixture_plugin-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: batch-fixture-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        textwrap.dedent(
+            """\
+            [SlicerMedFuse.tasks]
+            batch-recorded-copy = batch_fixture_plugin:RecordedCopyTask
+            """
+        )
+    )
+    return folder
+
+
+def make_csv_cohort(root: Path, seconds: dict[str, float], corrupt: tuple[str, ...] = ()) -> Path:
+    root.mkdir()
+    lines = ["case_id,image,tag,seconds"]
+    for name, wait in seconds.items():
+        if name in corrupt:
+            (root / f"{name}.nii.gz").write_bytes(b"corrupt")
+        else:
+            sitk.WriteImage(ramp_volume(size=(8, 8, 4)), str(root / f"{name}.nii.gz"))
+        lines.append(f"{name},{name}.nii.gz,{name},{wait}")
+    (root / "cohort.csv").write_text("\n".join(lines) + "\n")
+    return root / "cohort.csv"
+
+
+@pytest.fixture
+def fixture_task(tmp_path, monkeypatch):
+    """The plugin task on this process's path (LocalCluster workers are spawned with it) and its attempts folder."""
+    monkeypatch.syspath_prepend(str(install_fixture_plugin(tmp_path / "site")))
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
+    monkeypatch.setenv("MEDFUSE_TEST_ATTEMPTS", str(attempts))
+    return task_spec("batch-recorded-copy"), attempts
+
+
+def read_table(out: Path) -> list[dict[str, str]]:
+    with (out / "results.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_worker_killed_mid_case_is_retried_once_elsewhere_and_nothing_is_lost(tmp_path, fixture_task):
+    spec, attempts = fixture_task
+    table = make_csv_cohort(tmp_path / "cohort", {"slow": 6.0, "q1": 0.0, "q2": 0.0, "bad": 0.0}, corrupt=("bad",))
+    cases = cases_from_csv(table, spec, {})
+    out = tmp_path / "out"
+    finished: dict = {}
+
+    def batch() -> None:
+        options = BatchOptions(workers=2, local_cluster=True, retries=1)
+        finished["result"] = run_batch("batch-recorded-copy", cases, out, options)
+
+    runner = threading.Thread(target=batch)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not list(attempts.glob("slow-*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first = list(attempts.glob("slow-*"))
+    assert first, "the slow case never started"
+    killed = int(first[0].name.split("-")[1])
+    assert killed != os.getpid()
+    os.kill(killed, signal.SIGKILL)  # the worker process running 'slow', mid-case
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "the batch did not finish after the worker was killed"
+
+    rows = read_table(out)
+    assert sorted(row["case_id"] for row in rows) == ["bad", "q1", "q2", "slow"]  # each case once
+    status = {row["case_id"]: row for row in rows}
+    assert [status[c]["status"] for c in ("slow", "q1", "q2")] == ["ok", "ok", "ok"]
+    assert status["bad"]["status"] == "failed" and "Cannot read" in status["bad"]["error"]
+    slow_attempts = sorted(attempts.glob("slow-*"))
+    assert len(slow_attempts) == 2 and str(killed) not in status["slow"]["worker"]  # retried in another process
+    assert status["slow"]["voxels"] == "256"
+    assert sorted(p.name for p in out.iterdir()) == ["q1", "q2", "results.csv", "results.json", "slow"]
+    assert not (out / STAGING_FOLDER).exists()
+    assert finished["result"].counts == {"ok": 3, "failed": 1, "skipped": 0}
+
+
+def test_cli_on_a_local_cluster_then_resume_skips_everything(tmp_path):
+    from .test_cli import medfuse
+
+    (tmp_path / "scans").mkdir()
+    lines = ["case_id,volume,method"]
+    for name in ("p1", "p2", "p3"):
+        sitk.WriteImage(ramp_volume(), str(tmp_path / "scans" / f"{name}.nii.gz"))
+        lines.append(f"{name},scans/{name}.nii.gz,bspline")
+    (tmp_path / "cohort.csv").write_text("\n".join(lines) + "\n")
+    args = ["batch", "superres", "--csv", str(tmp_path / "cohort.csv"), "-o", str(tmp_path / "out"), "--workers", "2"]
+    first = medfuse(*args, "--cluster", "local")
+    assert first.returncode == 0 and "3 ok, 0 skipped, 0 failed" in first.stderr, first.stderr
+    assert "INFO" not in first.stderr and "Traceback" not in first.stderr
+    again = medfuse(*args, "--cluster", "local", "--resume")
+    assert again.returncode == 0 and "0 ok, 3 skipped, 0 failed" in again.stderr, again.stderr
+    assert {row["status"] for row in read_table(tmp_path / "out")} == {"skipped"}
