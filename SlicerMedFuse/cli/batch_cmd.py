@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from SlicerMedFuse.cli.run_cmd import _pairs
+from SlicerMedFuse.cli.run_cmd import _pairs, _progress_for
 from SlicerMedFuse.device import DEVICE_CHOICES
 from SlicerMedFuse.errors import ExitCode, UsageError
-from SlicerMedFuse.progress import Progress, make_progress
+from SlicerMedFuse.progress import Progress
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -50,10 +50,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--progress", choices=("bar", "json", "none"), default=None, help="default: bar on a terminal, else none"
     )
     parser.set_defaults(handler=handle, progress_factory=_progress_for)
-
-
-def _progress_for(args: argparse.Namespace) -> Progress:
-    return make_progress(args.progress or ("bar" if sys.stderr.isatty() else "none"))
 
 
 def handle(args: argparse.Namespace, progress: Progress) -> int:

@@ -1,9 +1,9 @@
 """``medfuse batch`` on a Dask LocalCluster of 2 worker processes on loopback, with a worker killed mid-case.
 
-The test fixture is a site plugin task (installed into a temporary folder, as
-``plugin_tasks.py`` does) that records each attempt as a file named ``<tag>-<pid>`` in the folder
-``MEDFUSE_TEST_ATTEMPTS`` names, then sleeps for its ``seconds`` parameter: the test kills the
-worker process of the slow case's first attempt while it sleeps.
+The test fixture is the site plugin task ``site-recorded-copy`` (``plugin_tasks.py``): it records
+each attempt as a file named ``<tag>-<pid>`` in the folder ``MEDFUSE_TEST_ATTEMPTS`` names, then
+sleeps for its ``seconds`` parameter; the test kills the worker process of the slow case's first
+attempt while it sleeps.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import os
 import signal
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -24,50 +23,9 @@ from SlicerMedFuse.batch.case_run import STAGING_FOLDER
 from SlicerMedFuse.specs import task_spec
 
 from .images import ramp_volume
+from .plugin_tasks import install_plugin
 
 pytest.importorskip("distributed")
-
-PLUGIN_SOURCE = """
-import os
-import time
-from pathlib import Path
-
-from SlicerMedFuse.contract import InputSpec, OutputSpec, ParameterSpec, TaskSpec
-from SlicerMedFuse.tasks.base import Task, TaskResult
-
-
-class RecordedCopyTask(Task):
-    spec = TaskSpec(
-        name="batch-recorded-copy",
-        title="Recorded copy (test fixture)",
-        summary="Records each attempt in MEDFUSE_TEST_ATTEMPTS, waits, then copies its input.",
-        inputs=(InputSpec("image", "Image"),),
-        outputs=(OutputSpec("image", "Copy", primary=True),),
-        parameters=(ParameterSpec("tag", "str", "case"), ParameterSpec("seconds", "float", 0.0, minimum=0.0)),
-    )
-
-    def run(self, inputs, params, context):
-        (Path(os.environ["MEDFUSE_TEST_ATTEMPTS"]) / f"{params['tag']}-{os.getpid()}").touch()
-        time.sleep(params["seconds"])
-        return TaskResult(outputs={"image": inputs["image"]}, report={"voxels": inputs["image"].GetNumberOfPixels()})
-"""
-
-
-def install_fixture_plugin(folder: Path) -> Path:
-    folder.mkdir()
-    (folder / "batch_fixture_plugin.py").write_text(PLUGIN_SOURCE)
-    dist_info = folder / "batch_fixture_plugin-1.0.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: batch-fixture-plugin\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text(
-        textwrap.dedent(
-            """\
-            [SlicerMedFuse.tasks]
-            batch-recorded-copy = batch_fixture_plugin:RecordedCopyTask
-            """
-        )
-    )
-    return folder
 
 
 def make_csv_cohort(root: Path, seconds: dict[str, float], corrupt: tuple[str, ...] = ()) -> Path:
@@ -86,11 +44,12 @@ def make_csv_cohort(root: Path, seconds: dict[str, float], corrupt: tuple[str, .
 @pytest.fixture
 def fixture_task(tmp_path, monkeypatch):
     """The plugin task on this process's path (LocalCluster workers are spawned with it) and its attempts folder."""
-    monkeypatch.syspath_prepend(str(install_fixture_plugin(tmp_path / "site")))
+    (tmp_path / "site").mkdir()
+    monkeypatch.syspath_prepend(str(install_plugin(tmp_path / "site")))
     attempts = tmp_path / "attempts"
     attempts.mkdir()
     monkeypatch.setenv("MEDFUSE_TEST_ATTEMPTS", str(attempts))
-    return task_spec("batch-recorded-copy"), attempts
+    return task_spec("site-recorded-copy"), attempts
 
 
 def read_table(out: Path) -> list[dict[str, str]]:
@@ -107,7 +66,7 @@ def test_worker_killed_mid_case_is_retried_once_elsewhere_and_nothing_is_lost(tm
 
     def batch() -> None:
         options = BatchOptions(workers=2, local_cluster=True, retries=1)
-        finished["result"] = run_batch("batch-recorded-copy", cases, out, options)
+        finished["result"] = run_batch("site-recorded-copy", cases, out, options)
 
     runner = threading.Thread(target=batch)
     runner.start()
