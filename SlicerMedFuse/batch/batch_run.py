@@ -151,7 +151,7 @@ def run_batch(
     options, progress, started = options or BatchOptions(), progress or Progress(), time.perf_counter()
     spec = task_spec(task)
     roles = _write_roles(spec, options.write_roles)
-    out = Path(output_folder)
+    out = Path(output_folder).absolute()  # workers elsewhere (Dask) share paths, not this working folder
     _check_output_folder(out, cases, Path(cohort_root) if cohort_root is not None else None)
     existing = [case.case_id for case in cases if (out / case.case_id).exists()]
     if existing and not options.resume:

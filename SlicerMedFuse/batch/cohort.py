@@ -81,7 +81,7 @@ def cases_from_folder(
         UsageError: the folder is missing, a role is unknown or a required one has no pattern.
         InputError: no case folder matched any pattern.
     """
-    root = Path(folder)
+    root = Path(folder).absolute()  # workers elsewhere (Dask) share paths, not this working folder
     if not root.is_dir():
         raise UsageError(f"The cohort folder {root} does not exist; give a folder with one sub-folder per case.")
     spec.check_roles(list(patterns))
@@ -127,7 +127,7 @@ def cases_from_csv(table: str | Path, spec: TaskSpec, params: Mapping[str, str])
             required role has no column, a case id is repeated or unusable, or a value is invalid.
         InputError: the table has no rows.
     """
-    path = Path(table)
+    path = Path(table).absolute()
     if not path.is_file():
         raise UsageError(f"The cohort table {path} does not exist; give a CSV with a '{CASE_ID_COLUMN}' column.")
     with path.open(newline="", encoding="utf-8-sig") as handle:

@@ -116,6 +116,6 @@ def run_on_dask(client, jobs: Sequence[CaseJob], retries: int, on_done: Callable
         try:
             outcome = future.result()
         except Exception as error:  # retries spent, or the case killed too many workers (KilledWorker)
-            outcome = attempts_failed(case_id, error, retries + 1)
+            outcome = attempts_failed(case_id, error)
         on_done(outcome)
         future.release()

@@ -54,15 +54,21 @@ class RecordedCopyTask(Task):
     spec = TaskSpec(
         name="site-recorded-copy",
         title="Recorded copy (site plugin)",
-        summary="Records each attempt as a file <tag>-<pid> in MEDFUSE_TEST_ATTEMPTS, waits, then copies its input.",
+        summary="Records each attempt as a file <tag>-<pid> in MEDFUSE_TEST_ATTEMPTS, waits (or dies), then copies its input.",
         inputs=(InputSpec("image", "Image"),),
         outputs=(OutputSpec("image", "Copy", primary=True),),
-        parameters=(ParameterSpec("tag", "str", "case"), ParameterSpec("seconds", "float", 0.0, minimum=0.0)),
+        parameters=(
+            ParameterSpec("tag", "str", "case"),
+            ParameterSpec("seconds", "float", 0.0, minimum=0.0),
+            ParameterSpec("die", "bool", False),
+        ),
     )
 
     def run(self, inputs, params, context):
         (Path(os.environ["MEDFUSE_TEST_ATTEMPTS"]) / f"{params['tag']}-{os.getpid()}").touch()
         time.sleep(params["seconds"])
+        if params["die"]:  # a worker process killed mid-case (e.g. by the out-of-memory killer)
+            os.kill(os.getpid(), 9)
         return TaskResult(outputs={"image": inputs["image"]}, report={"voxels": inputs["image"].GetNumberOfPixels()})
 """
 

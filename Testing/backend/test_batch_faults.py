@@ -1,4 +1,4 @@
-"""``medfuse batch`` on a Dask LocalCluster of 2 worker processes on loopback, with a worker killed mid-case.
+"""A worker killed mid-case (local pool, and a Dask LocalCluster of 2 worker processes on loopback), and the CLI on Dask.
 
 The test fixture is the site plugin task ``site-recorded-copy`` (``plugin_tasks.py``): it records
 each attempt as a file named ``<tag>-<pid>`` in the folder ``MEDFUSE_TEST_ATTEMPTS`` names, then
@@ -28,15 +28,17 @@ from .plugin_tasks import install_plugin
 pytest.importorskip("distributed")
 
 
-def make_csv_cohort(root: Path, seconds: dict[str, float], corrupt: tuple[str, ...] = ()) -> Path:
+def make_csv_cohort(
+    root: Path, seconds: dict[str, float], corrupt: tuple[str, ...] = (), doomed: tuple[str, ...] = ()
+) -> Path:
     root.mkdir()
-    lines = ["case_id,image,tag,seconds"]
+    lines = ["case_id,image,tag,seconds,die"]
     for name, wait in seconds.items():
         if name in corrupt:
             (root / f"{name}.nii.gz").write_bytes(b"corrupt")
         else:
             sitk.WriteImage(ramp_volume(size=(8, 8, 4)), str(root / f"{name}.nii.gz"))
-        lines.append(f"{name},{name}.nii.gz,{name},{wait}")
+        lines.append(f"{name},{name}.nii.gz,{name},{wait},{name in doomed}")
     (root / "cohort.csv").write_text("\n".join(lines) + "\n")
     return root / "cohort.csv"
 
@@ -57,7 +59,12 @@ def read_table(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_worker_killed_mid_case_is_retried_once_elsewhere_and_nothing_is_lost(tmp_path, fixture_task):
+@pytest.mark.parametrize(
+    "options",
+    [BatchOptions(workers=2, local_cluster=True, retries=1), BatchOptions(workers=2, retries=1)],
+    ids=["dask-local-cluster", "local-pool"],
+)
+def test_worker_killed_mid_case_is_retried_once_elsewhere_and_nothing_is_lost(tmp_path, fixture_task, options):
     spec, attempts = fixture_task
     table = make_csv_cohort(tmp_path / "cohort", {"slow": 6.0, "q1": 0.0, "q2": 0.0, "bad": 0.0}, corrupt=("bad",))
     cases = cases_from_csv(table, spec, {})
@@ -65,7 +72,6 @@ def test_worker_killed_mid_case_is_retried_once_elsewhere_and_nothing_is_lost(tm
     finished: dict = {}
 
     def batch() -> None:
-        options = BatchOptions(workers=2, local_cluster=True, retries=1)
         finished["result"] = run_batch("site-recorded-copy", cases, out, options)
 
     runner = threading.Thread(target=batch)
@@ -92,6 +98,19 @@ def test_worker_killed_mid_case_is_retried_once_elsewhere_and_nothing_is_lost(tm
     assert sorted(p.name for p in out.iterdir()) == ["q1", "q2", "results.csv", "results.json", "slow"]
     assert not (out / STAGING_FOLDER).exists()
     assert finished["result"].counts == {"ok": 3, "failed": 1, "skipped": 0}
+
+
+def test_a_case_that_kills_every_worker_fails_alone_on_the_local_pool(tmp_path, fixture_task):
+    spec, attempts = fixture_task
+    table = make_csv_cohort(tmp_path / "cohort", {"doomed": 0.0, "q1": 0.5, "q2": 0.5}, doomed=("doomed",))
+    result = run_batch(
+        "site-recorded-copy", cases_from_csv(table, spec, {}), tmp_path / "out", BatchOptions(workers=2, retries=0)
+    )
+    status = {o.case_id: o for o in result.outcomes}
+    assert status["q1"].status == status["q2"].status == "ok"  # the broken pool's innocent cases ran again
+    assert status["doomed"].status == "failed" and "BrokenProcessPool" in status["doomed"].error
+    assert len(list(attempts.glob("doomed-*"))) == 2  # once in the shared pool, once alone
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["q1", "q2", "results.csv", "results.json"]
 
 
 def test_cli_on_a_local_cluster_then_resume_skips_everything(tmp_path):
