@@ -32,7 +32,7 @@ from SlicerMedFuse.specs import task_spec
 
 __all__ = ["BatchOptions", "BatchResult", "run_batch"]
 
-_MARKER_KEYS = ("task", "parameters", "outputs", "inputs_sha256")
+_MARKER_KEYS = ("task", "model", "parameters", "outputs", "inputs_sha256")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +48,7 @@ class BatchOptions:
         write_roles: output roles to write per case; None: the task's primary output (if it has one).
         extension: image file extension of the outputs.
         device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
+        model: a model bundle id or folder for tasks that use one (None: the task's default).
     """
 
     workers: int | None = None
@@ -58,6 +59,7 @@ class BatchOptions:
     write_roles: tuple[str, ...] | None = None
     extension: str = ".nii.gz"
     device: str = "auto"
+    model: str | None = None
 
 
 @dataclasses.dataclass
@@ -105,12 +107,14 @@ def _check_output_folder(out: Path, cases: Sequence[Case], cohort_root: Path | N
         raise UsageError(f"The output path {out} is a file; give a folder for the results.")
 
 
-def _finished(task: str, case: Case, spec: TaskSpec, out: Path, roles: Sequence[str]) -> CaseOutcome | None:
+def _finished(
+    task: str, case: Case, spec: TaskSpec, out: Path, roles: Sequence[str], model: str | None
+) -> CaseOutcome | None:
     """The stored outcome of a case whose folder holds results for these inputs and parameters, else None."""
     marker = read_marker(out / case.case_id)
     if marker is None or case.problem:
         return None
-    current = fingerprint(task, case, spec.resolve_parameters(case.params), roles)
+    current = fingerprint(task, case, spec.resolve_parameters(case.params), roles, model)
     if any(marker.get(key) != current[key] for key in _MARKER_KEYS):
         return None
     return CaseOutcome(
@@ -172,11 +176,11 @@ def run_batch(
     progress.start(task)
     jobs = []
     for case in cases:
-        done = _finished(task, case, spec, out, roles) if options.resume else None
+        done = _finished(task, case, spec, out, roles, options.model) if options.resume else None
         if done is not None or case.problem:
             on_done(done or CaseOutcome(case.case_id, "failed", error=case.problem or ""))
             continue
-        jobs.append(CaseJob(task, case, str(out), roles, options.extension, options.device))
+        jobs.append(CaseJob(task, case, str(out), roles, options.extension, options.device, model=options.model))
     executor = _run_jobs(jobs, options, on_done)
     shutil.rmtree(out / STAGING_FOLDER, ignore_errors=True)  # what killed workers left half-assembled
     ordered = [outcomes[case.case_id] for case in cases]

@@ -1,7 +1,7 @@
 """What a batch knows about one case: its outcome (a row of the results table) and its done marker.
 
 A case is *finished* when its output folder holds a done marker (:data:`DONE_MARKER`) whose task,
-parameters, written outputs and inputs' sha256 match what the batch would run now. The marker is
+model, parameters, written outputs and inputs' sha256 match what the batch would run now. The marker is
 written inside the folder before the folder is renamed into place, so a folder that exists is
 complete. ``--resume`` skips finished cases; every other case (failed, never run, or run on other
 inputs or parameters) runs again.
@@ -24,6 +24,9 @@ __all__ = ["DONE_MARKER", "CaseOutcome", "fingerprint", "read_marker", "summary_
 DONE_MARKER = "medfuse-case.json"
 
 Status = Literal["ok", "failed", "skipped"]
+
+#: How many levels of nested report values become columns of the results table.
+SUMMARY_DEPTH = 3
 
 # report sections that describe the run rather than the result
 _NOT_SUMMARY = {"task", "medfuse_version", "device", "platform", "inputs", "parameters", "outputs", "timings_s"}
@@ -64,21 +67,23 @@ def _sha256_of(path: Path) -> str:
 
 
 def fingerprint(
-    task: str, case: Case, resolved_params: Mapping[str, Any], write_roles: Sequence[str]
+    task: str, case: Case, resolved_params: Mapping[str, Any], write_roles: Sequence[str], model: str | None = None
 ) -> dict[str, Any]:
-    """What makes a case's results what they are: task, parameters, written outputs, inputs' sha256.
+    """What makes a case's results what they are: task, model, parameters, written outputs, inputs' sha256.
 
     Args:
         task: the task name.
         case: the case (its input files are hashed).
         resolved_params: every parameter value, defaults filled in.
         write_roles: the output roles the batch writes.
+        model: the model bundle id or folder asked for (None: the task's default).
 
     Returns:
         A JSON-ready dict; equal dicts mean the stored results are still the ones asked for.
     """
     return {
         "task": task,
+        "model": model,
         "parameters": json.loads(json.dumps(dict(resolved_params), default=str)),
         "outputs": sorted(write_roles),
         "inputs_sha256": {role: _sha256_of(input_file(source)) for role, source in sorted(case.inputs.items())},
@@ -94,24 +99,30 @@ def read_marker(case_folder: Path) -> dict[str, Any] | None:
 
 
 def summary_values(report: Mapping[str, Any], task_summary: Any) -> dict[str, Any]:
-    """The result values of a job report, flat: top-level numbers and texts, and one level of nested ones.
+    """The result values of a job report, flat: numbers and texts, nested ones named by their path.
 
     Args:
         report: the job report of :func:`SlicerMedFuse.api.run_task`.
         task_summary: what the task's ``summary(report)`` returned (None, a value or a dict).
 
     Returns:
-        ``{"name": value}`` with nested keys joined by ``.`` (e.g. ``volumes_ml.IPH``).
+        ``{"name": value}`` with nested keys joined by ``.`` up to :data:`SUMMARY_DEPTH` levels
+        (e.g. ``classes.IPH.volume_ml``); lists and the run's own sections (device, inputs,
+        parameters, timings) are left out.
     """
-    flat: dict[str, Any] = {}
     sources = {k: v for k, v in report.items() if k not in _NOT_SUMMARY and k != "warnings"}
     if isinstance(task_summary, Mapping):
         sources.update(task_summary)
     elif task_summary is not None:
         sources["summary"] = task_summary
-    for key, value in sources.items():
-        if isinstance(value, (bool, int, float, str)):
-            flat[key] = value
-        elif isinstance(value, Mapping):
-            flat.update({f"{key}.{k}": v for k, v in value.items() if isinstance(v, (bool, int, float, str))})
+    flat: dict[str, Any] = {}
+    _flatten(sources, "", SUMMARY_DEPTH, flat)
     return flat
+
+
+def _flatten(values: Mapping[str, Any], prefix: str, depth: int, into: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if isinstance(value, (bool, int, float, str)):
+            into[f"{prefix}{key}"] = value
+        elif isinstance(value, Mapping) and depth > 1:
+            _flatten(value, f"{prefix}{key}.", depth - 1, into)

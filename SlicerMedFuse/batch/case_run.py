@@ -45,6 +45,7 @@ class CaseJob:
         extension: image file extension of the outputs (``.nii.gz``, ``.nrrd``, ``.mha``).
         device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
         threads: torch CPU threads per case (None: the task's default).
+        model: a model bundle id or folder for tasks that use one (None: the task's default).
     """
 
     task: str
@@ -54,6 +55,7 @@ class CaseJob:
     extension: str = ".nii.gz"
     device: str = "auto"
     threads: int | None = None
+    model: str | None = None
 
 
 def _worker_name() -> str:
@@ -83,10 +85,12 @@ def run_case(job: CaseJob) -> CaseOutcome:
     try:
         task = worker_task(job.task)
         resolved = task.spec.resolve_parameters(case.params)
-        marker = fingerprint(job.task, case, resolved, job.write_roles)
+        marker = fingerprint(job.task, case, resolved, job.write_roles, job.model)
         staging.mkdir(parents=True)
         outputs = {role: staging / f"{role}{job.extension}" for role in job.write_roles}
-        result = run_task(task, case.inputs, outputs, case.params, device=job.device, threads=job.threads)
+        result = run_task(
+            task, case.inputs, outputs, case.params, device=job.device, threads=job.threads, model=job.model
+        )
         summary = summary_values(result.report, task.summary(result.report))
         report = {**result.report, "outputs": {role: str(final / path.name) for role, path in outputs.items()}}
         write_json_atomic(report, staging / REPORT_FILE)
@@ -105,5 +109,5 @@ def run_case(job: CaseJob) -> CaseOutcome:
 def _already_committed(final: Path, marker: dict) -> bool:
     """True when an earlier attempt of this very case (same fingerprint) already put its folder in place."""
     existing = read_marker(final)
-    keys = ("task", "parameters", "outputs", "inputs_sha256")
+    keys = ("task", "model", "parameters", "outputs", "inputs_sha256")
     return existing is not None and all(existing.get(k) == marker.get(k) for k in keys)

@@ -46,6 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--device", default="auto", help=f"compute device: {'|'.join(DEVICE_CHOICES)} or cuda:N (default auto)"
     )
+    parser.add_argument("--model", default=None, help="model bundle id or folder (default: the task's own)")
     parser.add_argument(
         "--progress", choices=("bar", "json", "none"), default=None, help="default: bar on a terminal, else none"
     )
@@ -80,6 +81,7 @@ def handle(args: argparse.Namespace, progress: Progress) -> int:
         write_roles=tuple(args.write) if args.write else None,
         extension=args.format,
         device=args.device,
+        model=args.model,
     )
     result = run_batch(args.task, cases, args.out, options, progress=progress, cohort_root=args.cases)
     counts = result.counts

@@ -115,3 +115,22 @@ def test_existing_results_need_resume_and_unknown_output_role_is_refused(tmp_pat
         run_batch("superres", cases, tmp_path / "out")
     with pytest.raises(UsageError, match="has no output 'labels'"):
         run_batch("superres", cases, tmp_path / "out2", BatchOptions(write_roles=("labels",)))
+
+
+def test_summary_values_flatten_the_report_results_not_the_run():
+    from SlicerMedFuse.batch.case_record import summary_values
+
+    report = {
+        "task": "hemorrhage",
+        "device": {"name": "cpu"},
+        "timings_s": {"total": 1.0},
+        "total_volume_ml": 2.5,
+        "classes": {"IPH": {"volume_ml": 2.5, "slice_range": None}, "SDH": {"volume_ml": 0.0}},
+        "output_size": [1, 2, 3],
+    }
+    assert summary_values(report, {"probability": 0.75}) == {
+        "total_volume_ml": 2.5,
+        "classes.IPH.volume_ml": 2.5,
+        "classes.SDH.volume_ml": 0.0,
+        "probability": 0.75,
+    }
