@@ -165,12 +165,14 @@ def run_batch(
         )
     out.mkdir(parents=True, exist_ok=True)
     outcomes: dict[str, CaseOutcome] = {}
+    failed = 0
 
     def on_done(outcome: CaseOutcome) -> None:
+        nonlocal failed
         outcomes[outcome.case_id] = outcome
         if outcome.status == "failed":
+            failed += 1
             progress.log(f"{outcome.case_id}: {outcome.error}", level="warning")
-        failed = sum(o.status == "failed" for o in outcomes.values())
         progress.update(len(outcomes) / max(1, len(cases)), f"{len(outcomes)}/{len(cases)} cases, {failed} failed")
 
     progress.start(task)
