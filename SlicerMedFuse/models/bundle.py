@@ -44,6 +44,7 @@ __all__ = [
     "LoadedBundle",
     "check_bundle_for_task",
     "check_weights_fit",
+    "keep_loaded_bundles",
     "load_bundle",
     "load_manifest",
     "pack_bundle",
@@ -170,8 +171,20 @@ def check_weights_fit(manifest: BundleManifest) -> None:
         raise _unfit(manifest, problem)
 
 
+#: Bundles kept loaded in this process once :func:`keep_loaded_bundles` was called (batch workers), by
+#: folder, device and the folder's files (name, size, mtime): a bundle changed on disk is loaded and verified anew.
+_KEPT: dict[tuple[Any, ...], LoadedBundle] | None = None
+
+
+def keep_loaded_bundles() -> None:
+    """From now on, keep each bundle this process loads and return it on the next load (batch workers)."""
+    global _KEPT
+    if _KEPT is None:
+        _KEPT = {}
+
+
 def load_bundle(folder: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> LoadedBundle:
-    """Verify a bundle and build its network with its weights.
+    """Verify a bundle and build its network with its weights (once per process after :func:`keep_loaded_bundles`).
 
     The weights' sha256 is checked before the file is opened; the weights are read with
     safetensors (never pickle) and loaded with ``strict=True``.
@@ -186,6 +199,18 @@ def load_bundle(folder: str | os.PathLike[str], *, device: str | torch.device = 
     Raises:
         ModelError: the manifest is invalid, the weights are corrupt, or they do not fit the architecture.
     """
+    root = Path(folder).resolve()
+    if _KEPT is None or not root.is_dir():
+        return _load_bundle(folder, device=device)
+    files = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in root.iterdir() if p.is_file()))
+    key = (str(root), str(device), files)
+    if key not in _KEPT:
+        _KEPT[key] = _load_bundle(folder, device=device)
+    return _KEPT[key]
+
+
+def _load_bundle(folder: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> LoadedBundle:
+    """Verify and build a bundle (no cache): see :func:`load_bundle`."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

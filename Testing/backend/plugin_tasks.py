@@ -7,7 +7,9 @@ import textwrap
 from pathlib import Path
 
 PLUGIN_SOURCE = """
+import os
 import time
+from pathlib import Path
 
 import SimpleITK as sitk
 
@@ -46,6 +48,28 @@ class SlowTask(Task):
             time.sleep(0.05)
             context.progress.update((step + 1) / steps, "waiting")
         return TaskResult(outputs={"image": inputs["image"]})
+
+
+class RecordedCopyTask(Task):
+    spec = TaskSpec(
+        name="site-recorded-copy",
+        title="Recorded copy (site plugin)",
+        summary="Records each attempt as a file <tag>-<pid> in MEDFUSE_TEST_ATTEMPTS, waits (or dies), then copies its input.",
+        inputs=(InputSpec("image", "Image"),),
+        outputs=(OutputSpec("image", "Copy", primary=True),),
+        parameters=(
+            ParameterSpec("tag", "str", "case"),
+            ParameterSpec("seconds", "float", 0.0, minimum=0.0),
+            ParameterSpec("die", "bool", False),
+        ),
+    )
+
+    def run(self, inputs, params, context):
+        (Path(os.environ["MEDFUSE_TEST_ATTEMPTS"]) / f"{params['tag']}-{os.getpid()}").touch()
+        time.sleep(params["seconds"])
+        if params["die"]:  # a worker process killed mid-case (e.g. by the out-of-memory killer)
+            os.kill(os.getpid(), 9)
+        return TaskResult(outputs={"image": inputs["image"]}, report={"voxels": inputs["image"].GetNumberOfPixels()})
 """
 
 
@@ -61,6 +85,7 @@ def install_plugin(folder: Path) -> Path:
             [SlicerMedFuse.tasks]
             site-masked = site_medfuse_plugin:MaskedImageTask
             site-slow = site_medfuse_plugin:SlowTask
+            site-recorded-copy = site_medfuse_plugin:RecordedCopyTask
             site-broken = site_medfuse_plugin:DoesNotExist
             """
         )
