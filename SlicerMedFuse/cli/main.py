@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 import SlicerMedFuse
-from SlicerMedFuse.cli import demo_cmd, evaluate_cmd, info_cmd, models_cmd, run_cmd, tasks_cmd, train_cmd
+from SlicerMedFuse.cli import demo_cmd, evaluate_cmd, info_cmd, models_cmd, run_cmd, serve_cmd, tasks_cmd, train_cmd
 from SlicerMedFuse.errors import Cancelled, ExitCode, MedFuseError
 from SlicerMedFuse.memory import reuse_freed_memory
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"SlicerMedFuse {SlicerMedFuse.__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (info_cmd, tasks_cmd, models_cmd, run_cmd, train_cmd, evaluate_cmd, demo_cmd):
+    for module in (info_cmd, tasks_cmd, models_cmd, run_cmd, train_cmd, evaluate_cmd, demo_cmd, serve_cmd):
         module.add_parser(commands)
     return parser
 
