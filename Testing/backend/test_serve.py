@@ -23,6 +23,7 @@ import pytest
 import SimpleITK as sitk
 
 from SlicerMedFuse.serve_client import API_VERSION_HEADER, RemoteError, ServerClient
+
 from .images import ramp_volume
 from .serve_harness import running_server, wait_for_state
 
