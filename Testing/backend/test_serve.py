@@ -245,3 +245,14 @@ def test_an_archive_cannot_write_outside_its_job(server, tmp_path):
     )
     assert code == 400 and "Unexpected upload archive member" in body["detail"]
     assert not (server.jobs_dir.parent / "escape.nrrd").exists()
+
+
+def test_a_clean_stop_reports_the_running_job_failed(tmp_path, volume):
+    home = tmp_path / "home"
+    with running_server(home) as first:
+        cut = first.client.submit("superres", uploads={"volume": volume}, params=LONG)
+        wait_for_state(first, cut["id"], {"running"})
+    with running_server(home) as second:  # the first one got SIGTERM on leaving the block
+        status = second.client.status(cut["id"])
+        assert status["state"] == "failed" and "stopped" in status["message"]
+        assert list(second.client.events(cut["id"]))[-1]["event"] == "error"
