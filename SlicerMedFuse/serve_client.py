@@ -101,7 +101,7 @@ class ServerClient:
         server_inputs: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
         model: str | None = None,
-        outputs: Sequence[str] | None = None,
+        outputs: Sequence[str] | Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Submit a job; returns its status (``id``, ``state`` "queued", ...).
 
@@ -111,13 +111,14 @@ class ServerClient:
             server_inputs: input role -> path on the server, under its allowed roots.
             params: parameter values by name.
             model: model id in the server's store (default: the task's own).
-            outputs: output roles to produce (default: the primary output).
+            outputs: output roles to produce (default: the primary output), or role -> file format
+                (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``; ``.h5`` for transforms; default ``.nii.gz``).
         """
         request = {"task": task, "inputs": dict(server_inputs or {}), "params": dict(params or {})}
         if model is not None:
             request["model"] = model
         if outputs is not None:
-            request["outputs"] = list(outputs)
+            request["outputs"] = dict(outputs) if isinstance(outputs, Mapping) else list(outputs)
         if not uploads:
             return self._json("POST", "/v1/jobs", json.dumps(request).encode(), "application/json")
         with tempfile.TemporaryDirectory(prefix="medfuse-upload-") as scratch:

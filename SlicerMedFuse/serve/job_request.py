@@ -6,7 +6,8 @@ The client sends (as ``request.json`` inside the upload archive, or as the JSON 
      "inputs": {"volume": "/data/case1/ct.nrrd"},   # server-side paths under the allowed roots (optional)
      "params": {"method": "linear"},                # names and values as in the TaskSpec (optional)
      "model": "hemorrhage-ct",                      # a model id in the server's store (optional)
-     "outputs": ["volume"]}                         # output roles (optional; default: the primary output)
+     "outputs": ["volume"]}                         # output roles (optional; default: the primary output),
+                                                    # or {"volume": ".nrrd"} to choose each file format
 
 Uploaded inputs arrive as archive members ``inputs/<role>.nrrd`` (or ``.nii``, ``.nii.gz``, ``.mha``).
 """
@@ -27,6 +28,9 @@ __all__ = ["RequestRefused", "checked_request", "parse_request_json"]
 
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _KEYS = {"task", "inputs", "params", "model", "outputs"}
+_IMAGE_FORMATS = (".nii.gz", ".nii", ".nrrd", ".mha")
+_TRANSFORM_FORMATS = (".h5", ".hdf5")
+_DEFAULT_FORMAT = {False: ".nii.gz", True: ".h5"}  # by "is a transform"
 
 
 class RequestRefused(ValueError):
@@ -117,9 +121,18 @@ def _as_text(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-def _outputs(spec: Any, roles: Any) -> dict[str, str]:
-    if roles is None:
-        roles = [spec.primary_output.role]
-    if not isinstance(roles, list) or not roles or not all(isinstance(role, str) for role in roles):
-        raise UsageError("'outputs' must be a non-empty list of output roles.")
-    return {role: role + (".h5" if spec.output(role).kind == "transform" else ".nii.gz") for role in roles}
+def _outputs(spec: Any, requested: Any) -> dict[str, str]:
+    """Output role -> file name in the job's ``outputs/``: from a list of roles, or roles with their file format."""
+    if requested is None:
+        requested = [spec.primary_output.role]
+    if isinstance(requested, list) and all(isinstance(role, str) for role in requested):
+        requested = {role: _DEFAULT_FORMAT[spec.output(role).kind == "transform"] for role in requested}
+    if not isinstance(requested, dict) or not requested or not all(isinstance(f, str) for f in requested.values()):
+        raise UsageError("'outputs' must be a non-empty list of output roles, or a map of output role to file format.")
+    names = {}
+    for role, extension in requested.items():
+        allowed = _TRANSFORM_FORMATS if spec.output(role).kind == "transform" else _IMAGE_FORMATS
+        if extension not in allowed:
+            raise UsageError(f"Output '{role}' can be written as {', '.join(allowed)}; got {extension!r}.")
+        names[role] = role + extension
+    return names

@@ -92,8 +92,12 @@ def test_a_job_runs_end_to_end_with_uploaded_and_server_side_inputs(server, root
     assert fine.GetOrigin() == pytest.approx(ramp_volume().GetOrigin())
     assert client.report(job["id"])["method"] == "linear"
 
-    by_path = client.submit("superres", server_inputs={"volume": str(root / "case.nrrd")}, params=LINEAR)
+    by_path = client.submit(
+        "superres", server_inputs={"volume": str(root / "case.nrrd")}, params=LINEAR, outputs={"volume": ".nrrd"}
+    )
     assert client.wait(by_path["id"])["state"] == "succeeded"
+    as_nrrd = client.download(by_path["id"], "volume", tmp_path / "fine.nrrd")
+    assert as_nrrd.read_bytes().startswith(b"NRRD") and sitk.ReadImage(str(as_nrrd)).GetSize() == (20, 24, 28)
     ids = [status["id"] for status in client.jobs()]
     assert job["id"] in ids and by_path["id"] in ids
 
@@ -149,6 +153,8 @@ def test_malformed_requests_get_one_sentence(server, volume):
     with pytest.raises(RemoteError, match="must be one of") as refused:
         server.client.submit("superres", uploads={"volume": volume}, params={"method": "magic"})
     assert refused.value.status == 422
+    with pytest.raises(RemoteError, match="can be written as .nii.gz"):
+        server.client.submit("superres", uploads={"volume": volume}, params=LINEAR, outputs={"volume": ".dcm"})
     assert not list((server.jobs_dir / ".staging").iterdir())
 
 
