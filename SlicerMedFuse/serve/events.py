@@ -2,19 +2,23 @@
 
 The events are exactly those of ``medfuse run --progress json`` (docs/progress.md), plus an ``error``
 event the server adds when the child could not write one (cancelled while queued, crashed, the server
-restarted). Every message carries ``id: N`` (its line number), and a client that reconnects with
+restarted). The last event (``result`` or ``error``) is sent only once the job's status is final.
+Every message carries ``id: N`` (its line number), and a client that reconnects with
 ``Last-Event-ID: N`` gets the events after it. The stream ends after the job's last event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 
 from SlicerMedFuse.serve.jobs import TERMINAL_STATES, JobStore
 
 __all__ = ["job_event_stream"]
+
+_LAST_EVENTS = frozenset({"result", "error"})
 
 _POLL_S = 0.2
 _KEEP_ALIVE_S = 15.0  # a comment line now and then so proxies do not close an idle stream
@@ -41,7 +45,13 @@ async def job_event_stream(store: JobStore, job_id: str, after: int = 0) -> Asyn
             finished = store.status(job_id)["state"] in TERMINAL_STATES
             pending += handle.read()
             *lines, pending = pending.split(b"\n")
-            for line in lines:
+            for index, line in enumerate(lines):
+                if not finished and _is_last_event(line):
+                    # Held back until the job's status is final, so that a client which got 'result'
+                    # can fetch the outputs at once.
+                    pending = b"\n".join([*lines[index:], pending])
+                    lines = lines[:index]
+                    break
                 number += 1
                 if number > after and line.strip():
                     last_sent = time.monotonic()
@@ -52,3 +62,10 @@ async def job_event_stream(store: JobStore, job_id: str, after: int = 0) -> Asyn
                 last_sent = time.monotonic()
                 yield b": keep-alive\n\n"
             await asyncio.sleep(_POLL_S)
+
+
+def _is_last_event(line: bytes) -> bool:
+    try:
+        return json.loads(line).get("event") in _LAST_EVENTS
+    except (ValueError, AttributeError):  # not JSON, or not an object: relayed as it is
+        return False

@@ -24,7 +24,8 @@ TIERS: tuple[tuple[str, ...], ...] = (
     ("cli", "demo", "serve"),  # entry points
     ("api",),  # read, check, run, commit atomically, report
     ("tasks",),  # one module per task: how it runs
-    ("facade", "terminology", "serve_client"),  # what the Slicer side imports; the .term.json generated from the specs
+    ("facade", "terminology"),  # what the Slicer side imports; the .term.json generated from the specs
+    ("serve_client",),  # the standard-library client of `medfuse serve`, exported by the facade
     ("specs",),  # every task's declaration, torch-free
     ("hemorrhage", "breast", "registration", "superres"),  # method families
     ("training",),
