@@ -68,7 +68,11 @@ def handle(args: argparse.Namespace, _progress) -> int:
         settings["device"] = args.device
     config = ServerConfig(**settings)
     app = create_app(config)
-    print(f"medfuse serve: jobs in {config.jobs_dir}, token in {config.home / 'token'}", file=sys.stderr)
+    scheme = "https" if args.ssl_certfile else "http"
+    print(
+        f"medfuse serve: {scheme}://{args.host}:{args.port}, jobs in {config.jobs_dir}, token in {config.home / 'token'}",
+        file=sys.stderr,
+    )
     uvicorn.run(
         app,
         host=args.host,

@@ -8,6 +8,8 @@ when the whole job succeeded, so a cancelled or failed job leaves no output.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import queue
 import signal
@@ -21,13 +23,14 @@ from typing import Any
 import SlicerMedFuse
 from SlicerMedFuse.errors import ExitCode
 from SlicerMedFuse.serve.config import ServerConfig
-from SlicerMedFuse.serve.jobs import TERMINAL_STATES, JobStore
+from SlicerMedFuse.serve.jobs import TERMINAL_STATES, JobNotFound, JobStore
 from SlicerMedFuse.serve.processes import signal_group
 
 __all__ = ["JobRunner", "job_command"]
 
 STOP_MESSAGE = "The server stopped while this job was running; submit it again."
 CANCEL_MESSAGE = "Cancelled; no output was written."
+_log = logging.getLogger(__name__)
 _PACKAGE_PARENT = str(Path(SlicerMedFuse.__file__).resolve().parents[1])
 
 
@@ -138,7 +141,11 @@ class JobRunner:
             try:
                 self._run(job_id)
             except Exception as error:  # a bug here must fail this job, never the worker
-                self._finish(job_id, "failed", int(ExitCode.INTERNAL), f"The server could not run this job ({error}).")
+                _log.exception("job %s could not be run", job_id)
+                with contextlib.suppress(JobNotFound):  # its folder was removed by hand
+                    self._finish(
+                        job_id, "failed", int(ExitCode.INTERNAL), f"The server could not run this job ({error})."
+                    )
 
     def _run(self, job_id: str) -> None:
         folder = self.store.folder(job_id)
