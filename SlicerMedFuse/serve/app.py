@@ -27,6 +27,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -46,6 +47,8 @@ from SlicerMedFuse.specs import all_specs, task_spec
 __all__ = ["create_app"]
 
 _ARCHIVE_TYPES = ("application/x-tar", "application/tar")
+_ARCHIVE = "upload.tar"
+_JSON_BODY = "request.body"
 
 
 def create_app(config: ServerConfig, token: str | None = None) -> Guard:
@@ -95,11 +98,9 @@ def create_app(config: ServerConfig, token: str | None = None) -> Guard:
     async def submit(request: Request) -> Any:
         staging = store.new_staging_folder()
         try:
-            data, uploads = await _receive(request, staging, config.max_upload_bytes)
-            relative = {role: path.relative_to(staging) for role, path in uploads.items()}  # the folder is renamed next
-            job_request = checked_request(data, relative, config.allowed_roots)
-            (staging / "upload.tar").unlink(missing_ok=True)
-            status = store.create(staging, job_request)
+            kind = await _receive(request, staging, config.max_upload_bytes)
+            # Unpacking copies up to the upload limit: in a worker thread, so other requests are served meanwhile.
+            status = await run_in_threadpool(_admit, store, staging, kind, config)
         except ClientDisconnect:
             shutil.rmtree(staging, ignore_errors=True)  # nothing of a half-sent job stays behind
             return JSONResponse({"detail": "The client went away before the upload ended."}, status_code=400)
@@ -148,23 +149,31 @@ def create_app(config: ServerConfig, token: str | None = None) -> Guard:
     return Guard(app, token or load_or_create_token(config.home), config.max_upload_bytes)
 
 
-async def _receive(request: Request, staging: Path, limit: int) -> tuple[dict[str, Any], dict[str, Path]]:
-    """The request object and uploaded inputs of a submission, by its content type."""
+async def _receive(request: Request, staging: Path, limit: int) -> str:
+    """Write a submission's body into ``staging``; returns its kind, ``"archive"`` or ``"json"``."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind in _ARCHIVE_TYPES:
-        archive = staging / "upload.tar"
-        await receive_body(request.stream(), archive, limit)
-        text, uploads = unpack_job_archive(archive, staging)
-        return parse_request_json(text), uploads
+        await receive_body(request.stream(), staging / _ARCHIVE, limit)
+        return "archive"
     if kind == "application/json":
-        body = staging / "request.body"
-        await receive_body(request.stream(), body, limit)
-        data = parse_request_json(body.read_bytes())
-        body.unlink()
-        return data, {}
+        await receive_body(request.stream(), staging / _JSON_BODY, limit)
+        return "json"
     raise RequestRefused(
         415, "Submit a job as application/x-tar (uploads) or application/json (server-side paths only)."
     )
+
+
+def _admit(store: JobStore, staging: Path, kind: str, config: ServerConfig) -> dict[str, Any]:
+    """Unpack and check a received submission and make it a queued job; returns its status."""
+    if kind == "archive":
+        text, uploads = unpack_job_archive(staging / _ARCHIVE, staging)
+        (staging / _ARCHIVE).unlink()
+    else:
+        text, uploads = (staging / _JSON_BODY).read_bytes(), {}
+        (staging / _JSON_BODY).unlink()
+    relative = {role: path.relative_to(staging) for role, path in uploads.items()}  # the folder is renamed next
+    job_request = checked_request(parse_request_json(text), relative, config.allowed_roots)
+    return store.create(staging, job_request)
 
 
 def _no_output(status: dict[str, Any], role: str, names: dict[str, str]) -> str:
