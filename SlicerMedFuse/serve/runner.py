@@ -74,6 +74,7 @@ class JobRunner:
         self._lock = threading.Lock()  # guards the queued -> running transition against cancel
         self._children: dict[str, subprocess.Popen] = {}
         self._cancelled: set[str] = set()
+        self._killers: dict[str, threading.Timer] = {}
         self._stopping = False
         self._workers = [
             threading.Thread(target=self._work, name=f"medfuse-job-{n}", daemon=True)
@@ -112,7 +113,7 @@ class JobRunner:
             if child is None:
                 return status
             self._cancelled.add(job_id)
-        self._end(child)
+        self._end(job_id, child)
         return self.store.status(job_id)
 
     def stop(self) -> None:
@@ -127,10 +128,12 @@ class JobRunner:
         for worker in self._workers:
             worker.join(timeout=30)
 
-    def _end(self, child: subprocess.Popen) -> None:
+    def _end(self, job_id: str, child: subprocess.Popen) -> None:
         signal_group(child.pid, signal.SIGTERM)  # the CLI turns SIGTERM into a clean cancel (exit 130)
         killer = threading.Timer(self.config.cancel_grace_s, signal_group, (child.pid, signal.SIGKILL))
         killer.daemon = True
+        with self._lock:
+            self._killers[job_id] = killer  # replaced by an immediate kill of the group once the child is reaped
         killer.start()
 
     def _work(self) -> None:
@@ -172,9 +175,15 @@ class JobRunner:
         code = child.wait()
         with self._lock:
             del self._children[job_id]
+            killer = self._killers.pop(job_id, None)
             cancelled = job_id in self._cancelled
             self._cancelled.discard(job_id)
             stopping = self._stopping
+        if killer is not None:
+            killer.cancel()
+        signal_group(
+            child.pid, signal.SIGKILL
+        )  # at once, before its id could be reused: no process of the job outlives it
         last = self.store.last_event(job_id) or {}
         if code == 0 and last.get("event") == "result":
             outputs = sorted(self.store.request(job_id)["outputs"])
