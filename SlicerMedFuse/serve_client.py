@@ -30,14 +30,25 @@ from typing import Any
 
 from SlicerMedFuse.errors import MedFuseError
 
-__all__ = ["API_VERSION", "API_VERSION_HEADER", "RemoteError", "ServerClient", "version_mismatch"]
+__all__ = [
+    "API_VERSION",
+    "API_VERSION_HEADER",
+    "TRANSFORM_FORMATS",
+    "VOLUME_FORMATS",
+    "RemoteError",
+    "ServerClient",
+    "version_mismatch",
+]
 
 #: Version of the HTTP protocol. A different MAJOR number means client and server cannot work together.
 API_VERSION = "1.0"
 #: Header in which a client names the API version it speaks.
 API_VERSION_HEADER = "X-MedFuse-API-Version"
 
-_UPLOAD_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
+#: Volume formats of uploads and image outputs: voxels and geometry, no DICOM tags (``.nii.gz`` before ``.nii``).
+VOLUME_FORMATS = (".nii.gz", ".nii", ".nrrd", ".mha")
+#: Formats of transform outputs.
+TRANSFORM_FORMATS = (".h5", ".hdf5")
 _CHUNK = 1 << 20
 
 
@@ -227,10 +238,10 @@ def _write_archive(
         bundle.addfile(member, io.BytesIO(text))
         for role, path in uploads.items():
             source = Path(path)
-            extension = next((e for e in _UPLOAD_EXTENSIONS if source.name.lower().endswith(e)), None)
+            extension = next((e for e in VOLUME_FORMATS if source.name.lower().endswith(e)), None)
             if extension is None or not source.is_file():
                 raise RemoteError(
-                    f"Upload {role}={source} must be an existing {', '.join(_UPLOAD_EXTENSIONS)} file; export the volume as NRRD first."
+                    f"Upload {role}={source} must be an existing {', '.join(VOLUME_FORMATS)} file; export the volume as NRRD first."
                 )
             plain = _without_metadata(source, scratch / f"{role}.nrrd")
             if plain is not None:

@@ -22,14 +22,13 @@ from typing import Any
 
 from SlicerMedFuse.errors import UsageError
 from SlicerMedFuse.serve.paths import PathRefused, resolve_allowed_path
+from SlicerMedFuse.serve_client import TRANSFORM_FORMATS, VOLUME_FORMATS
 from SlicerMedFuse.specs import task_spec
 
 __all__ = ["RequestRefused", "checked_request", "parse_request_json"]
 
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _KEYS = {"task", "inputs", "params", "model", "outputs"}
-_IMAGE_FORMATS = (".nii.gz", ".nii", ".nrrd", ".mha")
-_TRANSFORM_FORMATS = (".h5", ".hdf5")
 _DEFAULT_FORMAT = {False: ".nii.gz", True: ".h5"}  # by "is a transform"
 
 
@@ -131,7 +130,7 @@ def _outputs(spec: Any, requested: Any) -> dict[str, str]:
         raise UsageError("'outputs' must be a non-empty list of output roles, or a map of output role to file format.")
     names = {}
     for role, extension in requested.items():
-        allowed = _TRANSFORM_FORMATS if spec.output(role).kind == "transform" else _IMAGE_FORMATS
+        allowed = TRANSFORM_FORMATS if spec.output(role).kind == "transform" else VOLUME_FORMATS
         if extension not in allowed:
             raise UsageError(f"Output '{role}' can be written as {', '.join(allowed)}; got {extension!r}.")
         names[role] = role + extension

@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from SlicerMedFuse.serve.job_request import RequestRefused
+from SlicerMedFuse.serve_client import VOLUME_FORMATS
 
-__all__ = ["UPLOAD_EXTENSIONS", "receive_body", "too_large_message", "unpack_job_archive"]
+__all__ = ["receive_body", "too_large_message", "unpack_job_archive"]
 
-#: Volume formats a client may upload: voxels + geometry, no DICOM tags.
-UPLOAD_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
-_INPUT_MEMBER = re.compile(r"^inputs/([A-Za-z0-9_-]{1,64})(\.nii\.gz|\.nii|\.nrrd|\.mha)$")
+_FORMAT_PATTERN = "|".join(re.escape(extension) for extension in VOLUME_FORMATS)
+_INPUT_MEMBER = re.compile(rf"^inputs/([A-Za-z0-9_-]{{1,64}})({_FORMAT_PATTERN})$")
 _DICOM_MAGIC_OFFSET = 128
 
 
@@ -100,7 +100,7 @@ def _take_member(
     if match is None or match.group(1) in uploads:
         raise RequestRefused(
             400,
-            f"Unexpected upload archive member {member.name!r}; send request.json and inputs/ROLE{{{', '.join(UPLOAD_EXTENSIONS)}}} once each.",
+            f"Unexpected upload archive member {member.name!r}; send request.json and inputs/ROLE{{{', '.join(VOLUME_FORMATS)}}} once each.",
         )
     role, extension = match.groups()
     target = folder / "inputs" / (role + extension)
