@@ -55,6 +55,7 @@ from SlicerMedFuse.registration.presets import PARAMETERS as REGISTRATION_PARAME
 from SlicerMedFuse.registration.presets import PRESET_DIR as REGISTRATION_PRESET_DIR
 from SlicerMedFuse.registration.presets import PRESETS as REGISTRATION_PRESETS
 from SlicerMedFuse.registration.presets import load_preset, settings_from_parameters
+from SlicerMedFuse.serve_client import RemoteError, ServerClient
 from SlicerMedFuse.specs.hemorrhage import THICK_SLICE_MM
 from SlicerMedFuse.superres.slice_geometry import VolumeGrid, detect_slice_geometry
 
@@ -83,6 +84,8 @@ __all__ = [
     "OutputSpec",
     "ParameterSpec",
     "PhantomConfig",
+    "RemoteError",
+    "ServerClient",
     "TaskSpec",
     "Terminology",
     "UsageError",

@@ -22,6 +22,7 @@ from SlicerMedFuse.cli import (
     info_cmd,
     models_cmd,
     run_cmd,
+    serve_cmd,
     tasks_cmd,
     train_cmd,
 )
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"SlicerMedFuse {SlicerMedFuse.__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (info_cmd, tasks_cmd, models_cmd, run_cmd, batch_cmd, train_cmd, evaluate_cmd, demo_cmd):
+    for module in (info_cmd, tasks_cmd, models_cmd, run_cmd, batch_cmd, train_cmd, evaluate_cmd, demo_cmd, serve_cmd):
         module.add_parser(commands)
     return parser
 

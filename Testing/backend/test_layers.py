@@ -21,10 +21,11 @@ PACKAGE_NAME = "SlicerMedFuse"
 #: Top to bottom. A part may import parts of lower tiers, never of higher ones.
 TIERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),
-    ("cli", "demo", "batch"),  # entry points
+    ("cli", "demo", "batch", "serve"),  # entry points
     ("api",),  # read, check, run, commit atomically, report
     ("tasks",),  # one module per task: how it runs
     ("facade", "terminology"),  # what the Slicer side imports; the .term.json generated from the specs
+    ("serve_client",),  # the standard-library client of `medfuse serve`, exported by the facade
     ("specs",),  # every task's declaration, torch-free
     ("hemorrhage", "breast", "registration", "superres"),  # method families
     ("training",),
@@ -40,6 +41,7 @@ RANK = {part: rank for rank, parts in enumerate(TIERS) for part in parts}
 SIDEWAYS: dict[tuple[str, str], str] = {
     ("cli", "demo"): "'medfuse demo' is the demo's command line",
     ("cli", "batch"): "'medfuse batch' is the batch runner's command line",
+    ("cli", "serve"): "'medfuse serve' is the server's command line",
     ("preview", "io"): "a preview reads the image it draws",
     ("preview", "geometry"): "a preview resamples onto the display grid",
     ("sample_data", "io"): "a sample is written as an image file",
