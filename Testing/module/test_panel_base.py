@@ -288,6 +288,7 @@ class App:
         self.ui: types.SimpleNamespace | None = None
         self.uiWidget: FakeUiWidget | None = None
         self.ct: FakeNode | None = None
+        self.settings: dict[str, object] = {}  # qt.QSettings of this app
 
 
 def _stand_in_modules(app: App) -> dict[str, types.ModuleType]:
@@ -370,6 +371,15 @@ def _stand_in_modules(app: App) -> dict[str, types.ModuleType]:
 
     qt = types.ModuleType("qt")
     qt.QTimer = PollTimer
+
+    class QSettings:
+        def value(self, key: str, default: object = None) -> object:
+            return app.settings.get(key, default)
+
+        def setValue(self, key: str, value: object) -> None:
+            app.settings[key] = value
+
+    qt.QSettings = QSettings
     vtk = types.ModuleType("vtk")
     vtk.vtkCommand = types.SimpleNamespace(ModifiedEvent=Observable.ModifiedEvent)
     ctk = types.ModuleType("ctk")
@@ -416,6 +426,8 @@ def panel(app: App, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     FakeInstaller.missing, FakeInstaller.restart_required, FakeInstaller.installs = [], False, 0
     FakeInstaller.python_too_old = ""
     monkeypatch.setattr(module, "BackendInstaller", FakeInstaller)
+    # The Backend section's Qt widgets need the application; its setting is tested in test_panel_backend.py.
+    monkeypatch.setattr(module, "BackendSection", lambda: types.SimpleNamespace(widget=None, refresh=lambda: None))
     return module
 
 

@@ -359,7 +359,7 @@ class BreastLogic(TaskLogic):
             attentionMaps=attentionMaps, threshold=threshold, maxMisalignmentMm=maxMisalignmentMm
         )
         outputs = [OUTPUT_ROLE, *(self.attentionRoles() if attentionMaps else ())]
-        options = {"device": device, "runner": runner or self.runner, "python": self.python}
+        options = {"device": device, "runner": self.jobRunner(runner), "python": self.python}
         userNodes = {
             role: node for role, node in zip(ROLES, (t1cNode, t2wNode, preNode), strict=True) if node is not None
         }
@@ -527,7 +527,7 @@ class BreastLogic(TaskLogic):
             params,
             model=str(manifest.folder),
             device=device,
-            runner=runner or self.runner,
+            runner=self.jobRunner(runner),
             python=self.python,
         )
         job.start()

@@ -4,6 +4,10 @@
   segmentations with task labels, displacement fields -> grid transforms, subject hierarchy placement.
 * :mod:`MedFuseLib.runner` - the backend command line, a subprocess runner streaming JSON-line
   events, cancelling the whole process tree.
+* :mod:`MedFuseLib.backend_setting` - the Backend setting every panel and the console share: this
+  computer or a ``medfuse serve`` server (:func:`useServer`, :func:`useThisComputer`); the server's
+  runner is :mod:`MedFuseLib.remote_runner`, the one-time consent per server :mod:`MedFuseLib.consent`
+  (:func:`giveConsent`), the settings store :mod:`MedFuseLib.settings_store`.
 * :mod:`MedFuseLib.task_job` - :class:`BackendTaskJob`: export input nodes, run a task, read results.
 * :mod:`MedFuseLib.task_models` - :class:`TaskModels`: a task's model bundles (list, default, resolve, describe).
 * :mod:`MedFuseLib.task_logic` - :class:`TaskLogic`: the spec-driven base of the module Logics (input
@@ -51,6 +55,10 @@ _EXPORTS = {
     "backend_environment": "runner",
     "default_python_executable": "runner",
     "run_to_completion": "runner",
+    "BackendSetting": "backend_setting",
+    "useServer": "backend_setting",
+    "useThisComputer": "backend_setting",
+    "giveConsent": "consent",
     "BackendTaskJob": "task_job",
     "TaskModels": "task_models",
     "TaskLogic": "task_logic",

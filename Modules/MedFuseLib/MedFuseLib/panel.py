@@ -56,6 +56,11 @@ A panel with a segment editor for corrections calls ``self._embedSegmentEditor(e
 singletonTag)`` in ``_setupPanel()`` and ``self._segmentEditor.edit(segmentation, sourceVolume)`` when a
 result arrives; the base handles the editor's lifecycle (see :mod:`MedFuseLib.segment_editor`).
 
+Below the module's ``.ui`` the base adds the Backend section that every panel shares
+(:mod:`MedFuseLib.backend_section`: this computer or a server). Before a job on a server starts, Apply
+asks once per server for consent to send image data there and checks that the server answers;
+declining, or a connection problem, is one sentence in ``statusLabel`` and nothing is sent.
+
 An override of ``setup``, ``cleanup``, ``enter``, ``exit`` or ``onSceneEndClose`` calls the base
 method; ``Testing/module/test_panel_base.py`` checks every module widget for these rules. The
 module's ``.ui`` must have ``applyButton`` (QPushButton), ``statusLabel`` (QLabel) and
@@ -76,6 +81,8 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
+from MedFuseLib.backend_section import BackendSection
+from MedFuseLib.backend_setting import BackendSetting, prepareBackendStart
 from MedFuseLib.choice_combos import labelChoiceCombos
 from MedFuseLib.installer import BackendInstaller
 from MedFuseLib.segment_editor import EmbeddedSegmentEditor
@@ -182,6 +189,7 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._backendReady = False
         self._installer: BackendInstaller | None = None  # while the first-use installation runs
         self._installJob: PanelJob | None = None
+        self._backendSection: BackendSection | None = None
 
     @property
     def _job(self) -> PanelJob | None:
@@ -230,6 +238,8 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget = slicer.util.loadUI(self.resourcePath(f"UI/{self.moduleName}.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
+        self._backendSection = BackendSection()  # the same Backend setting in every panel
+        self.layout.addWidget(self._backendSection.widget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.logic = self._createLogic()
@@ -257,6 +267,8 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def enter(self) -> None:
         self.initializeParameterNode()
         self._refreshPanel()
+        if self._backendSection is not None:  # another panel or the console may have changed it
+            self._backendSection.refresh()
         if self._segmentEditor is not None:
             self._segmentEditor.enter()
 
@@ -331,6 +343,11 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._jobPoller.cancel()
             self.ui.statusLabel.text = _("Cancelling...")
             return
+        # Consent before image data leaves the computer, and a server that answers; else one sentence, nothing sent.
+        backendProblem = prepareBackendStart(self._askConsent)
+        if backendProblem:
+            self.ui.statusLabel.text = backendProblem
+            return
         with slicer.util.tryWithErrorDisplay(self.START_FAILED_MESSAGE, waitCursor=True):
             if not self._ensureBackendRequirements():
                 return
@@ -341,6 +358,10 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar.visible = True
             self.ui.statusLabel.text = _("Starting the backend...")
             self._setRunning(True)
+
+    def _askConsent(self, question: str) -> bool:
+        """The one-time consent dialog for a server (see :mod:`MedFuseLib.consent`)."""
+        return bool(slicer.util.confirmOkCancelDisplay(question, windowTitle=_("MedFuse: send images to a server?")))
 
     def _embedSegmentEditor(self, editorWidget, singletonTag: str) -> EmbeddedSegmentEditor:
         """Bind the panel's segment editor widget to a segment editor node of the module's own (see the module docstring)."""
@@ -359,9 +380,9 @@ class MedFusePanelWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         The installation runs on the main job poller like a backend job (progress in the panel, Apply
         reads Cancel) and this returns False at once; when it has finished the user presses Apply
-        again. On a Python older than 3.10 this raises the sentence that names the Slicer to install.
+        again. Jobs on a server (the Backend setting) need none of these packages here. On a Python older than 3.10 this raises the sentence that names the Slicer to install.
         """
-        if self._backendReady:
+        if self._backendReady or BackendSetting.load().isServer:  # a server brings its own packages
             return True
         installer = BackendInstaller.for_slicer()
         installer.check_python()

@@ -28,7 +28,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from MedFuseLib.backend_setting import backendRunner
 from MedFuseLib.runner import ProcessRunner
+from MedFuseLib.settings_store import SettingsStore
 from MedFuseLib.task_job import BackendTaskJob
 from MedFuseLib.task_models import TaskModels
 from MedFuseLib.task_run import Scheduler, TaskRun, defaultScheduler
@@ -60,12 +62,15 @@ class TaskLogic:
     """The spec-driven part of a module Logic (see the module docstring).
 
     Args:
-        runner: starts the backend process (:class:`MedFuseLib.runner.ProcessRunner`); default a
-            :class:`MedFuseLib.runner.SubprocessRunner`. Tests inject fakes here.
+        runner: starts the backend process (:class:`MedFuseLib.runner.ProcessRunner`); default the one
+            the Backend setting chooses when a job starts (:func:`MedFuseLib.backend_setting.backendRunner`:
+            this computer, or a server the user agreed to send images to). Tests inject fakes here.
         python: interpreter for the backend; default ``PythonSlicer`` inside Slicer, else ``sys.executable``.
         store: the model store to list and resolve bundles in; default ``$MEDFUSE_HOME`` or ``~/.medfuse``.
         scheduler: polls :meth:`processAsync` runs (a Qt timer inside Slicer); default
             :func:`MedFuseLib.task_run.defaultScheduler`; tests inject a fake one.
+        settings: where the Backend setting and the server consents are kept; default Slicer's
+            settings (:func:`MedFuseLib.settings_store.defaultSettingsStore`).
     """
 
     #: The backend task this Logic runs.
@@ -81,11 +86,13 @@ class TaskLogic:
         python: str | None = None,
         store: Any = None,
         scheduler: Scheduler | None = None,
+        settings: SettingsStore | None = None,
     ) -> None:
         self.runner = runner
         self.python = python
         self.store = store
         self.scheduler = scheduler
+        self.settings = settings
 
     # --- the declaration ----------------------------------------------------------------------------
     @classmethod
@@ -267,6 +274,14 @@ class TaskLogic:
         return self.models.noModelMessage()
 
     # --- running ------------------------------------------------------------------------------------
+    def jobRunner(self, runner: ProcessRunner | None = None) -> ProcessRunner:
+        """The runner of the next job: ``runner``, else :attr:`runner`, else the Backend setting's.
+
+        Raises:
+            ValueError: the Backend setting names a server that is not set up or not agreed to (one sentence).
+        """
+        return runner or self.runner or backendRunner(self.settings)
+
     def startBackendJob(
         self,
         inputs: Mapping[str, Any],
@@ -279,7 +294,12 @@ class TaskLogic:
         jobClass: type[BackendTaskJob] = BackendTaskJob,
         **jobOptions: Any,
     ) -> BackendTaskJob:
-        """Create and start the backend job (inputs are exported, never changed); returns at once."""
+        """Create and start the backend job (inputs are exported, never changed); returns at once.
+
+        Raises:
+            ValueError: the Backend setting names a server that is not set up or not agreed to (one sentence).
+        """
+        runner = self.jobRunner(runner)  # before any export: nothing leaves unasked
         job = jobClass(
             self.TASK_NAME,
             inputs,
@@ -287,7 +307,7 @@ class TaskLogic:
             params,
             device=device,
             model=model,
-            runner=runner or self.runner,
+            runner=runner,
             python=self.python,
             **jobOptions,
         )
