@@ -42,6 +42,7 @@ from MedFuseLib.consent import (  # noqa: E402
     giveConsent,
     serverAddress,
     serverOrigin,
+    withdrawConsent,
 )
 from MedFuseLib.mrml_bridge import image_to_volume_node  # noqa: E402
 from MedFuseLib.remote_runner import RemoteRunner  # noqa: E402
@@ -90,7 +91,7 @@ def test_consent_is_per_server_and_remembered():
     assert not consents.given("https://other:8443")
     consents.give("https://box:8443")
     assert consents.origins() == ["https://box:8443"]
-    consents.withdraw("https://box:8443")
+    withdrawConsent("https://box:8443/", store)
     assert not consents.given("https://box:8443")
     assert serverOrigin("https://box") == "https://box:443" and serverAddress("http://127.0.0.1:80") == "127.0.0.1:80"
     assert "box:8443" in consentQuestion("https://box:8443/")

@@ -26,6 +26,7 @@ __all__ = [
     "consentQuestion",
     "declinedMessage",
     "giveConsent",
+    "withdrawConsent",
     "serverAddress",
     "serverOrigin",
 ]
@@ -140,3 +141,8 @@ def giveConsent(url: str, store: Any = None) -> None:
         store: settings store; default :func:`MedFuseLib.settings_store.defaultSettingsStore`.
     """
     ServerConsents(store if store is not None else defaultSettingsStore()).give(url)
+
+
+def withdrawConsent(url: str, store: Any = None) -> None:
+    """Forget the consent for the server ``url`` names (the next job there asks again), for console users."""
+    ServerConsents(store if store is not None else defaultSettingsStore()).withdraw(url)
