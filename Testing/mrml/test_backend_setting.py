@@ -7,7 +7,10 @@ in the scene as a local one does; without consent the server sees no job; each c
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +19,7 @@ import numpy as np
 import pytest
 
 from Testing.backend.images import ramp_volume
-from Testing.backend.serve_harness import free_port, running_server
+from Testing.backend.serve_harness import REPO, free_port, running_server
 from Testing.mrml.conftest import import_slicer_core
 
 slicer = import_slicer_core()
@@ -214,3 +217,60 @@ def test_connection_problems_are_one_sentence(server, monkeypatch):
         checkServer(BackendSetting(SERVER, server.url, server.token))
     _one_sentence(str(error.value))
     assert "API 2.0" in str(error.value) and "1.0" in str(error.value)
+
+
+# --------------------------------------------------------------------------- a TLS server with its own certificate
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """``medfuse serve`` over https on loopback with a self-signed certificate; yields (url, token, certificate)."""
+    pytest.importorskip("fastapi")
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl makes the test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    certificate, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    home, port = folder / "home", free_port()
+    command = [sys.executable, "-m", "SlicerMedFuse", "serve", "--port", str(port), "--device", "cpu"]
+    command += ["--ssl-certfile", str(certificate), "--ssl-keyfile", str(key)]
+    process = subprocess.Popen(command, env={**os.environ, "MEDFUSE_HOME": str(home), "PYTHONPATH": str(REPO)})
+    url = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "the TLS server did not start"
+            token_file = home / "server" / "token"
+            if token_file.is_file():
+                token = token_file.read_text().strip()
+                try:
+                    checkServer(BackendSetting(SERVER, url, token, str(certificate)))
+                    break
+                except ValueError:
+                    pass
+            time.sleep(0.2)
+        yield url, token, str(certificate)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_a_self_signed_server_needs_its_certificate(tls_server):
+    url, token, certificate = tls_server
+    with pytest.raises(ValueError) as error:
+        checkServer(BackendSetting(SERVER, url, token))
+    _one_sentence(str(error.value))
+    assert "certificate this computer does not trust" in str(error.value)
+
+    store = MemorySettings()
+    useServer(url, token, store, caFile=certificate)
+    assert prepareBackendStart(lambda question: True, store) == ""
+    assert BackendSetting.load(store).caFile == certificate
+
+    with pytest.raises(ValueError) as error:
+        useServer(url, token, store, caFile=certificate + ".missing")
+    assert "does not exist" in str(error.value)

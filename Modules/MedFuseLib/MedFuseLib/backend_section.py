@@ -42,17 +42,25 @@ class BackendSection:
         self.tokenEdit = qt.QLineEdit()
         self.tokenEdit.echoMode = qt.QLineEdit.Password
         self.tokenEdit.toolTip = _("The server's token: $MEDFUSE_HOME/server/token on the server.")
+        self.caFileEdit = ctk.ctkPathLineEdit()
+        self.caFileEdit.filters = ctk.ctkPathLineEdit.Files
+        self.caFileEdit.nameFilters = [_("Certificates (*.pem *.crt)")]
+        self.caFileEdit.toolTip = _(
+            "Only for a server with its own (self-signed) certificate: that certificate's file."
+        )
         self.testButton = qt.QPushButton(_("Test connection"))
         self.messageLabel = qt.QLabel()
         self.messageLabel.wordWrap = True
         form.addRow(_("Run jobs on:"), self.kindCombo)
         form.addRow(_("Server URL:"), self.urlEdit)
         form.addRow(_("Token:"), self.tokenEdit)
+        form.addRow(_("Certificate:"), self.caFileEdit)
         form.addRow(self.testButton)
         form.addRow(self.messageLabel)
         self.kindCombo.connect("currentIndexChanged(int)", self._onEdited)
         self.urlEdit.connect("editingFinished()", self._onEdited)
         self.tokenEdit.connect("editingFinished()", self._onEdited)
+        self.caFileEdit.connect("currentPathChanged(QString)", self._onEdited)
         self.testButton.connect("clicked(bool)", self._onTest)
         self.refresh()
 
@@ -64,11 +72,16 @@ class BackendSection:
         self.kindCombo.blockSignals(False)
         self.urlEdit.text = setting.url
         self.tokenEdit.text = setting.token
+        self.caFileEdit.blockSignals(True)
+        self.caFileEdit.currentPath = setting.caFile
+        self.caFileEdit.blockSignals(False)
         self._showSetting(setting)
 
     def _edited(self) -> BackendSetting:
         kind = SERVER if self.kindCombo.currentIndex == 1 else LOCAL
-        return BackendSetting(kind, self.urlEdit.text.strip(), self.tokenEdit.text.strip())
+        return BackendSetting(
+            kind, self.urlEdit.text.strip(), self.tokenEdit.text.strip(), self.caFileEdit.currentPath.strip()
+        )
 
     def _onEdited(self, *args) -> None:
         setting = self._edited()
@@ -77,7 +90,7 @@ class BackendSection:
 
     def _showSetting(self, setting: BackendSetting) -> None:
         serverFields = setting.isServer
-        for field in (self.urlEdit, self.tokenEdit, self.testButton):
+        for field in (self.urlEdit, self.tokenEdit, self.caFileEdit, self.testButton):
             field.enabled = serverFields
         try:
             setting.check()

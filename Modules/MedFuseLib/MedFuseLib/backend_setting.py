@@ -20,6 +20,7 @@ import dataclasses
 import ipaddress
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from MedFuseLib.consent import ServerConsents, consentQuestion, declinedMessage, serverAddress, serverOrigin
@@ -46,6 +47,7 @@ SERVER = "server"
 KIND_KEY = "MedFuse/Backend"
 URL_KEY = "MedFuse/ServerUrl"
 TOKEN_KEY = "MedFuse/ServerToken"
+CA_FILE_KEY = "MedFuse/ServerCaFile"
 #: Seconds to wait for the server's answer when checking it before a job.
 CHECK_TIMEOUT_S = 10.0
 
@@ -67,11 +69,14 @@ class BackendSetting:
         kind: :data:`LOCAL` or :data:`SERVER`.
         url: the server's URL (``https://HOST:PORT``), for :data:`SERVER`.
         token: the server's token (``$MEDFUSE_HOME/server/token`` on the server); never shown.
+        caFile: the server's own certificate (PEM) to trust, for a server whose certificate no
+            authority this computer trusts signed; "" trusts the system's authorities only.
     """
 
     kind: str = LOCAL
     url: str = ""
     token: str = dataclasses.field(default="", repr=False)
+    caFile: str = ""
 
     @property
     def isServer(self) -> bool:
@@ -86,6 +91,7 @@ class BackendSetting:
             SERVER if kind == SERVER else LOCAL,
             str(store.value(URL_KEY, "") or ""),
             str(store.value(TOKEN_KEY, "") or ""),
+            str(store.value(CA_FILE_KEY, "") or ""),
         )
 
     def save(self, store: SettingsStore | None = None) -> None:
@@ -94,6 +100,7 @@ class BackendSetting:
         store.setValue(KIND_KEY, self.kind)
         store.setValue(URL_KEY, self.url.strip())
         store.setValue(TOKEN_KEY, self.token.strip())
+        store.setValue(CA_FILE_KEY, self.caFile.strip())
 
     def check(self) -> None:
         """ValueError (one sentence naming the fix) when a server setting cannot be used."""
@@ -113,24 +120,35 @@ class BackendSetting:
                 f"Enter the token of the server {serverAddress(self.url)} under Backend (it is in "
                 "$MEDFUSE_HOME/server/token on the server)."
             )
+        if self.caFile.strip() and not Path(self.caFile.strip()).is_file():
+            raise ValueError(
+                f"The certificate file {self.caFile.strip()} does not exist; choose the server's certificate "
+                "(PEM) under Backend, or clear the field."
+            )
 
     def client(self, timeout_s: float = 60.0) -> ServerClient:
         """A client for the server (after :meth:`check`)."""
         self.check()
-        return ServerClient(self.url.strip(), self.token, timeout_s=timeout_s)
+        return ServerClient(self.url.strip(), self.token, timeout_s=timeout_s, cafile=self.caFile.strip() or None)
 
     def describe(self) -> str:
         """Where jobs run, in words: "this computer" or "the server HOST:PORT"."""
         return f"the server {serverAddress(self.url)}" if self.isServer else "this computer"
 
 
-def useServer(url: str, token: str, store: SettingsStore | None = None) -> BackendSetting:
+def useServer(url: str, token: str, store: SettingsStore | None = None, caFile: str = "") -> BackendSetting:
     """Run every panel's and the console's jobs on a server from now on; returns the saved setting.
 
+    Args:
+        url: the server's URL, e.g. ``https://gpu-box:8443``.
+        token: the server's token.
+        store: settings store; default Slicer's settings.
+        caFile: the server's self-signed certificate (PEM) to trust, if it has one.
+
     Raises:
-        ValueError: the URL or token cannot be used (one sentence).
+        ValueError: the URL, token or certificate file cannot be used (one sentence).
     """
-    setting = BackendSetting(SERVER, url.strip(), token.strip())
+    setting = BackendSetting(SERVER, url.strip(), token.strip(), caFile.strip())
     setting.check()
     setting.save(store)
     return setting
@@ -172,6 +190,11 @@ def checkServer(setting: BackendSetting, timeout_s: float = CHECK_TIMEOUT_S) -> 
             raise ValueError(
                 f"The server {serverAddress(setting.url)} did not accept the token; copy it from "
                 "$MEDFUSE_HOME/server/token on the server into the Token field under Backend."
+            ) from None
+        if "CERTIFICATE_VERIFY_FAILED" in error.message:  # the client names the TLS failure in its sentence
+            raise ValueError(
+                f"The server {serverAddress(setting.url)} presented a certificate this computer does not trust; "
+                "choose the server's certificate (PEM) under Backend, or give the server one from a trusted authority."
             ) from None
         raise ValueError(error.message) from None
 
