@@ -49,7 +49,7 @@ from SlicerMedFuse.hemorrhage.preprocessing import check_ct_intensities
 from SlicerMedFuse.hemorrhage.provenance import SIMULATED_DATA_NOTE
 from SlicerMedFuse.io import write_json_atomic
 from SlicerMedFuse.models.bundle import load_manifest
-from SlicerMedFuse.models.manifest import BundleManifest, version_key
+from SlicerMedFuse.models.manifest import MANIFEST_FILE, BundleManifest, version_key
 from SlicerMedFuse.models.store import InstalledModel, ModelStore, default_home
 from SlicerMedFuse.registration.presets import PARAMETERS as REGISTRATION_PARAMETERS
 from SlicerMedFuse.registration.presets import PRESET_DIR as REGISTRATION_PRESET_DIR
@@ -62,6 +62,7 @@ from SlicerMedFuse.superres.slice_geometry import VolumeGrid, detect_slice_geome
 __all__ = [
     "CLINICAL_FIELDS",
     "DEVICE_CHOICES",
+    "MANIFEST_FILE",
     "MASS_LABELS",
     "PHANTOM_DATA_NOTE",
     "REGISTRATION_PARAMETERS",

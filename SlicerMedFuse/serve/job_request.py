@@ -27,7 +27,8 @@ from SlicerMedFuse.specs import task_spec
 
 __all__ = ["RequestRefused", "checked_request", "parse_request_json"]
 
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: A model id, optionally pinned to a version (``id@version``, as ``medfuse run --model`` takes it).
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[A-Za-z0-9][A-Za-z0-9.+-]{0,63})?$")
 _KEYS = {"task", "inputs", "params", "model", "outputs"}
 _DEFAULT_FORMAT = {False: ".nii.gz", True: ".h5"}  # by "is a transform"
 
@@ -88,7 +89,8 @@ def checked_request(data: Mapping[str, Any], uploads: Mapping[str, Path], roots:
     model = data.get("model")
     if model is not None and not (isinstance(model, str) and _MODEL_ID.match(model)):
         raise RequestRefused(
-            422, f"'model' must be a model id from the server's store (letters, digits, . _ -); got {model!r}."
+            422,
+            f"'model' must be a model id from the server's store (letters, digits, . _ -, optionally @version); got {model!r}.",
         )
     return {"task": spec.name, "inputs": inputs, "params": params, "model": model, "outputs": outputs}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,15 @@ def test_the_config_file_is_checked(tmp_path):
         read_config_file(bad)
     with pytest.raises(UsageError, match="not a folder"):
         ServerConfig(home=tmp_path, allowed_roots=(tmp_path / "missing",))
+
+
+def test_a_request_may_pin_a_model_version_but_never_name_a_path():
+    from SlicerMedFuse.serve.job_request import RequestRefused, checked_request
+
+    request = {"task": "hemorrhage", "inputs": {}, "model": "medfuse-hemorrhage-demo@0.4.1"}
+    uploads = {"ct": Path("inputs/ct.nrrd")}
+    assert checked_request(request, uploads, [])["model"] == "medfuse-hemorrhage-demo@0.4.1"
+    for model in ("../bundles/x", "/etc/passwd", "id@../../x"):
+        with pytest.raises(RequestRefused) as refused:
+            checked_request({**request, "model": model}, uploads, [])
+        assert refused.value.status == 422

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+import SlicerMedFuse
 from Testing.backend.images import ramp_volume
 from Testing.backend.serve_harness import running_server
 from Testing.mrml.conftest import import_slicer_core
@@ -55,6 +56,15 @@ def test_the_command_line_becomes_a_server_request(tmp_path):
         "outputs": {"volume": "out.nrrd"},
         "report": "r.json",
     }
+
+
+def test_a_local_bundle_folder_is_sent_as_its_id_and_version():
+    # the Logics resolve models to bundle folders in the local store; the server takes ids only
+    bundled = Path(SlicerMedFuse.__file__).parent / "models" / "bundled" / "medfuse-hemorrhage-demo-0.4.1"
+    command = backend_command("hemorrhage", {"ct": "ct.nrrd"}, {"labels": "l.nrrd"}, model=bundled, python="py")
+    assert remote_request(command)["model"] == "medfuse-hemorrhage-demo@0.4.1"
+    named = backend_command("hemorrhage", {"ct": "ct.nrrd"}, {"labels": "l.nrrd"}, model="some-id", python="py")
+    assert remote_request(named)["model"] == "some-id"
 
 
 def test_a_module_logic_runs_its_job_on_the_server(slicer_scene, server):

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from SlicerMedFuse.facade import ExitCode, RemoteError, ServerClient
+from SlicerMedFuse.facade import MANIFEST_FILE, ExitCode, RemoteError, ServerClient, load_manifest
 
 __all__ = ["RemoteJob", "RemoteRunner", "remote_request"]
 
@@ -58,10 +58,22 @@ def remote_request(command: list[str]) -> dict[str, Any]:
         "task": args.task,
         "uploads": _pairs(args.input),
         "params": _pairs(args.param),
-        "model": args.model,
+        "model": _server_model(args.model),
         "outputs": _pairs(args.output),
         "report": args.report,
     }
+
+
+def _server_model(model: str | None) -> str | None:
+    """The model as the server names it: a local bundle folder becomes ``id@version`` from its manifest.
+
+    The Logics resolve a model to a bundle folder in the local store; the server has its own store
+    and takes ids only, so the same bundle must be installed there (the server says so otherwise).
+    """
+    if model is None or not Path(model, MANIFEST_FILE).is_file():
+        return model
+    manifest = load_manifest(model)
+    return f"{manifest.id}@{manifest.version}"
 
 
 def _pairs(values: list[str]) -> dict[str, str]:
