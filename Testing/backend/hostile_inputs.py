@@ -76,9 +76,7 @@ def patch_nifti_pixdim(path: Path, axis: int, value: float) -> None:
     path.write_bytes(bytes(raw))
 
 
-def patch_nifti_xforms(
-    raw: bytes, *, qform_code: int | None = None, sform_code: int | None = None, srow=None
-) -> bytes:
+def patch_nifti_xforms(raw: bytes, *, qform_code: int | None = None, sform_code: int | None = None, srow=None) -> bytes:
     """A NIfTI-1 or -2 header (either byte order) with its xform codes and/or sform (3 x 4, RAS mm) replaced."""
     import struct
 
