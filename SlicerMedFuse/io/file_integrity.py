@@ -7,12 +7,14 @@ ITK's readers are lenient where a clinical pipeline must not be:
 * NaN and infinite voxels of a NIfTI file come back as 0 (NRRD and MetaImage keep them, and
   :func:`~SlicerMedFuse.io.checks.check_image` catches them there);
 * a negative voxel size (NIfTI ``pixdim``, MetaImage ``ElementSpacing``, NRRD ``spacings``)
-  flips that axis, and a zero one is replaced by 1 mm, with at most a C++ warning on stderr.
+  flips that axis, and a zero one is replaced by 1 mm, with at most a C++ warning on stderr;
+* a sheared NIfTI sform is read at the qform's place (centimetres away) or not at all.
 
 :func:`check_image_file` reads the header itself (``struct``: NIfTI-1 and NIfTI-2, either byte
 order; text headers for MetaImage and NRRD) and, for NIfTI, streams the voxel data once
 (decompressing ``.nii.gz`` to its end, so a cut gzip stream is noticed) to compare its length with
-the header and to count non-finite voxels. Each problem is an
+the header and to count non-finite voxels. A NIfTI's sform and qform are checked too (a sheared
+sform, or an sform and qform that disagree: :mod:`~SlicerMedFuse.io.nifti_geometry`). Each problem is an
 :class:`~SlicerMedFuse.errors.InputError` (exit 3) naming the file and the fix.
 """
 
