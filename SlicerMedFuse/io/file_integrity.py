@@ -7,12 +7,14 @@ ITK's readers are lenient where a clinical pipeline must not be:
 * NaN and infinite voxels of a NIfTI file come back as 0 (NRRD and MetaImage keep them, and
   :func:`~SlicerMedFuse.io.checks.check_image` catches them there);
 * a negative voxel size (NIfTI ``pixdim``, MetaImage ``ElementSpacing``, NRRD ``spacings``)
-  flips that axis, and a zero one is replaced by 1 mm, with at most a C++ warning on stderr.
+  flips that axis, and a zero one is replaced by 1 mm, with at most a C++ warning on stderr;
+* a sheared NIfTI sform is read at the qform's place (centimetres away) or not at all.
 
 :func:`check_image_file` reads the header itself (``struct``: NIfTI-1 and NIfTI-2, either byte
 order; text headers for MetaImage and NRRD) and, for NIfTI, streams the voxel data once
 (decompressing ``.nii.gz`` to its end, so a cut gzip stream is noticed) to compare its length with
-the header and to count non-finite voxels. Each problem is an
+the header and to count non-finite voxels. A NIfTI's sform and qform are checked too (a sheared
+sform, or an sform and qform that disagree: :mod:`~SlicerMedFuse.io.nifti_geometry`). Each problem is an
 :class:`~SlicerMedFuse.errors.InputError` (exit 3) naming the file and the fix.
 """
 
@@ -30,6 +32,7 @@ from typing import BinaryIO
 import numpy as np
 
 from SlicerMedFuse.errors import InputError
+from SlicerMedFuse.io.nifti_geometry import declared_affine
 
 __all__ = ["check_image_file"]
 
@@ -56,7 +59,7 @@ def _bad_voxel_size(path: Path, field: str, values: list[float]) -> InputError:
 
 
 class _NiftiHeader:
-    """The fields of a NIfTI-1 or NIfTI-2 header needed to know how many voxel bytes follow it."""
+    """The fields of a NIfTI-1 or NIfTI-2 header: how many voxel bytes follow it, and where they lie."""
 
     def __init__(self, raw: bytes, path: Path) -> None:
         if len(raw) < 4:
@@ -77,13 +80,19 @@ class _NiftiHeader:
             self.pixdim = struct.unpack(f"{order}8f", raw[76:108])
             self.vox_offset = int(struct.unpack(f"{order}f", raw[108:112])[0])
             self.single_file = raw[344:348] == b"n+1\x00"
+            self.qform_code, self.sform_code = struct.unpack(f"{order}hh", raw[252:256])
+            xforms = struct.unpack(f"{order}18f", raw[256:328])
         else:
             self.datatype, self.bitpix = struct.unpack(f"{order}hh", raw[12:16])
             dim = struct.unpack(f"{order}8q", raw[16:80])
             self.pixdim = struct.unpack(f"{order}8d", raw[104:168])
             self.vox_offset = int(struct.unpack(f"{order}q", raw[168:176])[0])
             self.single_file = raw[4:8] == b"n+2\x00"
+            self.qform_code, self.sform_code = struct.unpack(f"{order}ii", raw[344:352])
+            xforms = struct.unpack(f"{order}18d", raw[352:496])
         self.order = order
+        # quatern_b/c/d, qoffset_x/y/z, then srow_x, srow_y, srow_z (4 each): see nifti_geometry
+        self.quatern, self.qoffset, self.srow = xforms[0:3], xforms[3:6], xforms[6:18]
         self.header_size = size
         ndim = int(dim[0]) if 1 <= dim[0] <= 7 else 0
         self.shape = tuple(int(n) for n in dim[1 : 1 + ndim])
@@ -132,7 +141,7 @@ def _scan_voxels(stream: BinaryIO, header: _NiftiHeader, path: Path) -> tuple[in
     return found, nans, infinite
 
 
-def _check_nifti(path: Path) -> None:
+def _check_nifti(path: Path) -> np.ndarray | None:
     with _open_stream(path) as stream:
         first = _read_exactly(stream, 540, path)
         header = _NiftiHeader(first, path)
@@ -140,7 +149,8 @@ def _check_nifti(path: Path) -> None:
         if bad:
             raise _bad_voxel_size(path, "pixdim", header.spatial_pixdim)
         if not header.single_file or not header.shape:
-            return  # a header-only (.hdr/.img) pair or a header without a size: ITK decides
+            return None  # a header-only (.hdr/.img) pair or a header without a size: ITK decides
+        declared = declared_affine(header, path)  # a sheared sform, or an sform and qform that disagree
         # skip the extensions between the header and the voxels (the first bytes are already read)
         skip = max(header.vox_offset, header.header_size) - len(first)
         voxels_read = b""
@@ -157,6 +167,7 @@ def _check_nifti(path: Path) -> None:
             f"'{path}' has {nans} NaN and {infinite} infinite voxels (ITK would read them as 0); "
             "replace them (e.g. with 0) before running."
         )
+    return declared
 
 
 class _Prefixed:
@@ -235,7 +246,7 @@ def _check_nrrd(path: Path) -> None:
                 raise _bad_voxel_size(path, "spacings", spacing)
 
 
-def check_image_file(path: str | os.PathLike[str], extension: str) -> None:
+def check_image_file(path: str | os.PathLike[str], extension: str) -> np.ndarray | None:
     """Check an image file's header and (for NIfTI) its voxel data before ITK reads it.
 
     Args:
@@ -244,18 +255,25 @@ def check_image_file(path: str | os.PathLike[str], extension: str) -> None:
             names it (``".nii.gz"``, ``".nii"``, ``".mha"``, ``".mhd"``, ``".nrrd"``, ``".nhdr"``);
             other extensions are not checked.
 
+    Returns:
+        For a single-file NIfTI whose header places its voxels (``sform_code`` or ``qform_code``
+        > 0): the voxel-index -> LPS mm affine it declares, to compare with what ITK reads
+        (:func:`~SlicerMedFuse.io.nifti_geometry.check_itk_placement`); otherwise None.
+
     Raises:
         InputError: the file is truncated or its compressed data is damaged, its NIfTI voxels
-            hold NaN or infinite values (with the counts), or a voxel size is zero or negative.
+            hold NaN or infinite values (with the counts), a voxel size is zero or negative, or
+            its NIfTI sform is sheared or disagrees with its qform.
     """
     path = Path(path)
     try:
         if extension in (".nii", ".nii.gz"):
-            _check_nifti(path)
-        elif extension in (".mha", ".mhd"):
+            return _check_nifti(path)
+        if extension in (".mha", ".mhd"):
             _check_metaimage(path)
         elif extension in (".nrrd", ".nhdr"):
             _check_nrrd(path)
+        return None
     except OSError as error:
         raise InputError(
             f"Cannot read '{path}' ({error.strerror or error}); check the path and its permissions."

@@ -19,6 +19,7 @@ from SlicerMedFuse.errors import InputError, ResourceError, UsageError
 from SlicerMedFuse.io.atomic import atomic_path
 from SlicerMedFuse.io.dicom import list_dicom_series, read_dicom_series
 from SlicerMedFuse.io.file_integrity import check_image_file
+from SlicerMedFuse.io.nifti_geometry import check_itk_placement
 from SlicerMedFuse.io.output_targets import check_nifti_direction
 
 __all__ = ["READ_EXTENSIONS", "WRITE_EXTENSIONS", "read_image", "split_series_path", "write_image"]
@@ -102,7 +103,8 @@ def read_image(path: str | os.PathLike[str], *, series_uid: str | None = None) -
 
     Raises:
         InputError: missing path, unsupported format, unreadable, truncated or invalid file, NaN or
-            infinite NIfTI voxels, a zero or negative voxel size in the header, DICOM folder
+            infinite NIfTI voxels, a zero or negative voxel size in the header, a NIfTI whose sform
+            is sheared, disagrees with its qform or is read elsewhere by ITK, DICOM folder
             problems (no series, several series and none chosen, irregular slices, ...).
         UsageError: ``series_uid`` given twice with different values, or for a non-DICOM file.
     """
@@ -125,9 +127,10 @@ def read_image(path: str | os.PathLike[str], *, series_uid: str | None = None) -
         raise UsageError(f"'{file}' is not DICOM, so a series UID ('#{series_uid}') does not apply; remove it.")
     if extension is None:
         raise InputError(f"Cannot read '{file}': the format is not supported ({_FORMATS_TEXT}); convert it first.")
-    check_image_file(file, extension)  # what ITK would read silently: truncated data, NaN, bad voxel sizes
+    # what ITK would read silently: truncated data, NaN, bad voxel sizes, a sheared or ambiguous NIfTI sform
+    declared = check_image_file(file, extension)
     try:
-        return sitk.ReadImage(str(file))
+        image = sitk.ReadImage(str(file))
     except (RuntimeError, OSError) as error:
         logger.debug("SimpleITK could not read %s: %s", file, error)
         raise InputError(
@@ -138,6 +141,9 @@ def read_image(path: str | os.PathLike[str], *, series_uid: str | None = None) -
         raise ResourceError(
             f"Not enough memory to read '{file}'; close other programs or use a machine with more memory."
         ) from None
+    if declared is not None:
+        check_itk_placement(image, declared, file)
+    return image
 
 
 def write_image(image: sitk.Image, path: str | os.PathLike[str], *, compress: bool = True) -> Path:

@@ -76,6 +76,22 @@ def patch_nifti_pixdim(path: Path, axis: int, value: float) -> None:
     path.write_bytes(bytes(raw))
 
 
+def patch_nifti_xforms(raw: bytes, *, qform_code: int | None = None, sform_code: int | None = None, srow=None) -> bytes:
+    """A NIfTI-1 or -2 header (either byte order) with its xform codes and/or sform (3 x 4, RAS mm) replaced."""
+    import struct
+
+    order = "<" if struct.unpack("<i", raw[:4])[0] in (348, 540) else ">"
+    version_1 = struct.unpack(f"{order}i", raw[:4])[0] == 348
+    codes, code_at, real, srow_at = ("h", 252, "f", 280) if version_1 else ("i", 344, "d", 400)
+    out = bytearray(raw)
+    old_q, old_s = struct.unpack_from(f"{order}2{codes}", out, code_at)
+    new_codes = (old_q if qform_code is None else qform_code, old_s if sform_code is None else sform_code)
+    struct.pack_into(f"{order}2{codes}", out, code_at, *new_codes)
+    if srow is not None:
+        struct.pack_into(f"{order}12{real}", out, srow_at, *np.asarray(srow, dtype=float).ravel())
+    return bytes(out)
+
+
 def patch_metaimage_spacing(path: Path, spacing: str) -> None:
     text = path.read_bytes()
     start = text.index(b"ElementSpacing")

@@ -23,6 +23,7 @@ import pytest
 import SimpleITK as sitk
 
 from SlicerMedFuse.io import read_image
+from SlicerMedFuse.io.file_integrity import check_image_file
 
 from .hostile_inputs import (
     HEMORRHAGE_MODEL,
@@ -31,6 +32,7 @@ from .hostile_inputs import (
     medfuse_command,
     patch_metaimage_spacing,
     patch_nifti_pixdim,
+    patch_nifti_xforms,
     ramp,
     run_cli,
     set_weights,
@@ -392,3 +394,65 @@ def test_sigint_ignored_by_the_parent_is_not_a_cancel(tmp_path: Path):
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=120)
     assert process.returncode == 130
+
+
+# --- NIfTI sform and qform (ITK moves a sheared sform silently, or picks one of two by a code) ---------
+
+#: The sform of write_volume's grid (origin (10, -5, 3) LPS, spacing 1 x 1 x 3 mm) in RAS, with x
+#: also rising 0.5 mm per row: the voxel axes are sheared (63.4 degrees apart).
+SHEARED_SFORM = [[-1.0, 0.5, 0.0, -10.0], [0.0, -1.0, 0.0, 5.0], [0.0, 0.0, 3.0, 3.0]]
+#: The same grid 20 mm further left than its qform says.
+SHIFTED_SFORM = [[-1.0, 0.0, 0.0, 10.0], [0.0, -1.0, 0.0, 5.0], [0.0, 0.0, 3.0, 3.0]]
+
+
+def _patched_nifti(tmp_path: Path, name: str, **xforms) -> Path:
+    """write_volume's ramp as an uncompressed NIfTI (sform and qform both set by ITK), then patched."""
+    path = write_volume(tmp_path / name, ramp())
+    path.write_bytes(patch_nifti_xforms(path.read_bytes(), **xforms))
+    return path
+
+
+@pytest.mark.parametrize("qform_code", [1, 0], ids=["qform-beside", "sform-alone"])
+def test_sheared_nifti_sform_is_refused_not_moved(tmp_path: Path, qform_code: int):
+    path = _patched_nifti(tmp_path, "sheared.nii", qform_code=qform_code, srow=SHEARED_SFORM)
+    if qform_code:  # the evidence: ITK reads this file silently at the qform's place, up to 11.5 mm off
+        assert sitk.ReadImage(str(path)).GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    args = (*SUPERRES, "-i", f"volume={path.name}", "-o", "out.nii.gz")
+    message = _refused(tmp_path, args, 3, "'sheared.nii' has a sheared sform (voxel axes at 63.4 degrees instead of 90")
+    assert message.endswith("save it from there as NRRD, which keeps a sheared grid.")
+
+
+@pytest.mark.parametrize("sform_code", [1, 2], ids=["scanner", "aligned"])
+def test_nifti_whose_sform_and_qform_disagree_is_refused(tmp_path: Path, sform_code: int):
+    # ITK 5.4 takes the sform when its code is 1 (scanner) and the qform otherwise: 20 mm either way
+    path = _patched_nifti(tmp_path, "ambiguous.nii", sform_code=sform_code, srow=SHIFTED_SFORM)
+    args = (*SUPERRES, "-i", f"volume={path.name}", "-o", "out.nii.gz")
+    sentence = "'ambiguous.nii' has an sform and a qform that place the voxels up to 20.0 mm apart"
+    _refused(tmp_path, args, 3, sentence)
+
+
+@pytest.mark.parametrize("qform_code", [1, 0], ids=["sform-and-qform", "sform-alone"])
+def test_oblique_nifti_still_runs_in_place(tmp_path: Path, qform_code: int):
+    """Regression guard: a rotated (unsheared) grid is neither refused nor moved."""
+    rotation = sitk.VersorTransform((0.3, 0.1, 1.0), 0.35).GetMatrix()  # 20 degrees about a tilted axis
+    path = write_volume(tmp_path / "oblique.nii", ramp(), direction=rotation)
+    path.write_bytes(patch_nifti_xforms(path.read_bytes(), qform_code=qform_code))
+    before = fingerprints(tmp_path)
+    result = run_cli(tmp_path, *SUPERRES, "-i", "volume=oblique.nii", "-o", "out.nii.gz")
+    assert result.returncode == 0, result.stderr
+    assert fingerprints(tmp_path)["oblique.nii"] == before["oblique.nii"]
+    out = read_image(tmp_path / "out.nii.gz")
+    assert np.allclose(out.GetDirection(), rotation, atol=1e-5)
+    assert np.allclose(out.GetOrigin(), (10.0, -5.0, 3.0), atol=1e-3)
+
+
+def test_real_head_ct_nifti_is_read_exactly_where_its_header_places_it(shared_data: Path):
+    path = shared_data / "head_ct" / "invesalius_ct0051_head.nii.gz"  # sform and qform codes 1, qfac -1
+    declared = check_image_file(path, ".nii.gz")
+    image = read_image(path)
+    itk = sitk.ReadImage(str(path))
+    assert declared is not None
+    assert image.GetOrigin() == itk.GetOrigin() and image.GetDirection() == itk.GetDirection()
+    assert np.allclose(declared[:3, 3], image.GetOrigin(), atol=1e-3)
+    assert np.allclose(declared[:3, :3], np.reshape(image.GetDirection(), (3, 3)) * image.GetSpacing(), atol=1e-5)
+    assert (sitk.GetArrayViewFromImage(image) == sitk.GetArrayViewFromImage(itk)).all()
