@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from MedFuseLib.runner import drain_events
 from SlicerMedFuse.facade import MANIFEST_FILE, ExitCode, RemoteError, ServerClient, load_manifest
 
 __all__ = ["RemoteJob", "RemoteRunner", "remote_request"]
@@ -168,12 +169,7 @@ class RemoteJob:
         return "The job was cancelled." if self.cancelled else ""
 
     def poll(self) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        while True:
-            try:
-                events.append(self._events.get_nowait())
-            except queue.Empty:
-                return events
+        return drain_events(self._events)
 
     def cancel(self) -> None:
         """Ask the server to cancel (in the background: a slow network must not freeze the panel)."""

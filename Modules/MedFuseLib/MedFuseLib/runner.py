@@ -34,6 +34,7 @@ __all__ = [
     "backend_command",
     "backend_environment",
     "default_python_executable",
+    "drain_events",
     "run_to_completion",
 ]
 
@@ -179,6 +180,16 @@ def _parse_line(line: str) -> dict[str, Any] | None:
     return {"event": "log", "level": "info", "message": text}
 
 
+def drain_events(events: queue.Queue) -> list[dict[str, Any]]:
+    """Every event a reader thread has queued so far, oldest first (never blocks)."""
+    taken: list[dict[str, Any]] = []
+    while True:
+        try:
+            taken.append(events.get_nowait())
+        except queue.Empty:
+            return taken
+
+
 class SubprocessJob:
     """A :class:`Job` backed by ``subprocess.Popen`` (see :class:`SubprocessRunner`).
 
@@ -247,12 +258,7 @@ class SubprocessJob:
         return self.process.pid
 
     def poll(self) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        while True:
-            try:
-                events.append(self._events.get_nowait())
-            except queue.Empty:
-                return events
+        return drain_events(self._events)
 
     @property
     def stderr_tail(self) -> list[str]:
