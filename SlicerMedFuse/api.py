@@ -114,11 +114,6 @@ def _output_paths(task: Task, outputs: Mapping[str, str | Path] | str | Path | N
 TRANSFORM_FILE_EXTENSIONS = (".h5", ".hdf5")
 
 
-#: Parameters that name a file the task writes, or reads, besides its declared outputs and inputs.
-WRITTEN_FILE_PARAMETERS = ("transform_file",)
-READ_FILE_PARAMETERS = ("initial_transform",)
-
-
 def _check_targets(
     task: Task,
     inputs: Mapping[str, ImageInput],
@@ -134,11 +129,12 @@ def _check_targets(
         targets.append(OutputTarget(f"output '{role}'", path, extensions))
     if report_file is not None:
         targets.append(OutputTarget("report", report_file))
+    named_files = [spec for spec in task.spec.parameters if spec.file and params.get(spec.name)]
     targets += [
-        OutputTarget(f"'{name}' file", Path(params[name])) for name in WRITTEN_FILE_PARAMETERS if params.get(name)
+        OutputTarget(f"'{spec.name}' file", Path(params[spec.name])) for spec in named_files if spec.file == "write"
     ]
     sources = {f"input '{role}'": source for role, source in inputs.items() if not isinstance(source, sitk.Image)}
-    sources.update({f"'{name}' file": params[name] for name in READ_FILE_PARAMETERS if params.get(name)})
+    sources.update({f"'{spec.name}' file": params[spec.name] for spec in named_files if spec.file == "read"})
     check_output_targets(targets, sources)
 
 

@@ -30,6 +30,8 @@ TERMINOLOGY_CONTEXT = "Segmentation category and type - MedFuse"
 InputKind = Literal["image", "labelmap", "mask", "transform"]
 OutputKind = Literal["image", "labelmap", "transform"]
 ParameterKind = Literal["float", "int", "bool", "choice", "str"]
+#: A text parameter that names a file the task reads or writes besides its inputs and outputs.
+FileUse = Literal["", "read", "write"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +141,13 @@ class ParameterSpec:
     #: What a person reads for each of ``choices`` (same order), e.g. "Cubic B-spline" for "bspline";
     #: empty when the ids read well as they are.
     choice_labels: tuple[str, ...] = ()
+    #: ``"read"`` or ``"write"`` for a "str" parameter naming a file (checked with the inputs and
+    #: outputs before any work: never written onto an input, never read from an output).
+    file: FileUse = ""
 
     def __post_init__(self) -> None:
+        if self.file and self.kind != "str":
+            raise ValueError(f"parameter {self.name!r} names a file, so its kind must be 'str', not {self.kind!r}")
         if self.choice_labels and len(self.choice_labels) != len(self.choices):
             raise ValueError(
                 f"parameter {self.name!r} has {len(self.choices)} choices but {len(self.choice_labels)} labels"

@@ -153,6 +153,7 @@ SPEC = TaskSpec(
             "str",
             None,
             "Optional linear transform file (.tfm/.h5/.txt, fixed -> moving) replacing the initialisation.",
+            file="read",
         ),
         ParameterSpec(
             "transform_file",
@@ -160,6 +161,7 @@ SPEC = TaskSpec(
             None,
             "Also write the whole transform here as an ITK .h5 transform file (a DisplacementFieldTransform, "
             "the same mapping as the displacement output).",
+            file="write",
         ),
         *_override_specs(),
     ),
