@@ -82,7 +82,7 @@ def checked_request(data: Mapping[str, Any], uploads: Mapping[str, Path], roots:
         spec = task_spec(data["task"])
         inputs = _inputs(data.get("inputs") or {}, uploads, roots)
         spec.check_roles(list(inputs))
-        params = _params(spec, data.get("params") or {})
+        params = _params(spec, data.get("params") or {}, roots)
         outputs = _outputs(spec, data.get("outputs"))
     except UsageError as error:
         raise RequestRefused(422, error.message) from None
@@ -110,11 +110,31 @@ def _inputs(named: Any, uploads: Mapping[str, Path], roots: Sequence[Path]) -> d
     return inputs
 
 
-def _params(spec: Any, given: Any) -> dict[str, str]:
+def _params(spec: Any, given: Any, roots: Sequence[Path]) -> dict[str, str]:
+    """Parameter name -> ``--param`` text; a parameter naming a file is held to the server's roots.
+
+    A file the task would write besides its outputs (``transform_file``) is refused: it would land
+    anywhere on the server; the task's outputs come back with the job instead. A file it reads
+    (``initial_transform``) must lie under an allowed root, like a server-side input.
+    """
     if not isinstance(given, dict):
         raise UsageError("'params' must map parameter names to values.")
     values = spec.resolve_parameters(given)  # raises UsageError naming the parameter and the allowed values
-    return {name: _as_text(values[name]) for name in given}
+    texts = {name: _as_text(values[name]) for name in given}
+    for name in given:
+        use = spec.parameter(name).file
+        if not use or values[name] is None:
+            continue
+        if use == "write":
+            raise UsageError(
+                f"Parameter '{name}' would write a file on the server; request the task's outputs instead "
+                "(they come back with the job)."
+            )
+        try:
+            texts[name] = resolve_allowed_path(values[name], roots)
+        except PathRefused as refused:
+            raise RequestRefused(403, str(refused)) from None
+    return texts
 
 
 def _as_text(value: Any) -> str:

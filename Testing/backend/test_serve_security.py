@@ -98,3 +98,23 @@ def test_a_request_may_pin_a_model_version_but_never_name_a_path():
         with pytest.raises(RequestRefused) as refused:
             checked_request({**request, "model": model}, uploads, [])
         assert refused.value.status == 422
+
+
+def test_file_parameters_stay_inside_the_server_roots(tmp_path):
+    from SlicerMedFuse.serve.job_request import RequestRefused, checked_request
+
+    root = tmp_path / "studies"
+    root.mkdir()
+    (root / "start.tfm").write_text("#Insight Transform File V1.0\n")
+    uploads = {"fixed": Path("inputs/fixed.nrrd"), "moving": Path("inputs/moving.nrrd")}
+    request = {"task": "registration", "inputs": {}}
+    for params, status in (
+        ({"transform_file": str(tmp_path / "anywhere.h5")}, 422),  # a write outside the job: never
+        ({"initial_transform": str(tmp_path / "outside.tfm")}, 403),  # a read outside the roots
+        ({"initial_transform": str(root / ".." / "outside.tfm")}, 403),
+    ):
+        with pytest.raises(RequestRefused) as refused:
+            checked_request({**request, "params": params}, uploads, [root])
+        assert refused.value.status == status
+    accepted = checked_request({**request, "params": {"initial_transform": str(root / "start.tfm")}}, uploads, [root])
+    assert accepted["params"]["initial_transform"] == str((root / "start.tfm").resolve())
