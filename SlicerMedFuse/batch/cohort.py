@@ -63,6 +63,17 @@ def _check_params(spec: TaskSpec, params: Mapping[str, Any], where: str) -> None
         raise UsageError(f"{error.message.rstrip('.')} ({where}).") from None
 
 
+def _check_shared_params(spec: TaskSpec, params: Mapping[str, Any]) -> None:
+    """The ``--param`` values every case gets: checked, and none names a file every case would write."""
+    _check_params(spec, params, "--param")
+    written = [name for name in params if spec.parameter(name).file == "write"]
+    if written:
+        raise UsageError(
+            f"--param {written[0]} would make every case write the same file; give it per case in the CSV, "
+            "or use the task's outputs, which land in each case's folder."
+        )
+
+
 def cases_from_folder(
     folder: str | Path, patterns: Mapping[str, str], spec: TaskSpec, params: Mapping[str, str]
 ) -> list[Case]:
@@ -85,7 +96,7 @@ def cases_from_folder(
     if not root.is_dir():
         raise UsageError(f"The cohort folder {root} does not exist; give a folder with one sub-folder per case.")
     spec.check_roles(list(patterns))
-    _check_params(spec, params, "--param")
+    _check_shared_params(spec, params)
     cases = []
     for case_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         _check_case_id(case_dir.name, f"folder {case_dir}")
@@ -145,7 +156,7 @@ def cases_from_csv(table: str | Path, spec: TaskSpec, params: Mapping[str, str])
                 f"nor a parameter; rename or remove it."
             )
     spec.check_roles([c for c in columns if c in roles])
-    _check_params(spec, params, "--param")
+    _check_shared_params(spec, params)
     cases, seen = [], set()
     for line, row in enumerate(rows, start=2):
         case_id = row[CASE_ID_COLUMN]

@@ -134,3 +134,17 @@ def test_summary_values_flatten_the_report_results_not_the_run():
         "classes.SDH.volume_ml": 0.0,
         "probability": 0.75,
     }
+
+
+def test_a_file_every_case_would_write_is_refused(tmp_path):
+    from SlicerMedFuse.specs import task_spec
+
+    (tmp_path / "cohort" / "c1").mkdir(parents=True)
+    with pytest.raises(UsageError) as caught:
+        cases_from_folder(
+            tmp_path / "cohort",
+            {"fixed": "*.nii.gz", "moving": "*.nii.gz"},
+            task_spec("registration"),
+            {"transform_file": str(tmp_path / "t.h5")},
+        )
+    assert "every case write the same file" in caught.value.message
