@@ -55,7 +55,7 @@ from SlicerMedFuse.registration.presets import PARAMETERS as REGISTRATION_PARAME
 from SlicerMedFuse.registration.presets import PRESET_DIR as REGISTRATION_PRESET_DIR
 from SlicerMedFuse.registration.presets import PRESETS as REGISTRATION_PRESETS
 from SlicerMedFuse.registration.presets import load_preset, settings_from_parameters
-from SlicerMedFuse.serve_client import RemoteError, ServerClient
+from SlicerMedFuse.serve_client import RemoteError, ServerClient, is_loopback
 from SlicerMedFuse.specs.hemorrhage import THICK_SLICE_MM
 from SlicerMedFuse.superres.slice_geometry import VolumeGrid, detect_slice_geometry
 
@@ -114,6 +114,7 @@ __all__ = [
     "task_spec",
     "version_key",
     "write_json_atomic",
+    "is_loopback",
 ]
 
 

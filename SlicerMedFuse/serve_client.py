@@ -17,6 +17,7 @@ DICOM files are refused. The protocol (routes, archive layout, version handshake
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import os
 import ssl
@@ -37,6 +38,7 @@ __all__ = [
     "VOLUME_FORMATS",
     "RemoteError",
     "ServerClient",
+    "is_loopback",
     "version_mismatch",
 ]
 
@@ -50,6 +52,16 @@ VOLUME_FORMATS = (".nii.gz", ".nii", ".nrrd", ".mha")
 #: Formats of transform outputs.
 TRANSFORM_FORMATS = (".h5", ".hdf5")
 _CHUNK = 1 << 20
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
 
 
 def version_mismatch(client_version: str, server_version: str) -> str:

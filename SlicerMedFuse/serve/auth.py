@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 from pathlib import Path
 
 from SlicerMedFuse.errors import UsageError
+from SlicerMedFuse.serve_client import is_loopback
 
-__all__ = ["TOKEN_FILE_NAME", "check_bind_address", "is_loopback", "load_or_create_token", "token_matches"]
+__all__ = ["TOKEN_FILE_NAME", "check_bind_address", "load_or_create_token", "token_matches"]
 
 TOKEN_FILE_NAME = "token"
 _TOKEN_BYTES = 32  # 256 bits of randomness, URL-safe text of 43 characters
@@ -46,16 +46,6 @@ def token_matches(expected: str, authorization: str | None) -> bool:
     if scheme.lower() != "bearer":
         return False
     return secrets.compare_digest(given.strip().encode(), expected.encode())
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or ``localhost``) is reachable only from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve to anything
 
 
 def check_bind_address(host: str, certfile: str | None, keyfile: str | None, insecure_behind_proxy: bool) -> None:

@@ -17,7 +17,6 @@ Needs no Qt (the store is injected or found by :func:`MedFuseLib.settings_store.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ from MedFuseLib.consent import ServerConsents, consentQuestion, declinedMessage,
 from MedFuseLib.remote_runner import RemoteRunner
 from MedFuseLib.runner import ProcessRunner, SubprocessRunner
 from MedFuseLib.settings_store import SettingsStore, defaultSettingsStore
-from SlicerMedFuse.facade import RemoteError, ServerClient
+from SlicerMedFuse.facade import RemoteError, ServerClient, is_loopback
 
 __all__ = [
     "LOCAL",
@@ -50,15 +49,6 @@ TOKEN_KEY = "MedFuse/ServerToken"
 CA_FILE_KEY = "MedFuse/ServerCaFile"
 #: Seconds to wait for the server's answer when checking it before a job.
 CHECK_TIMEOUT_S = 10.0
-
-
-def _isLoopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name may resolve to any machine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +100,7 @@ class BackendSetting:
             raise ValueError("Enter the MedFuse server's URL under Backend, e.g. https://gpu-box:8443.")
         origin = serverOrigin(self.url)
         host = urllib.parse.urlsplit(origin).hostname or ""
-        if origin.startswith("http:") and not _isLoopback(host):
+        if origin.startswith("http:") and not is_loopback(host):
             raise ValueError(
                 f"The server {serverAddress(self.url)} is on another computer: use https:// so that the token "
                 "and the images are encrypted on the way."
