@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from SlicerMedFuse.breast.architectures import ARCHITECTURES
 from SlicerMedFuse.breast.labels import MASS_LABELS
 from SlicerMedFuse.breast.model_input import BreastPreprocessing
 from SlicerMedFuse.breast.provenance import PHANTOM_DATA_NOTE
@@ -43,16 +44,6 @@ from SlicerMedFuse.training.nnunet_dataset import read_nnunet_dataset
 from SlicerMedFuse.training.trainer import TrainerConfig
 
 __all__ = ["ARCHITECTURES", "BreastTrainingConfig", "bundle_manifest", "network_definition", "train_breast_mass"]
-
-#: ``--architecture`` -> (allowlisted name, paper widths, single modality?).
-ARCHITECTURES: dict[str, tuple[str, tuple[int, ...], bool]] = {
-    "unet": ("medfuse.BreastUNet2d", (64, 128, 256, 512, 1024), True),
-    "earlyfuse": ("medfuse.BreastEarlyFuseUNet2d", (64, 128, 256, 512, 1024), False),
-    "latefuse": ("medfuse.BreastLateFuseUNet2d", (32, 64, 128, 256, 512), False),
-    "fuseunet": ("medfuse.BreastFuseUNet2d", (32, 64, 128, 256, 512), False),
-    "fuseunet-sa": ("medfuse.BreastFuseUNetSA2d", (32, 64, 128, 256, 512), False),
-    "proposed": ("medfuse.BreastMasterAssistantUNet2d", (32, 64, 128, 256, 512), False),
-}
 
 #: Paper-style names of the architectures (benchmark tables).
 TITLES = {

@@ -23,7 +23,7 @@ __all__ = ["add_parser"]
 
 def add_parser(tasks: argparse._SubParsersAction) -> None:
     """Add ``breast-mass`` to the ``medfuse train`` task subparsers."""
-    from SlicerMedFuse.breast.training import ARCHITECTURES
+    from SlicerMedFuse.breast.architectures import ARCHITECTURES
 
     p = tasks.add_parser(
         "breast-mass",
