@@ -31,6 +31,7 @@ import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError
 from SlicerMedFuse.io.dicom_damaged import damaged_dicom_files, quiet_itk
+from SlicerMedFuse.io.sheared_stack import SlicePlacement, regularize_stack
 
 __all__ = ["DicomSeriesInfo", "list_dicom_series", "read_dicom_series"]
 
@@ -302,25 +303,6 @@ def _describe_problems(stack: _StackGeometry, tilt_tag: float | None) -> str:
     return " and ".join(problems)
 
 
-def _shift_axis(array: np.ndarray, start: float, count: int, axis: int) -> np.ndarray:
-    """Linearly sample ``array`` along ``axis`` at continuous indices ``start + arange(count)``; NaN outside."""
-    length = array.shape[axis]
-    index = start + np.arange(count, dtype=np.float64)
-    index = np.where(np.abs(index - np.round(index)) < 1e-6, np.round(index), index)  # snap float noise
-    inside = (index >= 0) & (index <= length - 1)
-    low = np.clip(np.floor(index).astype(np.int64), 0, max(length - 2, 0))
-    high = np.minimum(low + 1, length - 1)
-    weight = np.clip(index - low, 0.0, 1.0).astype(np.float32)
-    shape = [1] * array.ndim
-    shape[axis] = count
-    weight = weight.reshape(shape)
-    sampled = np.take(array, low, axis=axis) * (1 - weight) + np.take(array, high, axis=axis) * weight
-    outside: list[slice | np.ndarray] = [slice(None)] * array.ndim
-    outside[axis] = ~inside
-    sampled[tuple(outside)] = np.nan
-    return sampled
-
-
 def _regularize(stack: _StackGeometry, metadata: dict[str, str]) -> sitk.Image:
     """Resample the slices onto a regular orthogonal grid: the native spacing, tilt removed, NaN-free.
 
@@ -328,44 +310,23 @@ def _regularize(stack: _StackGeometry, metadata: dict[str, str]) -> sitk.Image:
     shifted so the grid covers every (sheared) slice. Returns float32.
     """
     first = stack.headers[0]
-    (nx, ny), (sx, sy) = first.size, first.spacing
+    placement = SlicePlacement(
+        origin=first.origin,
+        row=first.row,
+        col=first.col,
+        normal=stack.normal,
+        pixel_spacing=first.spacing,
+        size=first.size,
+        depths=stack.depths,
+        lateral=stack.lateral,
+    )
     spacing_z = _native_spacing(stack.gaps)
-    u0, v0 = stack.lateral.min(axis=0)
-    u1, v1 = stack.lateral.max(axis=0)
-    nu = int(round((u1 - u0) / sx)) + nx
-    nv = int(round((v1 - v0) / sy)) + ny
+
+    def read(k: int) -> np.ndarray:
+        return sitk.GetArrayFromImage(_read_slice(stack.headers[k].file))
+
     # the last target slice may pass the last acquired one by the spacing tolerance (its value is then that slice's)
-    reach = stack.depths[-1] - stack.depths[0] + _tolerance(spacing_z)
-    nw = int(np.floor(reach / spacing_z)) + 1
-    targets = stack.depths[0] + spacing_z * np.arange(nw)
-
-    cache: dict[int, np.ndarray] = {}
-
-    def in_plane(k: int) -> np.ndarray:
-        """Slice k, read as float32 (rescale applied) and shifted onto the target in-plane grid: (nv, nu)."""
-        if k not in cache:
-            pixels = sitk.GetArrayFromImage(_read_slice(stack.headers[k].file))
-            pixels = pixels.reshape(ny, nx)
-            a, b = stack.lateral[k]
-            pixels = _shift_axis(pixels, (u0 - a) / sx, nu, axis=1)
-            cache[k] = _shift_axis(pixels, (v0 - b) / sy, nv, axis=0)
-        return cache[k]
-
-    volume = np.empty((nw, nv, nu), dtype=np.float32)
-    for j, w in enumerate(targets):
-        k = int(np.clip(np.searchsorted(stack.depths, w, side="right") - 1, 0, len(stack.depths) - 2))
-        t = float(np.clip((w - stack.depths[k]) / (stack.depths[k + 1] - stack.depths[k]), 0.0, 1.0))
-        for stale in [key for key in cache if key < k]:
-            del cache[stale]
-        volume[j] = in_plane(k) if t == 0.0 else (1 - t) * in_plane(k) + t * in_plane(k + 1)
-    outside = np.isnan(volume)
-    if outside.any():
-        volume[outside] = np.nanmin(volume)
-
-    image = sitk.GetImageFromArray(volume)
-    image.SetSpacing((sx, sy, spacing_z))
-    image.SetOrigin(tuple(float(x) for x in first.origin + u0 * first.row + v0 * first.col))
-    image.SetDirection(tuple(float(x) for x in np.column_stack([first.row, first.col, stack.normal]).ravel()))
+    image = regularize_stack(placement, read, spacing_z, _tolerance(spacing_z))
     for key, value in metadata.items():
         image.SetMetaData(key, value)
     return image
@@ -445,7 +406,10 @@ def read_dicom_series(
         )
     info = _choose_series(path, series, series_uid)
     first = _header_reader(info.files[0])
-    metadata = {key: _meta(first, key) for key in (TAG_SERIES_UID, TAG_MODALITY, TAG_DESCRIPTION, TAG_SLICE_THICKNESS)}
+    metadata = {
+        key: _meta(first, key)
+        for key in (TAG_SERIES_UID, TAG_MODALITY, TAG_DESCRIPTION, TAG_SLICE_THICKNESS, TAG_GANTRY_TILT)
+    }
     metadata = {key: value for key, value in metadata.items() if value}
     what = f"The DICOM series {info.uid} in '{path}'"
 
