@@ -67,6 +67,11 @@ def _add_hemorrhage(tasks: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="sgd (nnU-Net) or adamw")
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1e-2 sgd, 1e-3 adamw)")
     p.add_argument("--cps-weight", type=float, default=1.0, help="Cross Pseudo Supervision loss weight")
+    p.add_argument(
+        "--pretrained",
+        type=Path,
+        help="bundle folder whose weights start the training (same network and preprocessing)",
+    )
     add_run_options(p, model_id="medfuse-hemorrhage")
     p.set_defaults(handler=_handle_hemorrhage)
 
@@ -104,6 +109,7 @@ def _handle_hemorrhage(args: argparse.Namespace, progress: Progress) -> int:
         model_id=args.model_id,
         version=args.model_version,
         license=args.license,
+        pretrained=str(args.pretrained) if args.pretrained else None,
     )
     run_training(
         args,

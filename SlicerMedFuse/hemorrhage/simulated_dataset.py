@@ -13,11 +13,21 @@ Each bleed case is :func:`~SlicerMedFuse.hemorrhage.simulator.simulate_hemorrhag
 seed; a no-bleed case is the CT itself. Every case then gets its own small random rigid pose
 (rotation about the head centre, shift), image linear and labels nearest, so cases differ also in
 position as real scans do. Training, test and unlabelled seeds come from disjoint ranges.
+
+With ``acquisitions`` set, every case (bleed and no-bleed alike, so the bleed-free cases are hard
+negatives under every variation) is also randomised in anatomy
+(:mod:`~SlicerMedFuse.hemorrhage.anatomy_variation`: atrophy, calcifications labelled 0, head
+holder; ``scale`` varies head size and shape) before the bleeds are painted, and re-scanned by
+:func:`~SlicerMedFuse.hemorrhage.acquisition.simulate_acquisition` with an acquisition drawn from
+those ranges (thickness, tilt, pixel size, kernel, dose, beam hardening, calibration, coverage),
+the pose applied in the same resampling. ``dataset.json`` records each case's acquisition and
+anatomy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +35,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from SlicerMedFuse.errors import UsageError
+from SlicerMedFuse.hemorrhage.acquisition import AcquisitionRanges, sample_acquisition, simulate_acquisition
 from SlicerMedFuse.hemorrhage.anatomy import analyze_head_ct
+from SlicerMedFuse.hemorrhage.anatomy_variation import AnatomyVariation, sample_anatomy_variation, vary_anatomy
 from SlicerMedFuse.hemorrhage.labels import BHSD_DATASET_NAMES
 from SlicerMedFuse.hemorrhage.simulator import SimulationConfig, simulate_hemorrhage
 from SlicerMedFuse.io import write_image, write_json_atomic
@@ -52,6 +64,9 @@ class SimulatedDatasetSpec:
         rotation_deg: Largest rotation of the random pose about each axis (degrees).
         shift_mm: Largest shift of the random pose along each axis (mm).
         config: Simulator settings.
+        acquisitions: Re-scan every case with an acquisition drawn from these ranges and vary its
+            anatomy (None: the CT's own acquisition and anatomy, as before).
+        scale: Largest relative change of head size per axis with ``acquisitions`` (0.1: 0.9-1.1).
     """
 
     bleed_train: int = 60
@@ -63,6 +78,8 @@ class SimulatedDatasetSpec:
     rotation_deg: float = 6.0
     shift_mm: float = 6.0
     config: SimulationConfig = dataclasses.field(default_factory=SimulationConfig)
+    acquisitions: AcquisitionRanges | None = None
+    scale: float = 0.1
 
     def __post_init__(self) -> None:
         counts = (self.bleed_train, self.no_bleed_train, self.bleed_test, self.no_bleed_test, self.unlabelled)
@@ -81,6 +98,20 @@ def _random_pose(ct: sitk.Image, rng: np.random.Generator, rotation_deg: float, 
     return sitk.Euler3DTransform(center, *[float(a) for a in angles], [float(s) for s in shift])
 
 
+def _scaled(pose: sitk.Euler3DTransform, rng: np.random.Generator, scale: float) -> sitk.AffineTransform:
+    """The pose with a random head size and shape: each axis scaled by 1 +- ``scale`` about the centre.
+
+    The transform maps scanner points to source points, so dividing by the factor enlarges the head.
+    """
+    factors = 1.0 + rng.uniform(-scale, scale, 3)
+    affine = sitk.AffineTransform(3)
+    affine.SetCenter(pose.GetCenter())
+    matrix = np.asarray(pose.GetMatrix()).reshape(3, 3) @ np.diag(1.0 / factors)
+    affine.SetMatrix(tuple(float(x) for x in matrix.ravel()))
+    affine.SetTranslation(pose.GetTranslation())
+    return affine
+
+
 def _posed(image: sitk.Image, transform: sitk.Transform, label: bool) -> sitk.Image:
     interpolator = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
     default = 0.0 if label else float(np.min(sitk.GetArrayViewFromImage(image)))
@@ -89,18 +120,34 @@ def _posed(image: sitk.Image, transform: sitk.Transform, label: bool) -> sitk.Im
 
 def _case(
     ct: sitk.Image, anatomy: Any, seed: int, bleed: bool, spec: SimulatedDatasetSpec
-) -> tuple[sitk.Image, sitk.Image, dict[str, float]]:
+) -> tuple[sitk.Image, sitk.Image, dict[str, Any]]:
+    """One case: its image, labels and record (volumes, and the acquisition and anatomy when varied)."""
     rng = np.random.default_rng(seed)
+    varied = np.random.default_rng([seed, 1])  # its own stream: the bleeds of a seed stay those of before
+    variation = sample_anatomy_variation(varied) if spec.acquisitions is not None else AnatomyVariation.none()
+    source = vary_anatomy(ct, anatomy, variation, varied) if spec.acquisitions is not None else ct
     if bleed:
-        case = simulate_hemorrhage(ct, None, seed=seed, config=spec.config, anatomy=anatomy)
+        case = simulate_hemorrhage(source, None, seed=seed, config=spec.config, anatomy=anatomy)
         image, labels = case.image, case.labels
     else:
-        image = ct
+        image = source
         labels = sitk.Image(ct.GetSize(), sitk.sitkUInt8)
         labels.CopyInformation(ct)
     pose = _random_pose(ct, rng, spec.rotation_deg, spec.shift_mm)
-    labels = _posed(labels, pose, label=True)
-    return _posed(image, pose, label=False), labels, _volumes_ml(labels)
+    if spec.acquisitions is None:
+        labels = _posed(labels, pose, label=True)
+        return _posed(image, pose, label=False), labels, {"volumes_ml": _volumes_ml(labels)}
+    acquisition = sample_acquisition(varied, spec.acquisitions)
+    scanned, scanned_labels = simulate_acquisition(
+        image, labels, acquisition, varied, _scaled(pose, varied, spec.scale)
+    )
+    assert scanned_labels is not None
+    record = {
+        "volumes_ml": _volumes_ml(scanned_labels),
+        "acquisition": acquisition.to_dict(),
+        "anatomy": variation.to_dict(),
+    }
+    return scanned, scanned_labels, record
 
 
 def _volumes_ml(labels: sitk.Image) -> dict[str, float]:
@@ -168,14 +215,22 @@ def write_simulated_dataset(
         images_dir, labels_dir = folders[split]
         image_path = root / images_dir / f"{case_id}_0000.nii.gz"
         label_path = root / labels_dir / f"{case_id}.nii.gz" if labels_dir else None
-        if resume and image_path.is_file() and label_path is not None and label_path.is_file():
-            volumes = _volumes_ml(sitk.ReadImage(str(label_path)))
+        record_path = root / "records" / f"{case_id}.json"
+        if (
+            resume
+            and image_path.is_file()
+            and label_path is not None
+            and label_path.is_file()
+            and record_path.is_file()
+        ):
+            record = json.loads(record_path.read_text(encoding="utf-8"))
         else:
-            image, labels, volumes = _case(ct, anatomy, seed, bleed, spec)
+            image, labels, record = _case(ct, anatomy, seed, bleed, spec)
             write_image(image, image_path)
             if label_path is not None:
                 write_image(labels, label_path)
-        cases[split].append({"case": case_id, "seed": seed, "bleed": bleed, "volumes_ml": volumes})
+            write_json_atomic(record, record_path)
+        cases[split].append({"case": case_id, "seed": seed, "bleed": bleed, **record})
     dataset = {
         "name": "MedFuseSimulatedHemorrhage",
         "description": f"Bleeds simulated in one real head CT ({source_name}) by SlicerMedFuse; not real patients.",
@@ -187,7 +242,8 @@ def write_simulated_dataset(
         "simulated": True,
         "simulation": {
             "source_ct": source_name,
-            "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k != "config"},
+            "spec": {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("config", "acquisitions")},
+            "acquisitions": spec.acquisitions.to_dict() if spec.acquisitions is not None else None,
             "config": {k: v for k, v in dataclasses.asdict(spec.config).items()},
             "cases": cases,
         },

@@ -75,6 +75,8 @@ class HemorrhageTrainingConfig:
         title: Bundle title.
         license: Licence of the weights (an SPDX id where one exists).
         intended_use: Intended use text for the bundle (default depends on ``simulated``).
+        pretrained: Bundle folder whose weights start the training (nnU-Net's ``-pretrained_weights``;
+            same architecture and preprocessing); None: random initialisation.
     """
 
     architecture: Literal["single", "multi-window"] = "single"
@@ -98,6 +100,7 @@ class HemorrhageTrainingConfig:
     title: str = "Intracranial hemorrhage segmentation (BHSD 5 classes)"
     license: str = "LicenseRef-see-training-data"
     intended_use: str = ""
+    pretrained: str | None = None
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURE_NAMES:
@@ -305,6 +308,8 @@ def train_hemorrhage(
 
     torch.manual_seed(config.trainer.seed)
     network = build_network(*architecture)
+    if config.pretrained and not (resume and (output / "checkpoints" / "latest").is_dir()):
+        _start_from_bundle(network, architecture, preprocessing, Path(config.pretrained))
     model: torch.nn.Module = network
     if unlabelled_arrays:
         torch.manual_seed(config.trainer.seed + 1)
@@ -342,7 +347,8 @@ def train_hemorrhage(
     )
     seconds = time.perf_counter() - started
     trainer = config.trainer
-    notes = (
+    started_from = f"started from the weights of {Path(config.pretrained).name}; " if config.pretrained else ""
+    notes = started_from + (
         f"{trainer.epochs} epochs x {trainer.iterations_per_epoch} iterations x batch {config.batch_size} on "
         f"{dist.world_size} process(es) ({dist.device}), {trainer.optimizer} lr {trainer.learning_rate}, seed {trainer.seed}; "
         f"final loss {result.history[-1]['loss']:.4f}; {seconds / 60:.1f} min on {platform.machine()}."
@@ -350,6 +356,9 @@ def train_hemorrhage(
     manifest = _manifest(
         preprocessing, architecture, config, data_text, is_simulated, notes, " ".join(command) or "train_hemorrhage()"
     )
+    acquisitions = training_acquisition_range(dataset.root)
+    if acquisitions:
+        manifest["training_acquisition"] = acquisitions
     return save_trained_bundle(
         network,
         manifest,
@@ -360,6 +369,54 @@ def train_hemorrhage(
         unlabelled=[c.case_id for c in unlabelled_cases],
         resumed_from=result.resumed_from,
     )
+
+
+def _start_from_bundle(
+    network: Any, architecture: tuple[str, dict[str, Any]], preprocessing: HemorrhagePreprocessing, folder: Path
+) -> None:
+    """Copy a bundle's weights into ``network`` (the bundle must have this run's architecture and preprocessing)."""
+    from SlicerMedFuse.models.bundle import load_bundle
+
+    loaded = load_bundle(folder)
+    manifest = loaded.manifest
+    if (manifest.architecture, dict(manifest.architecture_args)) != (architecture[0], _jsonable(architecture[1])):
+        raise UsageError(
+            f"The bundle {folder.name} given to --pretrained has another network ({manifest.architecture}); "
+            "train with the same --architecture, --patch, --filters and --spacing as that bundle."
+        )
+    if _jsonable(manifest.preprocessing) != _jsonable(preprocessing.to_dict()):
+        raise UsageError(
+            f"The bundle {folder.name} given to --pretrained was trained with other preprocessing (spacing, windows "
+            "or patch); train with the same settings as that bundle."
+        )
+    network.load_state_dict(loaded.network.state_dict(), strict=True)
+
+
+def training_acquisition_range(dataset_root: Path) -> dict[str, list[float]]:
+    """The acquisitions a simulated dataset was scanned with, for the bundle's ``training_acquisition``.
+
+    Read from ``dataset.json`` (``simulation.cases``: every training case's acquisition); {} for
+    a dataset without simulated acquisitions (real data, or the source CT as it is).
+    """
+    try:
+        dataset = json.loads((dataset_root / "dataset.json").read_text(encoding="utf-8"))
+        cases = dataset["simulation"]["cases"]["train"]
+        scans = [case["acquisition"] for case in cases if case.get("acquisition")]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    if not scans:
+        return {}
+
+    def span(key: str, magnitude: bool = False) -> list[float]:
+        values = [abs(float(scan[key])) if magnitude else float(scan[key]) for scan in scans]
+        return [round(min(values), 2), round(max(values), 2)]
+
+    return {
+        "slice_thickness_mm": span("slice_thickness_mm"),
+        "slice_spacing_mm": span("slice_spacing_mm"),
+        "tilt_deg": span("tilt_deg", magnitude=True),
+        "inplane_mm": span("inplane_mm"),
+    }
 
 
 def _jsonable(value: Any) -> Any:

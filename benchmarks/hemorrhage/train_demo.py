@@ -21,6 +21,21 @@ Usage (each step through ``cpuslot``: one thread)::
 4. ``bundle`` copies a bundle into ``SlicerMedFuse/models/bundled/`` (available offline; its
    weights are sha256-checked before every use), replacing the older version of the same id.
 
+Generalised models (issue 15; ``--generalised`` on every step)::
+
+    python benchmarks/hemorrhage/train_demo.py data WORK --generalised       # 64 bleed + 48 no-bleed, seeds 20000-20111
+    python benchmarks/hemorrhage/train_demo.py train WORK --architecture multi-window --generalised --epochs 160  # 0.6.0
+    python benchmarks/hemorrhage/train_demo.py postprocess WORK --architecture multi-window --generalised --epochs 160  # 0.6.1
+    python benchmarks/hemorrhage/train_demo.py bundle WORK --architecture multi-window --generalised --epochs 160 --postprocessed
+
+The generalised data re-scan every case (bleed-free ones too: hard negatives) with an acquisition
+drawn from :data:`~SlicerMedFuse.hemorrhage.acquisition.TRAINING_ACQUISITIONS` and vary its
+anatomy (atrophy, calcifications labelled 0, head holder, size and shape); the model starts from
+the weights of the bundled 0.5.1 of the same architecture (``--pretrained``) and continues with
+AdamW at :data:`GENERALISED_LR` and half of the patches centred on a bleed, so that random
+patches (skull, vertex, calcifications of the bleed-free cases) weigh more than before.
+Post-processing is chosen on validation cases re-scanned the same way (seeds 40000-40029).
+
 The recipe is a CPU demo, not BHSD's: a coarse 2 x 2 x 3 mm grid, 24 x 48 x 48 patches (72 x 96 x
 96 mm), a 4-level U-Net with 8-64 channels, AdamW, and two-thirds of the patches centred on a bleed
 class drawn uniformly over the dataset (``--class-balanced``), so that the rare classes are seen
@@ -38,6 +53,7 @@ from pathlib import Path
 
 from SlicerMedFuse.cli import main as medfuse
 from SlicerMedFuse.errors import MedFuseError
+from SlicerMedFuse.hemorrhage.acquisition import TRAINING_ACQUISITIONS
 from SlicerMedFuse.hemorrhage.simulated_dataset import SimulatedDatasetSpec, write_simulated_dataset
 from SlicerMedFuse.progress import make_progress
 
@@ -71,8 +87,27 @@ VALIDATION_DATA = SimulatedDatasetSpec(
 )
 
 
-def version_for(epochs: int) -> str:
-    """Bundle version of a schedule: 0.2.0 (32 epochs), 0.3.0 (64), 0.4.0 (the shipped demo, 192)."""
+#: Generalised training data: every case re-scanned and anatomy-varied; seed offset 2 gives 20000-20111.
+GENERALISED_DATA = SimulatedDatasetSpec(
+    bleed_train=64, no_bleed_train=48, bleed_test=0, no_bleed_test=0, seed=2, acquisitions=TRAINING_ACQUISITIONS
+)
+#: Its validation cases (post-processing choice): seeds 40000-40029, acquisitions from the training ranges.
+GENERALISED_VALIDATION = SimulatedDatasetSpec(
+    bleed_train=0, no_bleed_train=1, bleed_test=24, no_bleed_test=6, seed=4, acquisitions=TRAINING_ACQUISITIONS
+)
+#: Generalised schedule (continuing the weights of the bundled 0.5.1): epochs -> version.
+GENERALISED_VERSIONS = {160: "0.6.0"}
+GENERALISED_POSTPROCESSED = {160: "0.6.1"}
+#: Learning rate of the generalised continuation (the 0.5.1 weights are a good start: a tenth of 3e-3, twice).
+GENERALISED_LR = "6e-4"
+#: The bundle the generalised model starts from.
+GENERALISED_START = "medfuse-hemorrhage-demo-multiwindow-0.5.1"
+
+
+def version_for(epochs: int, generalised: bool = False) -> str:
+    """Bundle version of a schedule: 0.2.0 (32 epochs), 0.3.0 (64), 0.4.0 (192); generalised 0.6.0 (160)."""
+    if generalised:
+        return GENERALISED_VERSIONS.get(epochs, f"0.6.0+e{epochs}")
     return VERSIONS.get(epochs, f"{VERSION}+e{epochs}")
 
 
@@ -101,27 +136,50 @@ def make_simulated_data(root: Path, ct: Path, spec: SimulatedDatasetSpec) -> Pat
     return root
 
 
-def make_training_data(work: Path, ct: Path) -> Path:
-    """The training dataset ``work/sim_train``."""
-    return make_simulated_data(work / "sim_train", ct, TRAINING_DATA)
+def _suffix(generalised: bool) -> str:
+    return "_general" if generalised else ""
 
 
-def train(work: Path, architecture: str, epochs: int) -> Path:
+def make_training_data(work: Path, ct: Path, generalised: bool = False) -> Path:
+    """The training dataset ``work/sim_train`` (generalised: ``work/sim_train_general``)."""
+    spec = GENERALISED_DATA if generalised else TRAINING_DATA
+    return make_simulated_data(work / f"sim_train{_suffix(generalised)}", ct, spec)
+
+
+def run_folder(work: Path, architecture: str, generalised: bool = False) -> Path:
+    """Where one architecture's run (checkpoints, bundles) lives."""
+    return work / f"run-{architecture}{_suffix(generalised).replace('_', '-')}"
+
+
+def train(work: Path, architecture: str, epochs: int, generalised: bool = False) -> Path:
     """Train one architecture on ``work/sim_train`` (continuing its checkpoint); returns the bundle folder."""
-    output = work / f"run-{architecture}"
+    output = run_folder(work, architecture, generalised)
     model_id = MODEL_IDS[architecture]
-    argv = ["train", "hemorrhage", "--data", str(work / "sim_train"), "--output", str(output), "--epochs", str(epochs)]
+    data = work / f"sim_train{_suffix(generalised)}"
+    argv = ["train", "hemorrhage", "--data", str(data), "--output", str(output), "--epochs", str(epochs)]
     argv += [*DEMO_RECIPE, *ARCHITECTURE_OPTIONS[architecture], "--model-id", model_id]
-    argv += ["--model-version", version_for(epochs)]
+    argv += ["--model-version", version_for(epochs, generalised)]
+    if generalised:
+        argv = _generalised_options(argv, architecture)
     if (output / "checkpoints" / "latest").is_dir():
         argv.append("--resume")
     sys.argv = ["medfuse", *argv]  # the bundle records the command line it was trained with
     if medfuse(argv) != 0:
         raise SystemExit(f"training {architecture} failed")
-    return output / f"{model_id}-{version_for(epochs)}"
+    return output / f"{model_id}-{version_for(epochs, generalised)}"
 
 
-def postprocess(work: Path, architecture: str, epochs: int, ct: Path) -> Path:
+def _generalised_options(argv: list[str], architecture: str) -> list[str]:
+    """The demo recipe with the generalised changes: start weights, learning rate, bleed share."""
+    if architecture != "multi-window":
+        raise SystemExit("the generalised schedule continues the multi-window model (--architecture multi-window)")
+    changed = list(argv)
+    changed[changed.index("--lr") + 1] = GENERALISED_LR
+    changed[changed.index("--foreground") + 1] = "0.5"
+    return [*changed, "--pretrained", str(BUNDLED / GENERALISED_START)]
+
+
+def postprocess(work: Path, architecture: str, epochs: int, ct: Path, generalised: bool = False) -> Path:
     """Choose the bundle's per-class minimum component volumes on the validation cases; returns the new bundle."""
     from SlicerMedFuse.device import resolve_device
     from SlicerMedFuse.hemorrhage.postprocessing_tuning import (
@@ -131,10 +189,13 @@ def postprocess(work: Path, architecture: str, epochs: int, ct: Path) -> Path:
     )
     from SlicerMedFuse.specs import task_spec
 
-    version = POSTPROCESSED_VERSIONS[epochs]
-    source = work / f"run-{architecture}" / f"{MODEL_IDS[architecture]}-{version_for(epochs)}"
-    validation = make_simulated_data(work / "sim_validation", ct, VALIDATION_DATA)
-    folder = work / f"validation-{architecture}-{version_for(epochs)}"
+    version = (GENERALISED_POSTPROCESSED if generalised else POSTPROCESSED_VERSIONS)[epochs]
+    source = (
+        run_folder(work, architecture, generalised) / f"{MODEL_IDS[architecture]}-{version_for(epochs, generalised)}"
+    )
+    spec = GENERALISED_VALIDATION if generalised else VALIDATION_DATA
+    validation = make_simulated_data(work / f"sim_validation{_suffix(generalised)}", ct, spec)
+    folder = work / f"validation-{architecture}-{version_for(epochs, generalised)}"
     device = resolve_device("cpu", threads=1)
     predictions = predict_validation_cases(
         source, validation, folder, task_spec=task_spec("hemorrhage"), device=device, overlap=0.5
@@ -151,10 +212,15 @@ def postprocess(work: Path, architecture: str, epochs: int, ct: Path) -> Path:
     return write_postprocessed_bundle(source, version, choice, note=note)
 
 
-def install_bundled(work: Path, architecture: str, epochs: int, postprocessed: bool = False) -> Path:
+def install_bundled(
+    work: Path, architecture: str, epochs: int, postprocessed: bool = False, generalised: bool = False
+) -> Path:
     """Copy a trained bundle into the package's bundled-model folder (replacing an older version)."""
-    version = POSTPROCESSED_VERSIONS[epochs] if postprocessed else version_for(epochs)
-    source = work / f"run-{architecture}" / f"{MODEL_IDS[architecture]}-{version}"
+    if postprocessed:
+        version = (GENERALISED_POSTPROCESSED if generalised else POSTPROCESSED_VERSIONS)[epochs]
+    else:
+        version = version_for(epochs, generalised)
+    source = run_folder(work, architecture, generalised) / f"{MODEL_IDS[architecture]}-{version}"
     manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
     target = BUNDLED / source.name
     for old in BUNDLED.glob(f"{MODEL_IDS[architecture]}-*"):
@@ -175,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ct", type=Path, default=DEFAULT_CT, help="real head CT without hemorrhage (HU)")
     parser.add_argument("--postprocessed", action="store_true", help="bundle: the post-processed version")
+    parser.add_argument(
+        "--generalised", action="store_true", help="acquisition- and anatomy-randomised data, continuing 0.5.1"
+    )
     args = parser.parse_args(argv)
     try:
         return _run_step(args)
@@ -185,13 +254,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_step(args: argparse.Namespace) -> int:
     if args.step == "data":
-        print(make_training_data(args.work, args.ct))
+        print(make_training_data(args.work, args.ct, args.generalised))
     elif args.step == "train":
-        print(train(args.work, args.architecture, args.epochs))
+        print(train(args.work, args.architecture, args.epochs, args.generalised))
     elif args.step == "postprocess":
-        print(postprocess(args.work, args.architecture, args.epochs, args.ct))
+        print(postprocess(args.work, args.architecture, args.epochs, args.ct, args.generalised))
     else:
-        print(install_bundled(args.work, args.architecture, args.epochs, args.postprocessed))
+        print(install_bundled(args.work, args.architecture, args.epochs, args.postprocessed, args.generalised))
     return 0
 
 
