@@ -347,7 +347,8 @@ def _noise(shape: tuple[int, ...], acquisition: Acquisition, rng: np.random.Gene
 
 def _beam_hardening(stack: np.ndarray, acquisition: Acquisition, rng: np.random.Generator) -> np.ndarray:
     """Additive skull-base artefacts: the dark band between the two largest dense bones of a slice
-    and streaks radiating from them, fading with distance; only in slices with dense bone."""
+    and streaks radiating from them, fading with distance; only in the lowest 40 % of the slices
+    (skull base, posterior fossa) and only where they hold dense bone."""
     strength = acquisition.beam_hardening
     artefact = np.zeros_like(stack, dtype=np.float32)
     if strength <= 0:
@@ -359,7 +360,7 @@ def _beam_hardening(stack: np.ndarray, acquisition: Acquisition, rng: np.random.
     streak_hu = float(rng.uniform(5.0, 20.0)) * strength
     angles = rng.uniform(0, np.pi, 6)
     min_area_px = 40.0 / pixel**2  # 40 mm^2 of dense bone
-    for k in range(stack.shape[0]):
+    for k in range(int(math.ceil(0.4 * stack.shape[0]))):
         dense = stack[k] > _DENSE_BONE_HU
         if dense.sum() < min_area_px:
             continue
