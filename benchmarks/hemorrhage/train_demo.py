@@ -23,7 +23,7 @@ Usage (each step through ``cpuslot``: one thread)::
 
 Generalised models (issue 15; ``--generalised`` on every step)::
 
-    python benchmarks/hemorrhage/train_demo.py data WORK --generalised       # 64 bleed + 48 no-bleed, seeds 20000-20111
+    python benchmarks/hemorrhage/train_demo.py data WORK --generalised       # 48 bleed + 32 no-bleed, seeds 20000-20079
     python benchmarks/hemorrhage/train_demo.py train WORK --architecture multi-window --generalised --epochs 160  # 0.6.0
     python benchmarks/hemorrhage/train_demo.py postprocess WORK --architecture multi-window --generalised --epochs 160  # 0.6.1
     python benchmarks/hemorrhage/train_demo.py bundle WORK --architecture multi-window --generalised --epochs 160 --postprocessed
@@ -87,9 +87,9 @@ VALIDATION_DATA = SimulatedDatasetSpec(
 )
 
 
-#: Generalised training data: every case re-scanned and anatomy-varied; seed offset 2 gives 20000-20111.
+#: Generalised training data: every case re-scanned and anatomy-varied; seed offset 2 gives 20000-20079.
 GENERALISED_DATA = SimulatedDatasetSpec(
-    bleed_train=64, no_bleed_train=48, bleed_test=0, no_bleed_test=0, seed=2, acquisitions=TRAINING_ACQUISITIONS
+    bleed_train=48, no_bleed_train=32, bleed_test=0, no_bleed_test=0, seed=2, acquisitions=TRAINING_ACQUISITIONS
 )
 #: Its validation cases (post-processing choice): seeds 40000-40029, acquisitions from the training ranges.
 GENERALISED_VALIDATION = SimulatedDatasetSpec(
