@@ -32,7 +32,7 @@ import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError, UsageError
 from SlicerMedFuse.hemorrhage import _morphology as morph
-from SlicerMedFuse.hemorrhage.anatomy import HeadAnatomy
+from SlicerMedFuse.hemorrhage.anatomy import HeadAnatomy, _axis_coordinate
 from SlicerMedFuse.hemorrhage.simulator import NoiseModel, estimate_noise
 
 __all__ = ["CALCIFICATION_SITES", "AnatomyVariation", "sample_anatomy_variation", "vary_anatomy"]
@@ -142,7 +142,7 @@ def vary_anatomy(
     if variation.is_none:
         return sitk.Image(ct)
     hu = sitk.GetArrayFromImage(ct).astype(np.float32)
-    painter = _Painter(ct, hu, estimate_noise(ct, anatomy), rng)
+    painter = _Painter(ct, hu, _noise_of(ct, anatomy), rng)
     csf = _Compartments(anatomy.ventricles, anatomy.csf)
     if variation.atrophy_mm > 0.0 or variation.ventricle_growth_mm > 0.0:
         csf = _widen_csf(painter, anatomy, variation)
@@ -151,6 +151,20 @@ def vary_anatomy(
     if variation.head_holder:
         _add_head_holder(painter, anatomy)
     return _to_pixel_type(hu, ct)
+
+
+def _noise_of(ct: sitk.Image, anatomy: HeadAnatomy) -> NoiseModel:
+    """:func:`estimate_noise` on the box of the deep brain it samples (a sixth of the image, same result)."""
+    box = _mask_box(anatomy.brain & (anatomy.depth_mm >= 5.0), margin=4)
+    if box is None:
+        return estimate_noise(ct, anatomy)
+    cropped = ct[box[2], box[1], box[0]]
+    arrays = {
+        field.name: getattr(anatomy, field.name)[box]
+        for field in dataclasses.fields(anatomy)
+        if isinstance(getattr(anatomy, field.name), np.ndarray)
+    }
+    return estimate_noise(cropped, dataclasses.replace(anatomy, reference=cropped, **arrays))
 
 
 class _Painter:
@@ -363,10 +377,12 @@ def _pineal(painter: _Painter, anatomy: HeadAnatomy) -> Iterator[_Deposit]:
 def _falx(painter: _Painter, anatomy: HeadAnatomy) -> Iterator[_Deposit]:
     """1-3 thin plaques on the midsagittal plane in the upper cavity, along the inner table's curve."""
     rng, (midline_x, midline_y, midline_s) = painter.rng, anatomy.midline_lps
-    sx = painter.ct.GetSpacing()[0]
-    candidates = anatomy.icv & (anatomy.depth_mm >= 2.0) & (anatomy.depth_mm <= 25.0)
-    points = painter.points(candidates)
-    points = points[(np.abs(points[:, 0] - midline_x) <= 0.6 * sx + 0.5) & (points[:, 2] >= midline_s)]
+    # The plane x = midline, one voxel thick whatever the orientation; from the inner table down
+    # to the falx's free edge (~25 mm), in the upper half of the cavity.
+    x = _axis_coordinate(painter.ct, anatomy.icv.shape, 0)
+    on_plane = np.abs(x - midline_x) <= 0.5 * max(painter.spacing_zyx) + 0.25
+    points = painter.points(on_plane & anatomy.icv & (anatomy.depth_mm >= 2.0) & (anatomy.depth_mm <= 25.0))
+    points = points[points[:, 2] >= midline_s]
     if len(points) == 0:
         return
     for _ in range(int(rng.integers(1, 4))):
@@ -391,39 +407,40 @@ def _basal_ganglia(painter: _Painter, anatomy: HeadAnatomy, parenchyma: np.ndarr
 
 
 def _add_head_holder(painter: _Painter, anatomy: HeadAnatomy) -> None:
-    """A foam pad on the scalp and a plastic shell outside it, behind the occiput, in the air only."""
-    rng, hu, sp = painter.rng, painter.hu, painter.spacing_zyx
-    head = morph.keep_components(hu > _HEAD_HU, sp, largest=1)[2]
-    head = morph.fill_holes_2d(head, axis=anatomy.superior_axis)
-    air = ~head & (hu < _AIR_HU)
-    distance = morph.distance_outside_mm(head, sp)
+    """A foam pad on the scalp and a plastic shell outside it, behind the occiput, in the air only.
+
+    The pad and shell follow the head's outline at ``0..foam`` and ``foam..foam + shell`` mm from
+    the scalp; they cover the axial directions within 50-80 degrees of posterior (LPS +y) around
+    the cavity's centre, up to 0-30 mm below the top of the head, with soft edges.
+    """
+    rng, ct, sp = painter.rng, painter.ct, painter.spacing_zyx
     foam_mm, shell_mm = float(rng.uniform(4.0, 15.0)), float(rng.uniform(3.0, 5.0))
-    box = _mask_box(air & (distance <= foam_mm + shell_mm + _PARTIAL_VOLUME_MM), margin=1)
+    foam_hu, shell_hu = float(rng.uniform(-900.0, -600.0)), float(rng.uniform(150.0, 400.0))
+    half_angle, below_top = float(rng.uniform(50.0, 80.0)), float(rng.uniform(0.0, 30.0))
+    center_x, center_y, _ = anatomy.midline_lps
+    # Only the back half of the image can hold the holder: work there (half the voxels).
+    back = _axis_coordinate(ct, painter.hu.shape, 1) >= center_y - 10.0
+    box = _mask_box(np.broadcast_to(back, painter.hu.shape), margin=0)
     if box is None:
         return
-    center, top = _centre_and_top(painter, head)
-    # Cover the back of the head: axial directions within a half-angle of posterior (LPS +y),
-    # up to a height below the vertex, with soft (10 degree, 10 mm) edges.
-    half_angle = float(rng.uniform(50.0, 80.0))
-    top -= float(rng.uniform(0.0, 30.0))
-    coords = painter.coordinates(box)
-    angle = np.degrees(np.arctan2(np.abs(coords[0] - center[0]), coords[1] - center[1]))
-    cover = np.clip((half_angle - angle) / 10.0, 0.0, 1.0) * np.clip((top - coords[2]) / 10.0, 0.0, 1.0)
-    d, inside = distance[box], air[box] * cover
-    foam = _ramp(np.minimum(d, foam_mm - d)) * inside
-    shell = _ramp(np.minimum(d - foam_mm, foam_mm + shell_mm - d)) * inside
-    weight = np.minimum(foam + shell, 1.0)
-    foam_hu, shell_hu = float(rng.uniform(-900.0, -600.0)), float(rng.uniform(150.0, 400.0))
-    target = (foam * foam_hu + shell * shell_hu) / np.maximum(foam + shell, 1e-6)
-    painter.blend(box, weight, target)
-
-
-def _centre_and_top(painter: _Painter, head: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centroid (LPS mm) of the head and its highest point's superior coordinate (mm)."""
-    box = _mask_box(head, margin=0)
-    coords = painter.coordinates(box)
-    inside = head[box]
-    return coords[:, inside].mean(axis=1), float(coords[2][inside].max())
+    hu = painter.hu[box]
+    start = tuple(b.start for b in box)
+    head = morph.keep_components(hu > _HEAD_HU, sp, largest=1)[2]
+    head = morph.fill_holes_2d(head, axis=anatomy.superior_axis)
+    if not head.any():
+        return
+    air = ~head & (hu < _AIR_HU)
+    distance = morph.distance_outside_mm(head, sp)
+    x, y, s = (_axis_coordinate(ct, hu.shape, axis, start) for axis in range(3))
+    top = float(np.max(np.broadcast_to(s, hu.shape)[head])) - below_top
+    angle = np.degrees(np.arctan2(np.abs(x - center_x), y - center_y))
+    cover = np.clip((half_angle - angle) / 10.0, 0.0, 1.0) * np.clip((top - s) / 10.0, 0.0, 1.0)
+    inside = air * cover
+    foam = _ramp(np.minimum(distance, foam_mm - distance)) * inside
+    shell = _ramp(np.minimum(distance - foam_mm, foam_mm + shell_mm - distance)) * inside
+    total = foam + shell
+    target = (foam * foam_hu + shell * shell_hu) / np.maximum(total, 1e-6)
+    painter.blend(box, np.minimum(total, 1.0), target)
 
 
 def _to_pixel_type(hu: np.ndarray, reference: sitk.Image) -> sitk.Image:
