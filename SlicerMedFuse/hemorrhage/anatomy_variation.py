@@ -42,6 +42,7 @@ CALCIFICATION_SITES = ("choroid_plexus", "pineal", "falx", "basal_ganglia")
 
 _SITE_PROBABILITY = {"choroid_plexus": 0.6, "pineal": 0.5, "falx": 0.3, "basal_ganglia": 0.2}
 _PARTIAL_VOLUME_MM = 1.0  # width of the blend at every boundary this module draws
+_MIN_NOISE_VOXELS = 16
 _AIR_HU = -500.0  # below this, a voxel outside the head is air
 _HEAD_HU = -400.0  # above this, a voxel belongs to the head (skin, bone, tissue) or a support
 
@@ -184,7 +185,10 @@ class _Painter:
         target = target_hu[inner] if isinstance(target_hu, np.ndarray) else target_hu
         region = self.hu[box][inner]
         keep = 1.0 - weight
-        noise = self.noise.sample(weight.shape, self.rng)
+        # Noise is drawn on at least 16 voxels per axis: its correlation and unit variance are
+        # set over the drawn block, which a one-voxel region could not hold.
+        drawn = self.noise.sample([max(n, _MIN_NOISE_VOXELS) for n in weight.shape], self.rng)
+        noise = drawn[tuple(slice(0, n) for n in weight.shape)]
         region[...] = np.where(weight > 0, keep * region + weight * target + np.sqrt(1.0 - keep**2) * noise, region)
 
     def coordinates(self, box: tuple[slice, ...]) -> np.ndarray:
@@ -314,25 +318,36 @@ def _cluster(center: np.ndarray, diameter_mm: float, rng: np.random.Generator, s
 
 
 def _paint_deposit(painter: _Painter, blobs: Sequence[_Blob], mask: np.ndarray, peak_hu: float) -> None:
-    """Blend a cluster of Gaussian-profile ellipsoids (peak ``peak_hu``) into the CT, clipped to ``mask``."""
-    reach = 2.0 * max(float(b.semi_mm.max()) + float(np.linalg.norm(b.center - blobs[0].center)) for b in blobs)
+    """Blend a cluster of Gaussian-profile ellipsoids (peak ``peak_hu``) into the CT, clipped to ``mask``.
+
+    A blob's density is a Gaussian with standard deviations of half its semi-axes, cut at the
+    semi-axes. Each voxel gets the blob's mean over the voxel (the Gaussian convolved with the
+    voxel's box, as a Gaussian of variance ``spacing^2 / 12`` per voxel axis): a calcification
+    smaller than a voxel shows as a fainter voxel, as in a real scan, instead of vanishing between
+    voxel centres.
+    """
+    direction = np.asarray(painter.ct.GetDirection(), float).reshape(3, 3)
+    voxel_cov = direction @ np.diag(np.asarray(painter.ct.GetSpacing(), float) ** 2 / 12.0) @ direction.T
+    covariances = [blob.axes.T @ np.diag((0.5 * blob.semi_mm) ** 2) @ blob.axes + voxel_cov for blob in blobs]
+    reach = max(
+        float(np.linalg.norm(blob.center - blobs[0].center)) + 2.0 * float(np.sqrt(np.linalg.eigvalsh(cov).max()))
+        for blob, cov in zip(blobs, covariances, strict=True)
+    )
     box = painter.box_around(blobs[0].center, reach)
     if box is None:
         return
     coords = painter.coordinates(box)
     weight = np.zeros(coords.shape[1:], np.float32)
-    cutoff = np.exp(-0.5 * 2.0**2)  # the profile ends at twice the semi-axis, shifted to reach 0 there
-    for blob in blobs:
+    cutoff = np.exp(-0.5 * 2.0**2)  # the profile ends at two standard deviations, shifted to reach 0 there
+    for blob, cov in zip(blobs, covariances, strict=True):
         offset = coords - blob.center.astype(np.float32)[:, None, None, None]
-        local = (
-            np.tensordot(blob.axes.astype(np.float32), offset, axes=1)
-            / (0.5 * blob.semi_mm.astype(np.float32))[:, None, None, None]
-        )
-        profile = (np.exp(-0.5 * np.sum(local**2, axis=0)) - cutoff) / (1.0 - cutoff)
-        weight = np.maximum(weight, blob.peak * np.clip(profile, 0.0, 1.0))
-    weight *= mask[box]
-    # A blob narrower than a voxel still reaches its peak in the voxel nearest its centre.
-    painter.blend(box, weight, peak_hu)
+        precision = np.linalg.inv(cov).astype(np.float32)
+        squared = np.einsum("i...,ij,j...->...", offset, precision, offset)
+        sharp = (0.5 * blob.semi_mm) ** 2
+        spread = float(np.sqrt(np.prod(sharp) / np.linalg.det(cov)))  # peak of the voxel-averaged Gaussian
+        profile = (np.exp(-0.5 * squared) - cutoff) / (1.0 - cutoff)
+        weight = np.maximum(weight, blob.peak * spread * np.clip(profile, 0.0, 1.0))
+    painter.blend(box, weight * mask[box], peak_hu)
 
 
 def _choroid_plexus(painter: _Painter, anatomy: HeadAnatomy, ventricles: np.ndarray) -> Iterator[_Deposit]:
@@ -396,14 +411,32 @@ def _falx(painter: _Painter, anatomy: HeadAnatomy) -> Iterator[_Deposit]:
 
 
 def _basal_ganglia(painter: _Painter, anatomy: HeadAnatomy, parenchyma: np.ndarray) -> Iterator[_Deposit]:
-    """Punctate calcifications in both globi pallidi: 20-25 mm lateral, slightly anterior, third-ventricle level."""
+    """Punctate calcifications in both globi pallidi.
+
+    Nominally 20-25 mm from the midline, 0-8 mm anterior to and 0-8 mm below the ventricles'
+    centre (the level of the third ventricle), mirrored with 1 mm jitter; each moves to the nearest
+    parenchyma voxel, so that it is never painted into CSF.
+    """
     rng, (midline_x, midline_y, midline_s) = painter.rng, anatomy.midline_lps
     points = painter.points(anatomy.ventricles)
     y_c, s_c = (float(points[:, 1].mean()), float(points[:, 2].mean())) if len(points) else (midline_y, midline_s)
-    offset = np.array([rng.uniform(20.0, 25.0), -rng.uniform(0.0, 8.0), rng.uniform(-8.0, 0.0)])
+    offset = np.array([rng.uniform(20.0, 25.0), -rng.uniform(0.0, 8.0), -rng.uniform(0.0, 8.0)])
     for side in (-1, 1):
-        center = np.array([midline_x + side * offset[0], y_c + offset[1], s_c + offset[2]]) + rng.normal(0.0, 1.0, 3)
-        yield _cluster(center, float(rng.uniform(2.0, 5.0)), rng), parenchyma
+        target = np.array([midline_x + side * offset[0], y_c + offset[1], s_c + offset[2]]) + rng.normal(0.0, 1.0, 3)
+        center = _nearest_voxel(painter, parenchyma, target, 8.0)
+        if center is not None:
+            yield _cluster(center, float(rng.uniform(2.0, 5.0)), rng), parenchyma
+
+
+def _nearest_voxel(painter: _Painter, mask: np.ndarray, target: np.ndarray, within_mm: float) -> np.ndarray | None:
+    """LPS centre (mm) of the ``mask`` voxel nearest to ``target`` within ``within_mm``; None if there is none."""
+    box = painter.box_around(target, within_mm)
+    if box is None or not mask[box].any():
+        return None
+    coords = painter.coordinates(box)[:, mask[box]]
+    squared = np.sum((coords - target.astype(np.float32)[:, None]) ** 2, axis=0)
+    nearest = int(np.argmin(squared))
+    return coords[:, nearest].astype(np.float64) if squared[nearest] <= within_mm**2 else None
 
 
 def _add_head_holder(painter: _Painter, anatomy: HeadAnatomy) -> None:
