@@ -395,9 +395,9 @@ def _falx(painter: _Painter, anatomy: HeadAnatomy) -> Iterator[_Deposit]:
     # The plane x = midline, one voxel thick whatever the orientation; from the inner table down
     # to the falx's free edge (~25 mm), in the upper half of the cavity.
     x = _axis_coordinate(painter.ct, anatomy.icv.shape, 0)
+    upper = anatomy.icv & (_axis_coordinate(painter.ct, anatomy.icv.shape, 2) >= midline_s)
     on_plane = np.abs(x - midline_x) <= 0.5 * max(painter.spacing_zyx) + 0.25
-    points = painter.points(on_plane & anatomy.icv & (anatomy.depth_mm >= 2.0) & (anatomy.depth_mm <= 25.0))
-    points = points[points[:, 2] >= midline_s]
+    points = painter.points(on_plane & upper & (anatomy.depth_mm >= 2.0) & (anatomy.depth_mm <= 25.0))
     if len(points) == 0:
         return
     for _ in range(int(rng.integers(1, 4))):
@@ -407,7 +407,7 @@ def _falx(painter: _Painter, anatomy: HeadAnatomy) -> Iterator[_Deposit]:
         tangent = np.array([0.0, -radial[2], radial[1]])
         axes = np.stack([np.array([1.0, 0.0, 0.0]), tangent, radial])
         semi = np.array([rng.uniform(0.5, 1.0), rng.uniform(4.0, 12.0), rng.uniform(1.5, 4.0)])
-        yield [_Blob(center, axes, semi)], anatomy.icv
+        yield [_Blob(center, axes, semi)], upper
 
 
 def _basal_ganglia(painter: _Painter, anatomy: HeadAnatomy, parenchyma: np.ndarray) -> Iterator[_Deposit]:
@@ -453,7 +453,7 @@ def _add_head_holder(painter: _Painter, anatomy: HeadAnatomy) -> None:
     center_x, center_y, _ = anatomy.midline_lps
     # Only the back half of the image can hold the holder: work there (half the voxels).
     back = _axis_coordinate(ct, painter.hu.shape, 1) >= center_y - 10.0
-    box = _mask_box(np.broadcast_to(back, painter.hu.shape), margin=0)
+    box = _mask_box(back, margin=0)
     if box is None:
         return
     hu = painter.hu[box]
@@ -465,7 +465,7 @@ def _add_head_holder(painter: _Painter, anatomy: HeadAnatomy) -> None:
     air = ~head & (hu < _AIR_HU)
     distance = morph.distance_outside_mm(head, sp)
     x, y, s = (_axis_coordinate(ct, hu.shape, axis, start) for axis in range(3))
-    top = float(np.max(np.broadcast_to(s, hu.shape)[head])) - below_top
+    top = float(s[head].max()) - below_top
     angle = np.degrees(np.arctan2(np.abs(x - center_x), y - center_y))
     cover = np.clip((half_angle - angle) / 10.0, 0.0, 1.0) * np.clip((top - s) / 10.0, 0.0, 1.0)
     inside = air * cover
@@ -477,11 +477,11 @@ def _add_head_holder(painter: _Painter, anatomy: HeadAnatomy) -> None:
 
 
 def _to_pixel_type(hu: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    """HU array -> image with the reference's geometry and pixel type (rounded and clipped for integers)."""
+    """Float HU array -> image with the reference's geometry and pixel type (integers: clamped, rounded)."""
+    image = sitk.GetImageFromArray(hu)
+    image.CopyInformation(reference)
     dtype = sitk.GetArrayViewFromImage(reference).dtype
     if np.issubdtype(dtype, np.integer):
         limits = np.iinfo(dtype)
-        hu = np.clip(np.rint(hu), limits.min, limits.max)
-    image = sitk.GetImageFromArray(hu.astype(dtype))
-    image.CopyInformation(reference)
-    return image
+        image = sitk.Round(sitk.Clamp(image, sitk.sitkFloat32, float(limits.min), float(limits.max)))
+    return sitk.Cast(image, reference.GetPixelID())
