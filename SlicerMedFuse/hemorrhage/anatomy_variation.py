@@ -32,7 +32,7 @@ import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError, UsageError
 from SlicerMedFuse.hemorrhage import _morphology as morph
-from SlicerMedFuse.hemorrhage.anatomy import HeadAnatomy
+from SlicerMedFuse.hemorrhage.anatomy import HeadAnatomy, _axis_coordinate
 from SlicerMedFuse.hemorrhage.simulator import NoiseModel, estimate_noise
 
 __all__ = ["CALCIFICATION_SITES", "AnatomyVariation", "sample_anatomy_variation", "vary_anatomy"]
@@ -42,6 +42,7 @@ CALCIFICATION_SITES = ("choroid_plexus", "pineal", "falx", "basal_ganglia")
 
 _SITE_PROBABILITY = {"choroid_plexus": 0.6, "pineal": 0.5, "falx": 0.3, "basal_ganglia": 0.2}
 _PARTIAL_VOLUME_MM = 1.0  # width of the blend at every boundary this module draws
+_MIN_NOISE_VOXELS = 16
 _AIR_HU = -500.0  # below this, a voxel outside the head is air
 _HEAD_HU = -400.0  # above this, a voxel belongs to the head (skin, bone, tissue) or a support
 
@@ -142,7 +143,7 @@ def vary_anatomy(
     if variation.is_none:
         return sitk.Image(ct)
     hu = sitk.GetArrayFromImage(ct).astype(np.float32)
-    painter = _Painter(ct, hu, estimate_noise(ct, anatomy), rng)
+    painter = _Painter(ct, hu, _noise_of(ct, anatomy), rng)
     csf = _Compartments(anatomy.ventricles, anatomy.csf)
     if variation.atrophy_mm > 0.0 or variation.ventricle_growth_mm > 0.0:
         csf = _widen_csf(painter, anatomy, variation)
@@ -151,6 +152,20 @@ def vary_anatomy(
     if variation.head_holder:
         _add_head_holder(painter, anatomy)
     return _to_pixel_type(hu, ct)
+
+
+def _noise_of(ct: sitk.Image, anatomy: HeadAnatomy) -> NoiseModel:
+    """:func:`estimate_noise` on the box of the deep brain it samples (a sixth of the image, same result)."""
+    box = _mask_box(anatomy.brain & (anatomy.depth_mm >= 5.0), margin=4)
+    if box is None:
+        return estimate_noise(ct, anatomy)
+    cropped = ct[box[2], box[1], box[0]]
+    arrays = {
+        field.name: getattr(anatomy, field.name)[box]
+        for field in dataclasses.fields(anatomy)
+        if isinstance(getattr(anatomy, field.name), np.ndarray)
+    }
+    return estimate_noise(cropped, dataclasses.replace(anatomy, reference=cropped, **arrays))
 
 
 class _Painter:
@@ -170,7 +185,10 @@ class _Painter:
         target = target_hu[inner] if isinstance(target_hu, np.ndarray) else target_hu
         region = self.hu[box][inner]
         keep = 1.0 - weight
-        noise = self.noise.sample(weight.shape, self.rng)
+        # Noise is drawn on at least 16 voxels per axis: its correlation and unit variance are
+        # set over the drawn block, which a one-voxel region could not hold.
+        drawn = self.noise.sample([max(n, _MIN_NOISE_VOXELS) for n in weight.shape], self.rng)
+        noise = drawn[tuple(slice(0, n) for n in weight.shape)]
         region[...] = np.where(weight > 0, keep * region + weight * target + np.sqrt(1.0 - keep**2) * noise, region)
 
     def coordinates(self, box: tuple[slice, ...]) -> np.ndarray:
@@ -300,25 +318,36 @@ def _cluster(center: np.ndarray, diameter_mm: float, rng: np.random.Generator, s
 
 
 def _paint_deposit(painter: _Painter, blobs: Sequence[_Blob], mask: np.ndarray, peak_hu: float) -> None:
-    """Blend a cluster of Gaussian-profile ellipsoids (peak ``peak_hu``) into the CT, clipped to ``mask``."""
-    reach = 2.0 * max(float(b.semi_mm.max()) + float(np.linalg.norm(b.center - blobs[0].center)) for b in blobs)
+    """Blend a cluster of Gaussian-profile ellipsoids (peak ``peak_hu``) into the CT, clipped to ``mask``.
+
+    A blob's density is a Gaussian with standard deviations of half its semi-axes, cut at the
+    semi-axes. Each voxel gets the blob's mean over the voxel (the Gaussian convolved with the
+    voxel's box, as a Gaussian of variance ``spacing^2 / 12`` per voxel axis): a calcification
+    smaller than a voxel shows as a fainter voxel, as in a real scan, instead of vanishing between
+    voxel centres.
+    """
+    direction = np.asarray(painter.ct.GetDirection(), float).reshape(3, 3)
+    voxel_cov = direction @ np.diag(np.asarray(painter.ct.GetSpacing(), float) ** 2 / 12.0) @ direction.T
+    covariances = [blob.axes.T @ np.diag((0.5 * blob.semi_mm) ** 2) @ blob.axes + voxel_cov for blob in blobs]
+    reach = max(
+        float(np.linalg.norm(blob.center - blobs[0].center)) + 2.0 * float(np.sqrt(np.linalg.eigvalsh(cov).max()))
+        for blob, cov in zip(blobs, covariances, strict=True)
+    )
     box = painter.box_around(blobs[0].center, reach)
     if box is None:
         return
     coords = painter.coordinates(box)
     weight = np.zeros(coords.shape[1:], np.float32)
-    cutoff = np.exp(-0.5 * 2.0**2)  # the profile ends at twice the semi-axis, shifted to reach 0 there
-    for blob in blobs:
+    cutoff = np.exp(-0.5 * 2.0**2)  # the profile ends at two standard deviations, shifted to reach 0 there
+    for blob, cov in zip(blobs, covariances, strict=True):
         offset = coords - blob.center.astype(np.float32)[:, None, None, None]
-        local = (
-            np.tensordot(blob.axes.astype(np.float32), offset, axes=1)
-            / (0.5 * blob.semi_mm.astype(np.float32))[:, None, None, None]
-        )
-        profile = (np.exp(-0.5 * np.sum(local**2, axis=0)) - cutoff) / (1.0 - cutoff)
-        weight = np.maximum(weight, blob.peak * np.clip(profile, 0.0, 1.0))
-    weight *= mask[box]
-    # A blob narrower than a voxel still reaches its peak in the voxel nearest its centre.
-    painter.blend(box, weight, peak_hu)
+        precision = np.linalg.inv(cov).astype(np.float32)
+        squared = np.einsum("i...,ij,j...->...", offset, precision, offset)
+        sharp = (0.5 * blob.semi_mm) ** 2
+        spread = float(np.sqrt(np.prod(sharp) / np.linalg.det(cov)))  # peak of the voxel-averaged Gaussian
+        profile = (np.exp(-0.5 * squared) - cutoff) / (1.0 - cutoff)
+        weight = np.maximum(weight, blob.peak * spread * np.clip(profile, 0.0, 1.0))
+    painter.blend(box, weight * mask[box], peak_hu)
 
 
 def _choroid_plexus(painter: _Painter, anatomy: HeadAnatomy, ventricles: np.ndarray) -> Iterator[_Deposit]:
@@ -363,10 +392,12 @@ def _pineal(painter: _Painter, anatomy: HeadAnatomy) -> Iterator[_Deposit]:
 def _falx(painter: _Painter, anatomy: HeadAnatomy) -> Iterator[_Deposit]:
     """1-3 thin plaques on the midsagittal plane in the upper cavity, along the inner table's curve."""
     rng, (midline_x, midline_y, midline_s) = painter.rng, anatomy.midline_lps
-    sx = painter.ct.GetSpacing()[0]
-    candidates = anatomy.icv & (anatomy.depth_mm >= 2.0) & (anatomy.depth_mm <= 25.0)
-    points = painter.points(candidates)
-    points = points[(np.abs(points[:, 0] - midline_x) <= 0.6 * sx + 0.5) & (points[:, 2] >= midline_s)]
+    # The plane x = midline, one voxel thick whatever the orientation; from the inner table down
+    # to the falx's free edge (~25 mm), in the upper half of the cavity.
+    x = _axis_coordinate(painter.ct, anatomy.icv.shape, 0)
+    upper = anatomy.icv & (_axis_coordinate(painter.ct, anatomy.icv.shape, 2) >= midline_s)
+    on_plane = np.abs(x - midline_x) <= 0.5 * max(painter.spacing_zyx) + 0.25
+    points = painter.points(on_plane & upper & (anatomy.depth_mm >= 2.0) & (anatomy.depth_mm <= 25.0))
     if len(points) == 0:
         return
     for _ in range(int(rng.integers(1, 4))):
@@ -376,62 +407,81 @@ def _falx(painter: _Painter, anatomy: HeadAnatomy) -> Iterator[_Deposit]:
         tangent = np.array([0.0, -radial[2], radial[1]])
         axes = np.stack([np.array([1.0, 0.0, 0.0]), tangent, radial])
         semi = np.array([rng.uniform(0.5, 1.0), rng.uniform(4.0, 12.0), rng.uniform(1.5, 4.0)])
-        yield [_Blob(center, axes, semi)], anatomy.icv
+        yield [_Blob(center, axes, semi)], upper
 
 
 def _basal_ganglia(painter: _Painter, anatomy: HeadAnatomy, parenchyma: np.ndarray) -> Iterator[_Deposit]:
-    """Punctate calcifications in both globi pallidi: 20-25 mm lateral, slightly anterior, third-ventricle level."""
+    """Punctate calcifications in both globi pallidi.
+
+    Nominally 20-25 mm from the midline, 0-8 mm anterior to and 0-8 mm below the ventricles'
+    centre (the level of the third ventricle), mirrored with 1 mm jitter; each moves to the nearest
+    parenchyma voxel, so that it is never painted into CSF.
+    """
     rng, (midline_x, midline_y, midline_s) = painter.rng, anatomy.midline_lps
     points = painter.points(anatomy.ventricles)
     y_c, s_c = (float(points[:, 1].mean()), float(points[:, 2].mean())) if len(points) else (midline_y, midline_s)
-    offset = np.array([rng.uniform(20.0, 25.0), -rng.uniform(0.0, 8.0), rng.uniform(-8.0, 0.0)])
+    offset = np.array([rng.uniform(20.0, 25.0), -rng.uniform(0.0, 8.0), -rng.uniform(0.0, 8.0)])
     for side in (-1, 1):
-        center = np.array([midline_x + side * offset[0], y_c + offset[1], s_c + offset[2]]) + rng.normal(0.0, 1.0, 3)
-        yield _cluster(center, float(rng.uniform(2.0, 5.0)), rng), parenchyma
+        target = np.array([midline_x + side * offset[0], y_c + offset[1], s_c + offset[2]]) + rng.normal(0.0, 1.0, 3)
+        center = _nearest_voxel(painter, parenchyma, target, 8.0)
+        if center is not None:
+            yield _cluster(center, float(rng.uniform(2.0, 5.0)), rng), parenchyma
+
+
+def _nearest_voxel(painter: _Painter, mask: np.ndarray, target: np.ndarray, within_mm: float) -> np.ndarray | None:
+    """LPS centre (mm) of the ``mask`` voxel nearest to ``target`` within ``within_mm``; None if there is none."""
+    box = painter.box_around(target, within_mm)
+    if box is None or not mask[box].any():
+        return None
+    coords = painter.coordinates(box)[:, mask[box]]
+    squared = np.sum((coords - target.astype(np.float32)[:, None]) ** 2, axis=0)
+    nearest = int(np.argmin(squared))
+    return coords[:, nearest].astype(np.float64) if squared[nearest] <= within_mm**2 else None
 
 
 def _add_head_holder(painter: _Painter, anatomy: HeadAnatomy) -> None:
-    """A foam pad on the scalp and a plastic shell outside it, behind the occiput, in the air only."""
-    rng, hu, sp = painter.rng, painter.hu, painter.spacing_zyx
-    head = morph.keep_components(hu > _HEAD_HU, sp, largest=1)[2]
-    head = morph.fill_holes_2d(head, axis=anatomy.superior_axis)
-    air = ~head & (hu < _AIR_HU)
-    distance = morph.distance_outside_mm(head, sp)
+    """A foam pad on the scalp and a plastic shell outside it, behind the occiput, in the air only.
+
+    The pad and shell follow the head's outline at ``0..foam`` and ``foam..foam + shell`` mm from
+    the scalp; they cover the axial directions within 50-80 degrees of posterior (LPS +y) around
+    the cavity's centre, up to 0-30 mm below the top of the head, with soft edges.
+    """
+    rng, ct, sp = painter.rng, painter.ct, painter.spacing_zyx
     foam_mm, shell_mm = float(rng.uniform(4.0, 15.0)), float(rng.uniform(3.0, 5.0))
-    box = _mask_box(air & (distance <= foam_mm + shell_mm + _PARTIAL_VOLUME_MM), margin=1)
+    foam_hu, shell_hu = float(rng.uniform(-900.0, -600.0)), float(rng.uniform(150.0, 400.0))
+    half_angle, below_top = float(rng.uniform(50.0, 80.0)), float(rng.uniform(0.0, 30.0))
+    center_x, center_y, _ = anatomy.midline_lps
+    # Only the back half of the image can hold the holder: work there (half the voxels).
+    back = _axis_coordinate(ct, painter.hu.shape, 1) >= center_y - 10.0
+    box = _mask_box(back, margin=0)
     if box is None:
         return
-    center, top = _centre_and_top(painter, head)
-    # Cover the back of the head: axial directions within a half-angle of posterior (LPS +y),
-    # up to a height below the vertex, with soft (10 degree, 10 mm) edges.
-    half_angle = float(rng.uniform(50.0, 80.0))
-    top -= float(rng.uniform(0.0, 30.0))
-    coords = painter.coordinates(box)
-    angle = np.degrees(np.arctan2(np.abs(coords[0] - center[0]), coords[1] - center[1]))
-    cover = np.clip((half_angle - angle) / 10.0, 0.0, 1.0) * np.clip((top - coords[2]) / 10.0, 0.0, 1.0)
-    d, inside = distance[box], air[box] * cover
-    foam = _ramp(np.minimum(d, foam_mm - d)) * inside
-    shell = _ramp(np.minimum(d - foam_mm, foam_mm + shell_mm - d)) * inside
-    weight = np.minimum(foam + shell, 1.0)
-    foam_hu, shell_hu = float(rng.uniform(-900.0, -600.0)), float(rng.uniform(150.0, 400.0))
-    target = (foam * foam_hu + shell * shell_hu) / np.maximum(foam + shell, 1e-6)
-    painter.blend(box, weight, target)
-
-
-def _centre_and_top(painter: _Painter, head: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centroid (LPS mm) of the head and its highest point's superior coordinate (mm)."""
-    box = _mask_box(head, margin=0)
-    coords = painter.coordinates(box)
-    inside = head[box]
-    return coords[:, inside].mean(axis=1), float(coords[2][inside].max())
+    hu = painter.hu[box]
+    start = tuple(b.start for b in box)
+    head = morph.keep_components(hu > _HEAD_HU, sp, largest=1)[2]
+    head = morph.fill_holes_2d(head, axis=anatomy.superior_axis)
+    if not head.any():
+        return
+    air = ~head & (hu < _AIR_HU)
+    distance = morph.distance_outside_mm(head, sp)
+    x, y, s = (_axis_coordinate(ct, hu.shape, axis, start) for axis in range(3))
+    top = float(s[head].max()) - below_top
+    angle = np.degrees(np.arctan2(np.abs(x - center_x), y - center_y))
+    cover = np.clip((half_angle - angle) / 10.0, 0.0, 1.0) * np.clip((top - s) / 10.0, 0.0, 1.0)
+    inside = air * cover
+    foam = _ramp(np.minimum(distance, foam_mm - distance)) * inside
+    shell = _ramp(np.minimum(distance - foam_mm, foam_mm + shell_mm - distance)) * inside
+    total = foam + shell
+    target = (foam * foam_hu + shell * shell_hu) / np.maximum(total, 1e-6)
+    painter.blend(box, np.minimum(total, 1.0), target)
 
 
 def _to_pixel_type(hu: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    """HU array -> image with the reference's geometry and pixel type (rounded and clipped for integers)."""
+    """Float HU array -> image with the reference's geometry and pixel type (integers: clamped, rounded)."""
+    image = sitk.GetImageFromArray(hu)
+    image.CopyInformation(reference)
     dtype = sitk.GetArrayViewFromImage(reference).dtype
     if np.issubdtype(dtype, np.integer):
         limits = np.iinfo(dtype)
-        hu = np.clip(np.rint(hu), limits.min, limits.max)
-    image = sitk.GetImageFromArray(hu.astype(dtype))
-    image.CopyInformation(reference)
-    return image
+        image = sitk.Round(sitk.Clamp(image, sitk.sitkFloat32, float(limits.min), float(limits.max)))
+    return sitk.Cast(image, reference.GetPixelID())
