@@ -31,6 +31,8 @@ from SlicerMedFuse.models.manifest import BundleManifest, schema_problem, valida
 from SlicerMedFuse.models.store import ModelStore
 from SlicerMedFuse.models.structural_check import structural_problem
 
+from .hemorrhage_data import tiny_bundle
+from .stated_acquisitions import THIN_UNTILTED, copy_stating_acquisitions
 from .test_dicom import write_series
 
 #: The ranges issue 15 asks the simulator to cover.
@@ -245,43 +247,11 @@ def test_a_range_whose_ends_are_swapped_is_refused_although_the_schema_cannot_se
 
 # --- the task's report ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_bundle_with_ranges(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny randomly initialised hemorrhage bundle that states thin, untilted training acquisitions."""
-    import torch
-
-    from SlicerMedFuse.hemorrhage.labels import HEMORRHAGE_LABELS
-    from SlicerMedFuse.hemorrhage.model_input import HemorrhagePreprocessing
-    from SlicerMedFuse.models.bundle import save_bundle
-    from SlicerMedFuse.nets.hemorrhage.plan import plan_unet
-    from SlicerMedFuse.nets.registry import build_network
-
-    preprocessing = HemorrhagePreprocessing(spacing_mm=(6.0, 6.0, 6.0), patch_size_zyx=(32, 48, 48))
-    plan = plan_unet(preprocessing.patch_size_zyx, preprocessing.spacing_zyx, max_levels=3)
-    args = {
-        "in_channels": 1,
-        "out_channels": len(HEMORRHAGE_LABELS) + 1,
-        "kernel_size": [list(k) for k in plan.kernel_size],
-        "strides": [list(s) for s in plan.strides],
-        "filters": [4, 8, 16],
-        "deep_supr_num": 0,
-    }
-    manifest = {
-        "id": "tiny-acquisition",
-        "version": "0.0.1",
-        "task": "hemorrhage",
-        "title": "Tiny random hemorrhage network with stated training acquisitions",
-        "inputs": [{"role": "ct", "modality": "CT"}],
-        "labels": [{"value": lab.value, "name": lab.name, "color": list(lab.color)} for lab in HEMORRHAGE_LABELS],
-        "preprocessing": preprocessing.to_dict(),
-        "architecture": {"name": "medfuse.HemorrhageUNet", "args": args},
-        "license": "CC0-1.0",
-        "intended_use": "Software tests only.",
-        "training": {"data": "none (random initialisation)", "simulated": True},
-        "training_acquisition": {"slice_thickness_mm": [0.6, 5.0], "tilt_deg": [0, 10], "inplane_mm": [0.4, 4.0]},
-    }
-    torch.manual_seed(0)
-    network = build_network("medfuse.HemorrhageUNet", args).eval()
-    return save_bundle(network, manifest, tmp_path_factory.mktemp("acquisition-models"))
+def tiny_bundle_with_ranges(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """The tiny trained hemorrhage bundle, stating thin, untilted training acquisitions."""
+    return copy_stating_acquisitions(
+        tiny_bundle(tmp_path_factory, shared_data), tmp_path_factory.mktemp("acquisition-models"), THIN_UNTILTED
+    )
 
 
 def test_the_report_carries_the_acquisition_and_one_merged_warning(
@@ -298,6 +268,7 @@ def test_the_report_carries_the_acquisition_and_one_merged_warning(
         "slices are 7.5 mm thick; the model was trained on 0.6-5 mm",
         "the gantry is tilted 18.5 degrees; the model was trained on 0-10 degrees",
     ]
+    assert acquisition["training_range"] == THIN_UNTILTED
     assert acquisition["summary"].startswith("20 slices, 7.5 mm thick, tilt 18.5 deg")
     about_acquisition = [w for w in result.report["warnings"] if "slices" in w or "tilt" in w]
     assert len(about_acquisition) == 1 and "superres" in about_acquisition[0]
