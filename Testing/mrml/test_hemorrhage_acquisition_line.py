@@ -78,10 +78,11 @@ def test_a_thick_tilted_ct_gets_a_warning_line_from_the_real_backend(
     job = logic.startJob(node, device="cpu")
     job.wait(120)
     report = job.report
-    logic.finishJob(job)
+    _, table = logic.finishJob(job)
 
     line, outside = HemorrhageLogic.acquisitionLine(report)
     assert outside is True
     assert line.startswith("Acquisition: 17 slices, 9 mm thick, tilt 18.5 deg, 3.83 mm in-plane — outside")
     assert "the gantry is tilted 18.5 degrees; the model was trained on 0-10 degrees" in line
     assert report["acquisition"]["within_training_range"] is False
+    assert table.GetAttribute("MedFuse.acquisition") == line  # kept with the measurements

@@ -213,8 +213,8 @@ class HemorrhageLogic(TaskLogic):
         """Put a finished job's result into the scene and release the job's files.
 
         Creates (or overwrites) a segmentation with one segment per BHSD class and a table with each
-        class's volume, components and slice range, both under the CT's study. The CT node is not
-        touched. A failed or cancelled job changes nothing in the scene.
+        class's volume, components and slice range, both under the CT's study; the table's attribute
+        ``MedFuse.acquisition`` holds :meth:`acquisitionLine`. The CT node is not touched. A failed or cancelled job changes nothing in the scene.
 
         Args:
             job: a job from :meth:`startJob` whose ``done`` is True.
@@ -248,6 +248,8 @@ class HemorrhageLogic(TaskLogic):
                 job.report, ctNode, tableNode, name=scene.GenerateUniqueName(f"{ctNode.GetName()} hemorrhage volumes")
             )
             tableNode.SetAttribute("MedFuse.model", modelName)
+            # kept with the measurements, so a console user of process() and a saved scene have it too
+            tableNode.SetAttribute("MedFuse.acquisition", self.acquisitionLine(job.report)[0])
             return segmentationNode, tableNode
         finally:
             job.cleanup()
