@@ -12,6 +12,11 @@ Pipeline (:func:`segment_hemorrhage`):
    per-class volumes (``postprocessing.min_component_ml``, chosen on validation cases after
    training) where those are larger and ``model_postprocessing`` is on -- and measurements per
    class (volume mL, components, slice range).
+
+Before all this the CT's acquisition (slice thickness and spacing, in-plane spacing, gantry tilt) is
+measured and compared with the bundle's ``training_acquisition`` ranges
+(:mod:`~SlicerMedFuse.hemorrhage.acquisition_check`); the report carries it and a scan outside them
+(or with thick slices) gets one warning sentence.
 """
 
 from __future__ import annotations
@@ -30,6 +35,14 @@ import SimpleITK as sitk
 
 from SlicerMedFuse.errors import ResourceError
 from SlicerMedFuse.geometry import resample_to_reference
+from SlicerMedFuse.hemorrhage.acquisition_check import (
+    Acquisition,
+    AcquisitionCheck,
+    TrainingAcquisition,
+    acquisition_warning,
+    check_acquisition,
+    measure_acquisition,
+)
 from SlicerMedFuse.hemorrhage.model_input import HemorrhagePreprocessing, prepare_ct
 from SlicerMedFuse.hemorrhage.postprocessing import (
     ClassMeasurement,
@@ -37,7 +50,6 @@ from SlicerMedFuse.hemorrhage.postprocessing import (
     remove_small_components,
     resolve_min_volumes,
 )
-from SlicerMedFuse.hemorrhage.preprocessing import THICK_SLICE_MM
 from SlicerMedFuse.hemorrhage.provenance import SIMULATED_DATA_NOTE
 from SlicerMedFuse.progress import Progress
 
@@ -68,7 +80,9 @@ class HemorrhageSegmentation:
         manifest: The model bundle's manifest.
         network_grid: Size and spacing of the grid the network ran on.
         timings_s: Seconds per stage.
-        warnings: Sentences for the user (demo model, EDH, thick slices).
+        warnings: Sentences for the user (demo model, EDH, acquisition outside the training range or thick slices).
+        acquisition: How the CT was acquired (slices, thickness, spacing, in-plane spacing, tilt).
+        acquisition_check: The acquisition against the model's stated training acquisitions.
     """
 
     labels: sitk.Image
@@ -79,6 +93,8 @@ class HemorrhageSegmentation:
     network_grid: dict[str, Any]
     timings_s: dict[str, float]
     warnings: tuple[str, ...]
+    acquisition: Acquisition | None = None
+    acquisition_check: AcquisitionCheck | None = None
 
     def report(self) -> dict[str, Any]:
         """JSON-ready report for the task (``run_task``'s report, Slicer's table)."""
@@ -99,9 +115,16 @@ class HemorrhageSegmentation:
                 "folder": str(m.folder) if m.folder else None,
             },
             "network_grid": self.network_grid,
+            "acquisition": self._acquisition_report(),
             "warnings": list(self.warnings),
             "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
         }
+
+    def _acquisition_report(self) -> dict[str, Any] | None:
+        """The measured acquisition with ``within_training_range`` (bool or None) and ``outside`` (sentences)."""
+        if self.acquisition is None or self.acquisition_check is None:
+            return None
+        return {**self.acquisition.to_dict(), **self.acquisition_check.to_dict()}
 
 
 #: Windows the network sees per forward pass. Measured on one CPU thread with the demo network
@@ -251,12 +274,12 @@ def segment_hemorrhage(
     timings["load_model"] = time.perf_counter() - started
     if manifest.simulated_training:
         warnings.append(f"Model '{manifest.name}' was {SIMULATED_DATA_NOTE}.")
-    thickest = max(ct.GetSpacing())
-    if thickest > THICK_SLICE_MM:
-        warnings.append(
-            f"The CT has {thickest:.1f} mm slices (thicker than {THICK_SLICE_MM:.0f} mm): thin bleeds (SAH, SDH) may be "
-            "missed or under-measured; consider the super-resolution module (task 'superres') first."
-        )
+    acquisition = measure_acquisition(ct)
+    checked = check_acquisition(acquisition, TrainingAcquisition.from_dict(manifest.training_acquisition))
+    progress.log(f"Acquisition: {acquisition.summary()}; {checked.statement}.")
+    acquisition_note = acquisition_warning(acquisition, checked)
+    if acquisition_note is not None:  # also covers thick slices: one sentence, not two
+        warnings.append(acquisition_note)
     for sentence in warnings:
         progress.log(sentence, level="warning")
 
@@ -305,4 +328,6 @@ def segment_hemorrhage(
     timings["segment_total"] = time.perf_counter() - started
     progress.update(1.0, "segmented")
     grid = {"size_xyz": list(prepared.grid.GetSize()), "spacing_mm": [round(s, 4) for s in prepared.grid.GetSpacing()]}
-    return HemorrhageSegmentation(labels, measurements, removed, thresholds, manifest, grid, timings, tuple(warnings))
+    return HemorrhageSegmentation(
+        labels, measurements, removed, thresholds, manifest, grid, timings, tuple(warnings), acquisition, checked
+    )

@@ -384,8 +384,9 @@ def read_dicom_series(
 
     Returns:
         A 3D image, array axes (slice, row, column). Its metadata holds SeriesInstanceUID
-        ("0020|000e"), Modality ("0008|0060"), SeriesDescription ("0008|103e") and SliceThickness
-        ("0018|0050", mm) where the files have them.
+        ("0020|000e"), Modality ("0008|0060"), SeriesDescription ("0008|103e"), SliceThickness
+        ("0018|0050", mm) and GantryDetectorTilt ("0018|1120", degrees; the acquisition's, also after
+        regularization) where the files have them.
 
     Raises:
         InputError: no series, several series and no ``series_uid``, an unknown ``series_uid``,
@@ -406,10 +407,8 @@ def read_dicom_series(
         )
     info = _choose_series(path, series, series_uid)
     first = _header_reader(info.files[0])
-    metadata = {
-        key: _meta(first, key)
-        for key in (TAG_SERIES_UID, TAG_MODALITY, TAG_DESCRIPTION, TAG_SLICE_THICKNESS, TAG_GANTRY_TILT)
-    }
+    kept = (TAG_SERIES_UID, TAG_MODALITY, TAG_DESCRIPTION, TAG_SLICE_THICKNESS, TAG_GANTRY_TILT)
+    metadata = {key: _meta(first, key) for key in kept}
     metadata = {key: value for key, value in metadata.items() if value}
     what = f"The DICOM series {info.uid} in '{path}'"
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from SlicerMedFuse.contract import Label
 from SlicerMedFuse.errors import ModelError
-from SlicerMedFuse.models.structural_check import structural_problem
+from SlicerMedFuse.models.structural_check import structural_problem, training_acquisition_problem
 from SlicerMedFuse.nets.registry import is_registered, known_architectures
 
 if TYPE_CHECKING:  # imported inside validation only: the model listing runs where jsonschema is not installed
@@ -150,6 +150,9 @@ def validate_manifest(data: Any, source: str = "", *, schema_required: bool = Fa
     """
     where = f" {source}" if source else ""
     problem = schema_problem("bundle-manifest", data, schema_required=schema_required)
+    if problem is not None:
+        raise ModelError(f"The bundle manifest{where} is invalid: {problem}; fix it or get the bundle again.")
+    problem = training_acquisition_problem(data)  # the order of each range's ends, which the schema cannot check
     if problem is not None:
         raise ModelError(f"The bundle manifest{where} is invalid: {problem}; fix it or get the bundle again.")
     name = data["architecture"]["name"]
@@ -275,6 +278,16 @@ class BundleManifest:
     def postprocessing(self) -> dict[str, Any]:
         """The post-processing settings chosen after training (a copy; empty when the manifest has none)."""
         return copy.deepcopy(self.data.get("postprocessing", {}))
+
+    @property
+    def training_acquisition(self) -> dict[str, list[float]] | None:
+        """The acquisitions the model was trained on (a copy), or None when the manifest does not state them.
+
+        ``{"slice_thickness_mm": [low, high], "slice_spacing_mm": [...], "tilt_deg": [...],
+        "inplane_mm": [...]}``, any subset, inclusive ranges in mm and degrees.
+        """
+        ranges = self.data.get("training_acquisition")
+        return copy.deepcopy(dict(ranges)) if ranges is not None else None
 
     @property
     def weights_path(self) -> Path:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["structural_problem"]
+__all__ = ["structural_problem", "training_acquisition_problem"]
 
 JsonType = type | tuple[type, ...]
 
@@ -40,6 +40,13 @@ _MANIFEST_OBJECTS: dict[str, dict[str, JsonType]] = {
 _MANIFEST_ITEMS: dict[str, dict[str, JsonType]] = {
     "inputs": {"role": str, "modality": str},
     "labels": {"value": int, "name": str, "color": list},
+}
+#: ``training_acquisition``: quantity -> the rule its ``[low, high]`` must follow (lengths in mm, tilt in degrees).
+_TRAINING_ACQUISITION_RULES: dict[str, str] = {
+    "slice_thickness_mm": "0 < low <= high",
+    "slice_spacing_mm": "0 < low <= high",
+    "tilt_deg": "0 <= low <= high <= 90",
+    "inplane_mm": "0 < low <= high",
 }
 #: Catalog: one entry of ``models`` (exactly these fields).
 _CATALOG_ENTRY: dict[str, JsonType] = {
@@ -91,6 +98,38 @@ def _label_problem(index: int, label: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def training_acquisition_problem(data: Any) -> str | None:
+    """What is wrong with a manifest's optional ``training_acquisition`` field; None when it is absent or sound.
+
+    Each stated quantity must be ``[low, high]``: ``0 < low <= high`` for lengths (mm),
+    ``0 <= low <= high <= 90`` for the tilt (degrees). JSON Schema cannot compare the two ends, so
+    :func:`~SlicerMedFuse.models.manifest.validate_manifest` calls this after the full schema too.
+    """
+    if not isinstance(data, Mapping) or "training_acquisition" not in data:
+        return None
+    ranges = data["training_acquisition"]
+    problem = _type_problem("training_acquisition", ranges, dict)
+    if problem:
+        return problem
+    if not ranges:
+        return "field 'training_acquisition' is invalid: state at least one range or leave the field out"
+    for key, bounds in ranges.items():
+        field = f"training_acquisition.{key}"
+        if key not in _TRAINING_ACQUISITION_RULES:
+            return f"field '{field}' is not allowed"
+        if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds)):
+            return f"field '{field}' is invalid: expected [low, high], two numbers"
+        low, high = bounds
+        sound = 0 <= low <= high <= 90 if key == "tilt_deg" else 0 < low <= high
+        if not sound:
+            return f"field '{field}' is invalid: expected {_TRAINING_ACQUISITION_RULES[key]}, got {bounds}"
+    return None
+
+
 def _manifest_problem(data: Any) -> str | None:
     problem = _object_problem("", data, _MANIFEST)
     for name, fields in _MANIFEST_OBJECTS.items():
@@ -100,7 +139,7 @@ def _manifest_problem(data: Any) -> str | None:
             problem = problem or _object_problem(f"{name}[{index}]", item, fields)
             if problem is None and name == "labels":
                 problem = _label_problem(index, item)
-    return problem
+    return problem or training_acquisition_problem(data)
 
 
 def _catalog_problem(data: Any) -> str | None:

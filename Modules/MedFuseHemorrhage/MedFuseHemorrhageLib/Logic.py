@@ -4,7 +4,8 @@ The flow is: check the CT here (one clear sentence per problem) and pick a model
 user's model store -> start the backend out of process (:class:`MedFuseLib.task_job.BackendTaskJob`)
 -> poll it -> put the label map into a segmentation with the five BHSD segments (named, coloured,
 coded, under the CT's study; empty classes included so they can be painted) and fill a table with
-each class's volume (mL), components and slice range from the job report. The CT node, its display
+each class's volume (mL), components and slice range from the job report; the report's acquisition
+check becomes one line for the panel (:meth:`HemorrhageLogic.acquisitionLine`). The CT node, its display
 included, is never changed: a brain or blood window is applied only when the user asks
 (:meth:`HemorrhageLogic.applyDisplayWindow`, the panel's "Show window" button). What every task
 shares (input checks, parameters, models, start / finish / cancel, async runs) is
@@ -212,8 +213,8 @@ class HemorrhageLogic(TaskLogic):
         """Put a finished job's result into the scene and release the job's files.
 
         Creates (or overwrites) a segmentation with one segment per BHSD class and a table with each
-        class's volume, components and slice range, both under the CT's study. The CT node is not
-        touched. A failed or cancelled job changes nothing in the scene.
+        class's volume, components and slice range, both under the CT's study; the table's attribute
+        ``MedFuse.acquisition`` holds :meth:`acquisitionLine`. The CT node is not touched. A failed or cancelled job changes nothing in the scene.
 
         Args:
             job: a job from :meth:`startJob` whose ``done`` is True.
@@ -247,6 +248,8 @@ class HemorrhageLogic(TaskLogic):
                 job.report, ctNode, tableNode, name=scene.GenerateUniqueName(f"{ctNode.GetName()} hemorrhage volumes")
             )
             tableNode.SetAttribute("MedFuse.model", modelName)
+            # kept with the measurements, so a console user of process() and a saved scene have it too
+            tableNode.SetAttribute("MedFuse.acquisition", self.acquisitionLine(job.report)[0])
             return segmentationNode, tableNode
         finally:
             job.cleanup()
@@ -335,6 +338,26 @@ class HemorrhageLogic(TaskLogic):
         parts = ", ".join(f"{name} {volume:.1f} mL" for name, volume in found)
         total = sum(volume for _, volume in found)
         return f"Done{took}: {total:.1f} mL of hemorrhage ({parts}); review and correct the segments."
+
+    @staticmethod
+    def acquisitionLine(report: Mapping[str, Any] | None) -> tuple[str, bool]:
+        """The panel's acquisition line from a job report, and whether it is a warning.
+
+        Reads ``report["acquisition"]`` (``summary``, ``statement``, ``within_training_range``), e.g.
+        ``("Acquisition: 28 slices, 7.4 mm thick, tilt 18.5 deg, 0.49 mm in-plane — outside the
+        model's training range (slices are 7.4 mm thick; ...)", True)``.
+
+        Returns:
+            ``(line, outside)``: ``outside`` is True only when the scan lies outside the ranges the model
+            states (not when it states none); ``("", False)`` for a report without an acquisition
+            check (a backend older than the check).
+        """
+        acquisition = (report or {}).get("acquisition")
+        if not isinstance(acquisition, Mapping) or not acquisition.get("summary"):
+            return "", False
+        statement = acquisition.get("statement")
+        line = f"Acquisition: {acquisition['summary']}" + (f" — {statement}" if statement else "")
+        return line, acquisition.get("within_training_range") is False
 
     @staticmethod
     def _modelName(job: BackendTaskJob) -> str:

@@ -14,6 +14,9 @@ from MedFuseHemorrhageLib import (
 )
 from MedFuseHemorrhageLib.ModuleLogic import MedFuseHemorrhageLogic
 
+#: Style of the acquisition line when the CT lies outside the model's training acquisitions (as the model warning).
+ACQUISITION_WARNING_STYLE = "QLabel { color: rgb(200, 40, 40); font-weight: bold; }"
+
 
 class MedFuseHemorrhageWidget(MedFusePanelWidget):
     """The panel: parameter node <-> widgets, model choice, Apply/Cancel, progress, table and segment editor."""
@@ -111,6 +114,7 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
         return (self._parameterNode.outputSegmentation, self._parameterNode.outputTable)
 
     def _startJob(self):
+        self.ui.acquisitionLabel.text = ""  # it describes the CT of the previous result
         return self.logic.startJob(self._parameterNode)
 
     def _finishJob(self, job, segmentationNode, tableNode) -> None:
@@ -121,6 +125,9 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
             self._parameterNode.outputTable = tableNode
         warnings = [w for w in job.report.get("warnings", []) if w not in self.ui.modelWarningLabel.text]
         self.ui.statusLabel.text = "\n".join([HemorrhageLogic.resultSummary(tableNode, job.report), *warnings])
+        line, outside = HemorrhageLogic.acquisitionLine(job.report)
+        self.ui.acquisitionLabel.text = line
+        self.ui.acquisitionLabel.styleSheet = ACQUISITION_WARNING_STYLE if outside else ""
         self._showResult(ctNode, segmentationNode, tableNode)
 
     def _showResult(self, ctNode, segmentationNode, tableNode) -> None:
