@@ -188,3 +188,204 @@ def blast_fp_ml(prediction: Path) -> dict[str, float]:
     voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
     names = {"IPH": 1, "EAH": 2, "oedema": 3, "IVH": 4}
     return {name: round(float(counts[value]) * voxel_ml, 3) for name, value in names.items()}
+
+
+# --- driver ----------------------------------------------------------------------------------------
+
+
+def _named(pairs: list[str], what: str) -> dict[str, Path]:
+    named = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--{what} takes NAME=PATH; got '{pair}'")
+        named[name] = Path(path)
+    return named
+
+
+def run_predictions(work: Path, models: dict[str, Path], datasets: dict[str, Path], threads: int) -> dict[str, Any]:
+    """Every model on every dataset, one measured child each (reused when its record exists)."""
+    from harness import run_measured
+
+    runs: dict[str, Any] = {}
+    for model_name, model in models.items():
+        for data_name, data in datasets.items():
+            folder = work / "pred" / model_name / data_name
+            record = folder / "run.json"
+            if not record.is_file():
+                folder.mkdir(parents=True, exist_ok=True)
+                argv = ["predict", "--model", str(model), "--data", str(data), "--output", str(folder)]
+                measurement = run_measured(
+                    (sys.executable, Path(__file__).resolve(), [*argv, "--threads", str(threads)]),
+                    log=folder / "child.log",
+                )
+                if not measurement.ok:
+                    raise SystemExit(f"{model_name} on {data_name} failed; see {folder / 'child.log'}")
+                run = measurement.to_dict()
+                run["timings"] = json.loads((folder / "timings.json").read_text(encoding="utf-8"))
+                record.write_text(json.dumps(run, indent=1), encoding="utf-8")
+            runs[f"{model_name}/{data_name}"] = json.loads(record.read_text(encoding="utf-8"))
+    return runs
+
+
+def run_blast(work: Path, bench_python: Path, weights: Path, datasets: dict[str, Path], chosen: list[str]) -> dict:
+    """BLAST-CT (first member) on the chosen ``DATASET:CASE`` items, one measured child each."""
+    from harness import run_measured
+
+    results: dict[str, Any] = {}
+    for item in chosen:
+        data_name, _, case_id = item.partition(":")
+        case = next(c for c in test_cases(datasets[data_name]) if c["case"] == case_id)
+        folder = work / "blast" / data_name
+        folder.mkdir(parents=True, exist_ok=True)
+        record = folder / f"{case_id}.run.json"
+        if not record.is_file():
+            argv = ["worker-blast", "--input", case["image"], "--output", str(folder / f"{case_id}.nii.gz")]
+            argv += ["--weights", str(weights), "--members", "1", "--threads", "1"]
+            argv += ["--report", str(folder / f"{case_id}.report.json")]
+            measurement = run_measured((bench_python, HERE / "run_peers.py", argv), log=folder / f"{case_id}.log")
+            if not measurement.ok:
+                raise SystemExit(f"BLAST-CT on {item} failed; see {folder / f'{case_id}.log'}")
+            run = measurement.to_dict()
+            run["volumes_ml"] = blast_fp_ml(folder / f"{case_id}.nii.gz")
+            record.write_text(json.dumps(run, indent=1), encoding="utf-8")
+        results[item] = {"bleed": case["bleed"], **json.loads(record.read_text(encoding="utf-8"))}
+    return results
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _ml(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The tables: Dice (BHSD Table 1 layout) and false positives per model and dataset, sweep, BLAST-CT, cost."""
+    lines = ["# Hemorrhage generalisation (issue 15)", ""]
+    for data_name, description in summary["datasets"].items():
+        lines += [f"## {data_name}: {description}", ""]
+        lines += ["| Model | " + " | ".join(CLASSES) + " | Mean Dice | FP mL median / mean / max (bleed-free) |"]
+        lines += ["|---|" + "---|" * (len(CLASSES) + 2)]
+        counts = None
+        for model_name in summary["models"]:
+            s = summary["scores"].get(f"{model_name}/{data_name}")
+            if s is None:
+                continue
+            counts = s["cases_with_class"]
+            fp = s["fp_ml_total"]
+            dice = " | ".join(_pct(s["dice"][c]) for c in CLASSES)
+            lines.append(
+                f"| {model_name} | {dice} | {_pct(s['mean_dice'])} | "
+                f"{_ml(fp['median'])} / {_ml(fp['mean'])} / {_ml(fp['max'])} (n={s['free_cases']}) |"
+            )
+        if counts:
+            lines.append("| bleed cases with the class | " + " | ".join(str(counts[c]) for c in CLASSES) + " | | |")
+        lines += ["", "False-positive mL per class, mean over the bleed-free cases:", ""]
+        lines += ["| Model | " + " | ".join(CLASSES) + " |", "|---|" + "---|" * len(CLASSES)]
+        for model_name in summary["models"]:
+            s = summary["scores"].get(f"{model_name}/{data_name}")
+            if s is not None and s["free_cases"]:
+                lines.append(f"| {model_name} | " + " | ".join(_ml(s["fp_ml_mean"][c]) for c in CLASSES) + " |")
+        lines.append("")
+    if "sweep" in summary["datasets"]:
+        lines += ["## The real normal CT at each thickness and tilt: false-positive mL (all classes)", ""]
+        cases = [c["case"] for c in summary["sweep_cases"]]
+        lines += ["| Model | " + " | ".join(cases) + " |", "|---|" + "---|" * len(cases)]
+        for model_name in summary["models"]:
+            s = summary["scores"].get(f"{model_name}/sweep")
+            if s is not None:
+                cells = [_ml(sum(s["per_case"][c]["fp_ml"].values())) for c in cases]
+                lines.append(f"| {model_name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if summary.get("blast"):
+        lines += ["## BLAST-CT (one member, real-scan weights) on the same cases", ""]
+        lines += ["| case | bleed | BLAST-CT IPH / EAH / IVH mL (oedema) | "]
+        lines[-1] += " | ".join(f"{m} bleed mL" for m in summary["models"]) + " | BLAST-CT wall s / peak MiB |"
+        lines += ["|---|---|---|" + "---|" * len(summary["models"]) + "---|"]
+        for item, run in summary["blast"].items():
+            data_name, _, case_id = item.partition(":")
+            v = run["volumes_ml"]
+            ours = []
+            for model_name in summary["models"]:
+                s = summary["scores"].get(f"{model_name}/{data_name}")
+                ours.append(_ml(sum(s["per_case"][case_id]["fp_ml"].values())) if s and not run["bleed"] else "-")
+            lines.append(
+                f"| {item} | {'yes' if run['bleed'] else 'no'} | {v['IPH']:.2f} / {v['EAH']:.2f} / {v['IVH']:.2f} "
+                f"({v['oedema']:.2f}) | " + " | ".join(ours) + f" | {run['wall_s']:.0f} / {run['peak_rss_mib']:.0f} |"
+            )
+        lines.append("")
+    lines += ["## Cost (one child process per model and dataset, model loaded once)", ""]
+    lines += ["| run | cases | s per case median / max | child wall s | child CPU s | child peak MiB |"]
+    lines += ["|---|---|---|---|---|---|"]
+    for key, run in summary["runs"].items():
+        per_case = list(run["timings"]["seconds_per_case"].values())
+        lines.append(
+            f"| {key} | {len(per_case)} | {statistics.median(per_case):.1f} / {max(per_case):.1f} | "
+            f"{run['wall_s']:.0f} | {run['cpu_s']:.0f} | {run['peak_rss_mib']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+DESCRIPTIONS = {
+    "scanners": "held-out simulated scanners (5-7.5 mm slices and 18-25 degree tilt, half with an unseen very sharp "
+    "kernel; anatomy varied; seeds 35000-35059)",
+    "own": "0.5.1's own held-out set (the source CT's acquisition, seeds 5000-5029)",
+    "sweep": "the real normal CT (the simulator's source, not independent) at 1.5-7.5 mm, tilt 0 and 18.5 degrees",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    sweep = commands.add_parser("sweep", help="write the real normal CT's thickness x tilt sweep")
+    sweep.add_argument("output", type=Path)
+    sweep.add_argument("--ct", type=Path, default=DEFAULT_CT)
+    child = commands.add_parser("predict", help="(child) one model on one dataset")
+    child.add_argument("--model", required=True, type=Path)
+    child.add_argument("--data", required=True, type=Path)
+    child.add_argument("--output", required=True, type=Path)
+    child.add_argument("--threads", type=int, default=1)
+    run = commands.add_parser("run", help="every model on every dataset, BLAST-CT on a subset, the tables")
+    run.add_argument("--work", required=True, type=Path)
+    run.add_argument("--model", action="append", default=[], help="NAME=BUNDLE_DIR (first: the new model)")
+    run.add_argument("--data", action="append", default=[], help="NAME=DATASET_DIR (scanners, own, sweep)")
+    run.add_argument("--threads", type=int, default=1)
+    run.add_argument("--bench-python", type=Path, help="python of the benchmark venv with blast-ct")
+    run.add_argument("--blast-weights", type=Path, default=DEFAULT_BLAST)
+    run.add_argument("--blast-cases", default="", help="DATASET:CASE,... for BLAST-CT")
+    run.add_argument("--report", type=Path, help="results stem (writes .json and .md)")
+    args = parser.parse_args(argv)
+    if args.command == "sweep":
+        print(write_sweep(args.output, args.ct))
+        return 0
+    if args.command == "predict":
+        predict(args.model, args.data, args.output, args.threads)
+        return 0
+    models, datasets = _named(args.model, "model"), _named(args.data, "data")
+    runs = run_predictions(args.work, models, datasets, args.threads)
+    scores = {key: score(args.work / "pred" / key, datasets[key.split("/")[1]]) for key in runs}
+    chosen = [c for c in args.blast_cases.split(",") if c]
+    blast = run_blast(args.work, args.bench_python, args.blast_weights, datasets, chosen) if chosen else {}
+    summary = {
+        "models": {name: str(path) for name, path in models.items()},
+        "datasets": {name: DESCRIPTIONS.get(name, str(path)) for name, path in datasets.items()},
+        "sweep_cases": test_cases(datasets["sweep"]) if "sweep" in datasets else [],
+        "scores": scores,
+        "runs": runs,
+        "blast": blast,
+    }
+    text = markdown(summary)
+    print(text)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+        args.report.with_suffix(".md").write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
