@@ -26,10 +26,10 @@ import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError
 from SlicerMedFuse.hemorrhage.preprocessing import THICK_SLICE_MM
-from SlicerMedFuse.superres.slice_geometry import VolumeGrid
 
 __all__ = [
     "DICOM_GANTRY_TILT",
+    "DICOM_SLICE_THICKNESS",
     "TRAINING_ACQUISITION_FIELDS",
     "Acquisition",
     "AcquisitionCheck",
@@ -39,8 +39,9 @@ __all__ = [
     "measure_acquisition",
 ]
 
-#: DICOM Gantry/Detector Tilt (degrees), kept in the image's metadata by the DICOM reader.
+#: DICOM Gantry/Detector Tilt (degrees) and Slice Thickness (mm), kept in the image's metadata by the DICOM reader.
 DICOM_GANTRY_TILT = "0018|1120"
+DICOM_SLICE_THICKNESS = "0018|0050"
 #: The quantities of the manifest field ``training_acquisition``: name -> what it measures.
 TRAINING_ACQUISITION_FIELDS: dict[str, str] = {
     "slice_thickness_mm": "slice thickness (mm)",
@@ -148,7 +149,7 @@ def measure_acquisition(ct: sitk.Image) -> Acquisition:
     if tagged_tilt is not None:
         tilt, tilt_source = abs(tagged_tilt), "dicom"
     slice_spacing = float(spacing[axis])
-    recorded = VolumeGrid.of(ct).recorded_thickness
+    recorded = _tag_number(ct, DICOM_SLICE_THICKNESS)
     thickness, thickness_source = slice_spacing, "spacing"
     if recorded is not None and recorded > 0:
         thickness, thickness_source = recorded, "dicom"
@@ -281,7 +282,12 @@ def acquisition_warning(acquisition: Acquisition, check: AcquisitionCheck) -> st
     advice = []
     if thick:
         advice.append("thin bleeds (SAH, SDH) may be missed or under-measured")
-    if thick or {"slice_thickness_mm", "slice_spacing_mm"} & set(check.outside_fields):
+    above_range = [
+        field
+        for field in ("slice_thickness_mm", "slice_spacing_mm")
+        if field in check.outside_fields and getattr(acquisition, field) > getattr(check.training, field)[1]
+    ]
+    if thick or above_range:  # slices finer than the range have no such fix
         advice.append(
             "use a thinner reconstruction of the scan if there is one, or compute thinner slices first with the "
             "super-resolution task ('superres')"
@@ -292,6 +298,7 @@ def acquisition_warning(acquisition: Acquisition, check: AcquisitionCheck) -> st
             "check any subdural segment there against the images"
         )
     if check.outside:
-        lead = f"The CT is outside the acquisitions the model was trained on ({'; '.join(check.outside)}): expect false or missed bleeds"
+        outside = "; ".join(check.outside)
+        lead = f"The CT is outside the acquisitions the model was trained on ({outside}): expect false or missed bleeds"
         return f"{lead}; {'; '.join(advice)}." if advice else f"{lead}; review every segment."
     return f"The CT has {slices:.3g} mm slices (thicker than {THICK_SLICE_MM:.0f} mm): {'; '.join(advice)}."

@@ -9,6 +9,7 @@ bundle (plumbing, not segmentation quality).
 from __future__ import annotations
 
 import copy
+import locale
 import math
 from pathlib import Path
 
@@ -115,7 +116,11 @@ def test_a_2d_image_is_refused_in_one_sentence() -> None:
 def test_a_tilted_dicom_series_keeps_its_tilt_and_thickness_through_the_reader(tmp_path: Path) -> None:
     angle, spacing_z = 20.0, 1.5
     shear = spacing_z * math.tan(math.radians(angle))  # sheared positions, axial orientation: the GE way
-    write_series(tmp_path, "1.2.3.99", [(0.0, shear * k, spacing_z * k) for k in range(6)], tilt=angle)
+    saved_locale = locale.setlocale(locale.LC_ALL)
+    try:
+        write_series(tmp_path, "1.2.3.99", [(0.0, shear * k, spacing_z * k) for k in range(6)], tilt=angle)
+    finally:  # GDCM's DICOM writer sets the process locale to "C": later tests reading UTF-8 text would fail
+        locale.setlocale(locale.LC_ALL, saved_locale)
     image = read_image(tmp_path)  # regularised onto an orthogonal grid: the direction no longer shows the tilt
     acquisition = measure_acquisition(image)
     assert acquisition.tilt_deg == pytest.approx(angle) and acquisition.tilt_source == "dicom"
@@ -182,6 +187,12 @@ def test_thick_tilted_slices_outside_the_range_give_one_merged_sentence_with_the
     assert warning.startswith("The CT is outside the acquisitions the model was trained on (slices are 7.4 mm thick")
     assert warning.count("superres") == 1 and "thicker than" not in warning  # the thick-slice warning merged in
     assert "tilt is corrected on DICOM input" in warning and "vertex" in warning
+
+
+def test_slices_finer_than_the_range_get_no_thinner_slices_advice() -> None:
+    acquisition = _acquisition(0.3, 0.3)
+    warning = acquisition_warning(acquisition, check_acquisition(acquisition, TrainingAcquisition.from_dict(TRAINED)))
+    assert warning is not None and "0.3 mm thick" in warning and "superres" not in warning
 
 
 def test_pixels_outside_alone_ask_for_review() -> None:

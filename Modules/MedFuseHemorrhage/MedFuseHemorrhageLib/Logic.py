@@ -5,8 +5,8 @@ user's model store -> start the backend out of process (:class:`MedFuseLib.task_
 -> poll it -> put the label map into a segmentation with the five BHSD segments (named, coloured,
 coded, under the CT's study; empty classes included so they can be painted) and fill a table with
 each class's volume (mL), components and slice range from the job report; the report's acquisition
-check becomes one line for the panel (:meth:`HemorrhageLogic.acquisitionLine`). The CT node, its display
-included, is never changed: a brain or blood window is applied only when the user asks
+check becomes one line for the panel (:meth:`HemorrhageLogic.acquisitionLine`). The CT node, its
+display included, is never changed: a brain or blood window is applied only when the user asks
 (:meth:`HemorrhageLogic.applyDisplayWindow`, the panel's "Show window" button). What every task
 shares (input checks, parameters, models, start / finish / cancel, async runs) is
 :class:`MedFuseLib.task_logic.TaskLogic`. Only MRML and VTK are used, so this runs headless on
@@ -214,7 +214,8 @@ class HemorrhageLogic(TaskLogic):
 
         Creates (or overwrites) a segmentation with one segment per BHSD class and a table with each
         class's volume, components and slice range, both under the CT's study; the table's attribute
-        ``MedFuse.acquisition`` holds :meth:`acquisitionLine`. The CT node is not touched. A failed or cancelled job changes nothing in the scene.
+        ``MedFuse.acquisition`` holds :meth:`acquisitionLine`. The CT node is not touched. A failed or
+        cancelled job changes nothing in the scene.
 
         Args:
             job: a job from :meth:`startJob` whose ``done`` is True.
