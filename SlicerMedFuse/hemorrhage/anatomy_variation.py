@@ -245,8 +245,11 @@ def _widen_csf(painter: _Painter, anatomy: HeadAnatomy, variation: AnatomyVariat
     if variation.atrophy_mm > 0.0:
         atrophy = _atrophy_weight(anatomy, box, variation.atrophy_mm, painter) * brain
     if variation.ventricle_growth_mm > 0.0 and anatomy.ventricles.any():
-        distance = morph.distance_outside_mm(anatomy.ventricles[box], sp)
-        growth = _ramp(variation.ventricle_growth_mm - distance) * brain
+        # Distances only around the ventricles (a twentieth of the cavity's box).
+        reach = variation.ventricle_growth_mm + _PARTIAL_VOLUME_MM
+        near = _mask_box(anatomy.ventricles[box], margin=int(np.ceil(reach / min(sp))) + 1)
+        distance = morph.distance_outside_mm(anatomy.ventricles[box][near], sp)
+        growth[near] = _ramp(variation.ventricle_growth_mm - distance) * brain[near]
     csf_hu = float(np.median(painter.hu[anatomy.csf])) if anatomy.csf.any() else 5.0
     painter.blend(box, np.maximum(atrophy, growth), csf_hu)
     ventricles, csf = anatomy.ventricles.copy(), anatomy.csf.copy()
@@ -266,10 +269,20 @@ def _atrophy_weight(anatomy: HeadAnatomy, box: tuple[slice, ...], atrophy_mm: fl
     sp = painter.spacing_zyx
     spaces = morph.keep_components(anatomy.subarachnoid[box], sp, min_volume_ml=0.03)[2]
     surface = spaces | ~anatomy.icv[box]
-    uneven = 1.0 + 0.3 * morph.smooth_noise(surface.shape, 10.0, sp, painter.rng)
+    uneven = 1.0 + 0.3 * np.clip(_smooth_field(surface.shape, 10.0, sp, painter.rng), -2.0, 2.0)
     shallow = np.clip(1.2 - anatomy.depth_mm[box] / 25.0, 0.3, 1.0)
-    reach = np.maximum(atrophy_mm * uneven * shallow, 0.0)
+    reach = atrophy_mm * uneven * shallow
     return _ramp(reach - morph.distance_outside_mm(surface, sp))
+
+
+def _smooth_field(
+    shape: tuple[int, ...], sigma_mm: float, spacing_zyx: tuple[float, float, float], rng: np.random.Generator
+) -> np.ndarray:
+    """:func:`morph.smooth_noise` drawn on a 4x coarser grid and interpolated up (a field this smooth loses nothing)."""
+    factor = 4
+    coarse = morph.smooth_noise([-(-n // factor) for n in shape], sigma_mm, [s * factor for s in spacing_zyx], rng)
+    fine = sitk.GetArrayFromImage(sitk.Expand(sitk.GetImageFromArray(coarse), [factor] * 3, sitk.sitkLinear))
+    return fine[tuple(slice(0, n) for n in shape)]
 
 
 def _calcify(painter: _Painter, anatomy: HeadAnatomy, csf: _Compartments, variation: AnatomyVariation) -> None:
