@@ -18,7 +18,12 @@ masks and its LPS geometry (positions in mm from the image direction, never from
 
 Each change is a partial-volume blend ``(1 - w) * CT + w * target + sqrt(1 - (1 - w)^2) * noise``
 with noise matched to the CT (:func:`~SlicerMedFuse.hemorrhage.simulator.estimate_noise`), so
-the CT's noise level is kept in every changed voxel.
+the CT's noise level is kept in every changed voxel. Calcifications are averaged over each voxel,
+so a deposit smaller than a voxel shows faint, as on a real scan.
+
+The masks of the varied CT differ from ``anatomy`` (wider CSF spaces, larger ventricles); derive
+them again with :func:`~SlicerMedFuse.hemorrhage.anatomy.analyze_head_ct` where bleeds must follow
+the new CSF spaces.
 """
 
 from __future__ import annotations
