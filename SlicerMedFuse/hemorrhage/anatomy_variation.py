@@ -21,9 +21,9 @@ with noise matched to the CT (:func:`~SlicerMedFuse.hemorrhage.simulator.estimat
 the CT's noise level is kept in every changed voxel. Calcifications are averaged over each voxel,
 so a deposit smaller than a voxel shows faint, as on a real scan.
 
-The masks of the varied CT differ from ``anatomy`` (wider CSF spaces, larger ventricles); derive
-them again with :func:`~SlicerMedFuse.hemorrhage.anatomy.analyze_head_ct` where bleeds must follow
-the new CSF spaces.
+The masks of the varied CT differ from ``anatomy`` (wider CSF spaces, larger ventricles):
+:func:`vary_anatomy_with_masks` returns them with the image, for painting bleeds that follow the
+new CSF spaces.
 """
 
 from __future__ import annotations
@@ -37,16 +37,23 @@ import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError, UsageError
 from SlicerMedFuse.hemorrhage import _morphology as morph
-from SlicerMedFuse.hemorrhage.anatomy import HeadAnatomy, _axis_coordinate
+from SlicerMedFuse.hemorrhage.anatomy import AnatomyConfig, HeadAnatomy, _axis_coordinate
 from SlicerMedFuse.hemorrhage.simulator import NoiseModel, estimate_noise
 
-__all__ = ["CALCIFICATION_SITES", "AnatomyVariation", "sample_anatomy_variation", "vary_anatomy"]
+__all__ = [
+    "CALCIFICATION_SITES",
+    "AnatomyVariation",
+    "sample_anatomy_variation",
+    "vary_anatomy",
+    "vary_anatomy_with_masks",
+]
 
 CALCIFICATION_SITES = ("choroid_plexus", "pineal", "falx", "basal_ganglia")
 """Where physiological (not bleed) intracranial calcifications are placed."""
 
 _SITE_PROBABILITY = {"choroid_plexus": 0.6, "pineal": 0.5, "falx": 0.3, "basal_ganglia": 0.2}
 _PARTIAL_VOLUME_MM = 1.0  # width of the blend at every boundary this module draws
+_CALCIFIED_HU = 80.0  # analyze_head_ct's brain stops here (smoothed HU); above it a voxel is no tissue class
 _MIN_NOISE_VOXELS = 16
 _AIR_HU = -500.0  # below this, a voxel outside the head is air
 _HEAD_HU = -400.0  # above this, a voxel belongs to the head (skin, bone, tissue) or a support
@@ -143,20 +150,66 @@ def vary_anatomy(
     Raises:
         InputError: If ``anatomy`` was derived from an image of another size.
     """
+    return vary_anatomy_with_masks(ct, anatomy, variation, rng)[0]
+
+
+def vary_anatomy_with_masks(
+    ct: sitk.Image, anatomy: HeadAnatomy, variation: AnatomyVariation, rng: np.random.Generator
+) -> tuple[sitk.Image, HeadAnatomy]:
+    """:func:`vary_anatomy` plus the masks of the varied CT, for painting bleeds into it.
+
+    The returned anatomy has the enlarged ventricles, the widened CSF spaces (new CSF near the
+    surface counts as sulci, deep new CSF as cisterns) and a brain without the new CSF and the
+    calcifications; the cavity, skull, depth map and midline are those of ``anatomy``. Passing it
+    as ``simulate_hemorrhage(..., anatomy=...)`` makes IVH fill the enlarged ventricles and SAH the
+    widened sulci, and saves re-running :func:`~SlicerMedFuse.hemorrhage.anatomy.analyze_head_ct`
+    (which, on a strongly atrophied brain, can lose part of the cavity).
+
+    Args:
+        ct: Head CT in HU (3-D, any pixel type and orientation). Not modified.
+        anatomy: The CT's :func:`~SlicerMedFuse.hemorrhage.anatomy.analyze_head_ct` result.
+        variation: What to change.
+        rng: Random generator; the same state gives the same image as :func:`vary_anatomy`.
+
+    Returns:
+        ``(image, anatomy)``: the varied CT and its masks (``reference`` is the varied CT).
+
+    Raises:
+        InputError: If ``anatomy`` was derived from an image of another size.
+    """
     if ct.GetDimension() != 3 or anatomy.icv.shape != tuple(reversed(ct.GetSize())):
         raise InputError("The anatomy given was derived from another image; analyse this CT with analyze_head_ct.")
     if variation.is_none:
-        return sitk.Image(ct)
+        image = sitk.Image(ct)
+        return image, dataclasses.replace(anatomy, reference=image)
     hu = sitk.GetArrayFromImage(ct).astype(np.float32)
     painter = _Painter(ct, hu, _noise_of(ct, anatomy), rng)
-    csf = _Compartments(anatomy.ventricles, anatomy.csf)
+    csf = _Compartments(anatomy.ventricles, anatomy.csf, anatomy.subarachnoid)
     if variation.atrophy_mm > 0.0 or variation.ventricle_growth_mm > 0.0:
         csf = _widen_csf(painter, anatomy, variation)
     if variation.calcifications:
         _calcify(painter, anatomy, csf, variation)
     if variation.head_holder:
         _add_head_holder(painter, anatomy)
-    return _to_pixel_type(hu, ct)
+    image = _to_pixel_type(hu, ct)
+    return image, _varied_masks(anatomy, csf, image, sitk.GetArrayViewFromImage(ct))
+
+
+def _varied_masks(anatomy: HeadAnatomy, csf: _Compartments, image: sitk.Image, before: np.ndarray) -> HeadAnatomy:
+    """The anatomy of the varied CT: new CSF spaces; calcified voxels (>= 80 HU, as in analyze_head_ct) leave every class."""
+    after = sitk.GetArrayViewFromImage(image)
+    calcified = anatomy.icv & (after >= _CALCIFIED_HU) & (after != before)
+    subarachnoid = csf.subarachnoid & ~calcified
+    shallow = anatomy.depth_mm < AnatomyConfig().sulcus_depth_mm
+    return dataclasses.replace(
+        anatomy,
+        reference=image,
+        brain=anatomy.brain & ~csf.csf & ~calcified,
+        csf=csf.csf & ~calcified,
+        ventricles=csf.ventricles & ~calcified,
+        sulci=subarachnoid & shallow,
+        cisterns=subarachnoid & ~shallow,
+    )
 
 
 def _noise_of(ct: sitk.Image, anatomy: HeadAnatomy) -> NoiseModel:
@@ -239,6 +292,7 @@ class _Compartments(NamedTuple):
 
     ventricles: np.ndarray
     csf: np.ndarray
+    subarachnoid: np.ndarray
 
 
 def _widen_csf(painter: _Painter, anatomy: HeadAnatomy, variation: AnatomyVariation) -> _Compartments:
@@ -255,12 +309,20 @@ def _widen_csf(painter: _Painter, anatomy: HeadAnatomy, variation: AnatomyVariat
         near = _mask_box(anatomy.ventricles[box], margin=int(np.ceil(reach / min(sp))) + 1)
         distance = morph.distance_outside_mm(anatomy.ventricles[box][near], sp)
         growth[near] = _ramp(variation.ventricle_growth_mm - distance) * brain[near]
-    csf_hu = float(np.median(painter.hu[anatomy.csf])) if anatomy.csf.any() else 5.0
-    painter.blend(box, np.maximum(atrophy, growth), csf_hu)
-    ventricles, csf = anatomy.ventricles.copy(), anatomy.csf.copy()
+    painter.blend(box, np.maximum(atrophy, growth), _csf_hu(painter.hu[box], anatomy.csf[box], sp))
+    ventricles, csf, subarachnoid = anatomy.ventricles.copy(), anatomy.csf.copy(), anatomy.subarachnoid
     ventricles[box] |= growth >= 0.5
     csf[box] |= np.maximum(atrophy, growth) >= 0.5
-    return _Compartments(ventricles, csf)
+    # As in analyze_head_ct: CSF that is not ventricular and at least 1 mm inside the cavity.
+    subarachnoid[box] |= (atrophy >= 0.5) & (anatomy.depth_mm[box] >= 1.0)
+    return _Compartments(ventricles, csf, subarachnoid & ~ventricles)
+
+
+def _csf_hu(hu: np.ndarray, csf: np.ndarray, spacing_zyx: tuple[float, float, float]) -> float:
+    """The CT's CSF density (HU): median of the CSF more than 1.5 mm from its edge (no partial volume)."""
+    pure = csf & (morph.distance_inside_mm(csf, spacing_zyx) > 1.5)
+    pure = pure if np.count_nonzero(pure) >= 100 else csf
+    return float(np.median(hu[pure])) if pure.any() else 0.0
 
 
 def _atrophy_weight(anatomy: HeadAnatomy, box: tuple[slice, ...], atrophy_mm: float, painter: _Painter) -> np.ndarray:
