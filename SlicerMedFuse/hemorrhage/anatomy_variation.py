@@ -302,20 +302,44 @@ def _widen_csf(painter: _Painter, anatomy: HeadAnatomy, variation: AnatomyVariat
     atrophy = np.zeros(brain.shape, np.float32)
     growth = np.zeros(brain.shape, np.float32)
     if variation.atrophy_mm > 0.0:
-        atrophy = _atrophy_weight(anatomy, box, variation.atrophy_mm, painter) * brain
+        atrophy = _atrophy_weight(anatomy, box, variation.atrophy_mm, painter)
     if variation.ventricle_growth_mm > 0.0 and anatomy.ventricles.any():
         # Distances only around the ventricles (a twentieth of the cavity's box).
         reach = variation.ventricle_growth_mm + _PARTIAL_VOLUME_MM
         near = _mask_box(anatomy.ventricles[box], margin=int(np.ceil(reach / min(sp))) + 1)
         distance = morph.distance_outside_mm(anatomy.ventricles[box][near], sp)
-        growth[near] = _ramp(variation.ventricle_growth_mm - distance) * brain[near]
-    painter.blend(box, np.maximum(atrophy, growth), _csf_hu(painter.hu[box], anatomy.csf[box], sp))
+        growth[near] = _ramp(variation.ventricle_growth_mm - distance)
+    widened = np.maximum(atrophy, growth)
+    csf_hu = _csf_hu(painter.hu[box], anatomy.csf[box], sp)
+    _turn_to_csf(painter, anatomy, box, widened * (brain | anatomy.csf[box]), csf_hu)
     ventricles, csf, subarachnoid = anatomy.ventricles.copy(), anatomy.csf.copy(), anatomy.subarachnoid
-    ventricles[box] |= growth >= 0.5
-    csf[box] |= np.maximum(atrophy, growth) >= 0.5
+    ventricles[box] |= (growth >= 0.5) & brain
+    csf[box] |= (widened >= 0.5) & brain
     # As in analyze_head_ct: CSF that is not ventricular and at least 1 mm inside the cavity.
-    subarachnoid[box] |= (atrophy >= 0.5) & (anatomy.depth_mm[box] >= 1.0)
+    subarachnoid[box] |= (atrophy >= 0.5) & brain & (anatomy.depth_mm[box] >= 1.0)
     return _Compartments(ventricles, csf, subarachnoid & ~ventricles)
+
+
+def _turn_to_csf(
+    painter: _Painter, anatomy: HeadAnatomy, box: tuple[slice, ...], weight: np.ndarray, csf_hu: float
+) -> None:
+    """Lower the density of ``hu[box]`` to CSF by ``weight`` (0..1), keeping the CT's own noise.
+
+    The local mean (1.5 mm Gaussian, over the cavity only, so bone does not count) above the CSF
+    density is removed: a voxel becomes ``csf_hu`` plus its own residual, which is the CT's noise
+    (the residual :func:`estimate_noise` measures) and any partial volume with the skull. The old
+    edge of a widened sulcus or ventricle (partial volume with brain) clears too, so the old
+    outline does not stay as a faint contour. Calcified voxels lose at most the brain's excess.
+    """
+    inner = _mask_box(weight > 0.0, margin=4)
+    if inner is None:
+        return
+    region, icv, weight = painter.hu[box][inner], anatomy.icv[box][inner], weight[inner]
+    sp = painter.spacing_zyx
+    inside = morph.smooth_mm(icv.astype(np.float32), 1.5, sp)
+    mean = morph.smooth_mm(np.where(icv, region, 0.0), 1.5, sp) / np.maximum(inside, 1e-3)
+    excess = np.clip(mean - csf_hu, 0.0, _CALCIFIED_HU - csf_hu)
+    region -= (weight * excess).astype(np.float32)
 
 
 def _csf_hu(hu: np.ndarray, csf: np.ndarray, spacing_zyx: tuple[float, float, float]) -> float:
