@@ -16,10 +16,11 @@ masks and its LPS geometry (positions in mm from the image direction, never from
   (punctate, both sides, ~20-25 mm from the midline at the level of the third ventricle).
 * **Head holder**: a plastic shell over a foam pad behind the occiput, in the air outside the head.
 
-Each change is a partial-volume blend ``(1 - w) * CT + w * target + sqrt(1 - (1 - w)^2) * noise``
-with noise matched to the CT (:func:`~SlicerMedFuse.hemorrhage.simulator.estimate_noise`), so
-the CT's noise level is kept in every changed voxel. Calcifications are averaged over each voxel,
-so a deposit smaller than a voxel shows faint, as on a real scan.
+New CSF keeps the CT's own noise: the local mean above the CSF density is removed. Calcifications
+and the holder are partial-volume blends ``(1 - w) * CT + w * target + sqrt(1 - (1 - w)^2) * noise``
+with noise matched to the CT (:func:`~SlicerMedFuse.hemorrhage.simulator.estimate_noise`), so the
+noise level is kept in every changed voxel. Calcifications are averaged over each voxel, so a
+deposit smaller than a voxel shows faint, as on a real scan.
 
 The masks of the varied CT differ from ``anatomy`` (wider CSF spaces, larger ventricles):
 :func:`vary_anatomy_with_masks` returns them with the image, for painting bleeds that follow the
