@@ -16,15 +16,9 @@ masks and its LPS geometry (positions in mm from the image direction, never from
   (punctate, both sides, ~20-25 mm from the midline at the level of the third ventricle).
 * **Head holder**: a plastic shell over a foam pad behind the occiput, in the air outside the head.
 
-New CSF keeps the CT's own noise: the local mean above the CSF density is removed. Calcifications
-and the holder are partial-volume blends ``(1 - w) * CT + w * target + sqrt(1 - (1 - w)^2) * noise``
-with noise matched to the CT (:func:`~SlicerMedFuse.hemorrhage.simulator.estimate_noise`), so the
-noise level is kept in every changed voxel. Calcifications are averaged over each voxel, so a
-deposit smaller than a voxel shows faint, as on a real scan.
-
-The masks of the varied CT differ from ``anatomy`` (wider CSF spaces, larger ventricles):
-:func:`vary_anatomy_with_masks` returns them with the image, for painting bleeds that follow the
-new CSF spaces.
+Each change is a partial-volume blend ``(1 - w) * CT + w * target + sqrt(1 - (1 - w)^2) * noise``
+with noise matched to the CT (:func:`~SlicerMedFuse.hemorrhage.simulator.estimate_noise`), so
+the CT's noise level is kept in every changed voxel.
 """
 
 from __future__ import annotations
@@ -38,23 +32,16 @@ import SimpleITK as sitk
 
 from SlicerMedFuse.errors import InputError, UsageError
 from SlicerMedFuse.hemorrhage import _morphology as morph
-from SlicerMedFuse.hemorrhage.anatomy import AnatomyConfig, HeadAnatomy, _axis_coordinate
+from SlicerMedFuse.hemorrhage.anatomy import HeadAnatomy, _axis_coordinate
 from SlicerMedFuse.hemorrhage.simulator import NoiseModel, estimate_noise
 
-__all__ = [
-    "CALCIFICATION_SITES",
-    "AnatomyVariation",
-    "sample_anatomy_variation",
-    "vary_anatomy",
-    "vary_anatomy_with_masks",
-]
+__all__ = ["CALCIFICATION_SITES", "AnatomyVariation", "sample_anatomy_variation", "vary_anatomy"]
 
 CALCIFICATION_SITES = ("choroid_plexus", "pineal", "falx", "basal_ganglia")
 """Where physiological (not bleed) intracranial calcifications are placed."""
 
 _SITE_PROBABILITY = {"choroid_plexus": 0.6, "pineal": 0.5, "falx": 0.3, "basal_ganglia": 0.2}
 _PARTIAL_VOLUME_MM = 1.0  # width of the blend at every boundary this module draws
-_CALCIFIED_HU = 80.0  # analyze_head_ct's brain stops here (smoothed HU); above it a voxel is no tissue class
 _MIN_NOISE_VOXELS = 16
 _AIR_HU = -500.0  # below this, a voxel outside the head is air
 _HEAD_HU = -400.0  # above this, a voxel belongs to the head (skin, bone, tissue) or a support
@@ -151,66 +138,20 @@ def vary_anatomy(
     Raises:
         InputError: If ``anatomy`` was derived from an image of another size.
     """
-    return vary_anatomy_with_masks(ct, anatomy, variation, rng)[0]
-
-
-def vary_anatomy_with_masks(
-    ct: sitk.Image, anatomy: HeadAnatomy, variation: AnatomyVariation, rng: np.random.Generator
-) -> tuple[sitk.Image, HeadAnatomy]:
-    """:func:`vary_anatomy` plus the masks of the varied CT, for painting bleeds into it.
-
-    The returned anatomy has the enlarged ventricles, the widened CSF spaces (new CSF near the
-    surface counts as sulci, deep new CSF as cisterns) and a brain without the new CSF and the
-    calcifications; the cavity, skull, depth map and midline are those of ``anatomy``. Passing it
-    as ``simulate_hemorrhage(..., anatomy=...)`` makes IVH fill the enlarged ventricles and SAH the
-    widened sulci, and saves re-running :func:`~SlicerMedFuse.hemorrhage.anatomy.analyze_head_ct`
-    (which, on a strongly atrophied brain, can lose part of the cavity).
-
-    Args:
-        ct: Head CT in HU (3-D, any pixel type and orientation). Not modified.
-        anatomy: The CT's :func:`~SlicerMedFuse.hemorrhage.anatomy.analyze_head_ct` result.
-        variation: What to change.
-        rng: Random generator; the same state gives the same image as :func:`vary_anatomy`.
-
-    Returns:
-        ``(image, anatomy)``: the varied CT and its masks (``reference`` is the varied CT).
-
-    Raises:
-        InputError: If ``anatomy`` was derived from an image of another size.
-    """
     if ct.GetDimension() != 3 or anatomy.icv.shape != tuple(reversed(ct.GetSize())):
         raise InputError("The anatomy given was derived from another image; analyse this CT with analyze_head_ct.")
     if variation.is_none:
-        image = sitk.Image(ct)
-        return image, dataclasses.replace(anatomy, reference=image)
+        return sitk.Image(ct)
     hu = sitk.GetArrayFromImage(ct).astype(np.float32)
     painter = _Painter(ct, hu, _noise_of(ct, anatomy), rng)
-    csf = _Compartments(anatomy.ventricles, anatomy.csf, anatomy.subarachnoid)
+    csf = _Compartments(anatomy.ventricles, anatomy.csf)
     if variation.atrophy_mm > 0.0 or variation.ventricle_growth_mm > 0.0:
         csf = _widen_csf(painter, anatomy, variation)
     if variation.calcifications:
         _calcify(painter, anatomy, csf, variation)
     if variation.head_holder:
         _add_head_holder(painter, anatomy)
-    image = _to_pixel_type(hu, ct)
-    return image, _varied_masks(anatomy, csf, image, sitk.GetArrayViewFromImage(ct))
-
-
-def _varied_masks(anatomy: HeadAnatomy, csf: _Compartments, image: sitk.Image, before: np.ndarray) -> HeadAnatomy:
-    """The anatomy of the varied CT: new CSF spaces; calcified voxels (>= 80 HU, as in analyze_head_ct) leave every class."""
-    after = sitk.GetArrayViewFromImage(image)
-    calcified = anatomy.icv & (after >= _CALCIFIED_HU) & (after != before)
-    subarachnoid = csf.subarachnoid & ~calcified
-    shallow = anatomy.depth_mm < AnatomyConfig().sulcus_depth_mm
-    return dataclasses.replace(
-        anatomy,
-        reference=image,
-        brain=anatomy.brain & ~csf.csf & ~calcified,
-        csf=csf.csf & ~calcified,
-        ventricles=csf.ventricles & ~calcified,
-        sulci=subarachnoid & shallow,
-        cisterns=subarachnoid & ~shallow,
-    )
+    return _to_pixel_type(hu, ct)
 
 
 def _noise_of(ct: sitk.Image, anatomy: HeadAnatomy) -> NoiseModel:
@@ -293,7 +234,6 @@ class _Compartments(NamedTuple):
 
     ventricles: np.ndarray
     csf: np.ndarray
-    subarachnoid: np.ndarray
 
 
 def _widen_csf(painter: _Painter, anatomy: HeadAnatomy, variation: AnatomyVariation) -> _Compartments:
@@ -303,51 +243,16 @@ def _widen_csf(painter: _Painter, anatomy: HeadAnatomy, variation: AnatomyVariat
     atrophy = np.zeros(brain.shape, np.float32)
     growth = np.zeros(brain.shape, np.float32)
     if variation.atrophy_mm > 0.0:
-        atrophy = _atrophy_weight(anatomy, box, variation.atrophy_mm, painter)
+        atrophy = _atrophy_weight(anatomy, box, variation.atrophy_mm, painter) * brain
     if variation.ventricle_growth_mm > 0.0 and anatomy.ventricles.any():
-        # Distances only around the ventricles (a twentieth of the cavity's box).
-        reach = variation.ventricle_growth_mm + _PARTIAL_VOLUME_MM
-        near = _mask_box(anatomy.ventricles[box], margin=int(np.ceil(reach / min(sp))) + 1)
-        distance = morph.distance_outside_mm(anatomy.ventricles[box][near], sp)
-        growth[near] = _ramp(variation.ventricle_growth_mm - distance)
-    widened = np.maximum(atrophy, growth)
-    csf_hu = _csf_hu(painter.hu[box], anatomy.csf[box], sp)
-    _turn_to_csf(painter, anatomy, box, widened * (brain | anatomy.csf[box]), csf_hu)
-    ventricles, csf, subarachnoid = anatomy.ventricles.copy(), anatomy.csf.copy(), anatomy.subarachnoid
-    ventricles[box] |= (growth >= 0.5) & brain
-    csf[box] |= (widened >= 0.5) & brain
-    # As in analyze_head_ct: CSF that is not ventricular and at least 1 mm inside the cavity.
-    subarachnoid[box] |= (atrophy >= 0.5) & brain & (anatomy.depth_mm[box] >= 1.0)
-    return _Compartments(ventricles, csf, subarachnoid & ~ventricles)
-
-
-def _turn_to_csf(
-    painter: _Painter, anatomy: HeadAnatomy, box: tuple[slice, ...], weight: np.ndarray, csf_hu: float
-) -> None:
-    """Lower the density of ``hu[box]`` to CSF by ``weight`` (0..1), keeping the CT's own noise.
-
-    The local mean (1.5 mm Gaussian, over the cavity only, so bone does not count) above the CSF
-    density is removed: a voxel becomes ``csf_hu`` plus its own residual, which is the CT's noise
-    (the residual :func:`estimate_noise` measures) and any partial volume with the skull. The old
-    edge of a widened sulcus or ventricle (partial volume with brain) clears too, so the old
-    outline does not stay as a faint contour. Calcified voxels lose at most the brain's excess.
-    """
-    inner = _mask_box(weight > 0.0, margin=4)
-    if inner is None:
-        return
-    region, icv, weight = painter.hu[box][inner], anatomy.icv[box][inner], weight[inner]
-    sp = painter.spacing_zyx
-    inside = morph.smooth_mm(icv.astype(np.float32), 1.5, sp)
-    mean = morph.smooth_mm(np.where(icv, region, 0.0), 1.5, sp) / np.maximum(inside, 1e-3)
-    excess = np.clip(mean - csf_hu, 0.0, _CALCIFIED_HU - csf_hu)
-    region -= (weight * excess).astype(np.float32)
-
-
-def _csf_hu(hu: np.ndarray, csf: np.ndarray, spacing_zyx: tuple[float, float, float]) -> float:
-    """The CT's CSF density (HU): median of the CSF more than 1.5 mm from its edge (no partial volume)."""
-    pure = csf & (morph.distance_inside_mm(csf, spacing_zyx) > 1.5)
-    pure = pure if np.count_nonzero(pure) >= 100 else csf
-    return float(np.median(hu[pure])) if pure.any() else 0.0
+        distance = morph.distance_outside_mm(anatomy.ventricles[box], sp)
+        growth = _ramp(variation.ventricle_growth_mm - distance) * brain
+    csf_hu = float(np.median(painter.hu[anatomy.csf])) if anatomy.csf.any() else 5.0
+    painter.blend(box, np.maximum(atrophy, growth), csf_hu)
+    ventricles, csf = anatomy.ventricles.copy(), anatomy.csf.copy()
+    ventricles[box] |= growth >= 0.5
+    csf[box] |= np.maximum(atrophy, growth) >= 0.5
+    return _Compartments(ventricles, csf)
 
 
 def _atrophy_weight(anatomy: HeadAnatomy, box: tuple[slice, ...], atrophy_mm: float, painter: _Painter) -> np.ndarray:
@@ -361,20 +266,10 @@ def _atrophy_weight(anatomy: HeadAnatomy, box: tuple[slice, ...], atrophy_mm: fl
     sp = painter.spacing_zyx
     spaces = morph.keep_components(anatomy.subarachnoid[box], sp, min_volume_ml=0.03)[2]
     surface = spaces | ~anatomy.icv[box]
-    uneven = 1.0 + 0.3 * np.clip(_smooth_field(surface.shape, 10.0, sp, painter.rng), -2.0, 2.0)
+    uneven = 1.0 + 0.3 * morph.smooth_noise(surface.shape, 10.0, sp, painter.rng)
     shallow = np.clip(1.2 - anatomy.depth_mm[box] / 25.0, 0.3, 1.0)
-    reach = atrophy_mm * uneven * shallow
+    reach = np.maximum(atrophy_mm * uneven * shallow, 0.0)
     return _ramp(reach - morph.distance_outside_mm(surface, sp))
-
-
-def _smooth_field(
-    shape: tuple[int, ...], sigma_mm: float, spacing_zyx: tuple[float, float, float], rng: np.random.Generator
-) -> np.ndarray:
-    """:func:`morph.smooth_noise` drawn on a 4x coarser grid and interpolated up (a field this smooth loses nothing)."""
-    factor = 4
-    coarse = morph.smooth_noise([-(-n // factor) for n in shape], sigma_mm, [s * factor for s in spacing_zyx], rng)
-    fine = sitk.GetArrayFromImage(sitk.Expand(sitk.GetImageFromArray(coarse), [factor] * 3, sitk.sitkLinear))
-    return fine[tuple(slice(0, n) for n in shape)]
 
 
 def _calcify(painter: _Painter, anatomy: HeadAnatomy, csf: _Compartments, variation: AnatomyVariation) -> None:
