@@ -392,7 +392,7 @@ def _start_from_bundle(
     network.load_state_dict(loaded.network.state_dict(), strict=True)
 
 
-def training_acquisition_range(dataset_root: Path) -> dict[str, list[float]]:
+def training_acquisition_range(dataset_root: Path) -> dict[str, Any]:
     """The acquisitions a simulated dataset was scanned with, for the bundle's ``training_acquisition``.
 
     Read from ``dataset.json`` (``simulation.cases``: every training case's acquisition); {} for
@@ -411,12 +411,16 @@ def training_acquisition_range(dataset_root: Path) -> dict[str, list[float]]:
         values = [abs(float(scan[key])) if magnitude else float(scan[key]) for scan in scans]
         return [round(min(values), 2), round(max(values), 2)]
 
-    return {
+    stated: dict[str, Any] = {
         "slice_thickness_mm": span("slice_thickness_mm"),
         "slice_spacing_mm": span("slice_spacing_mm"),
         "tilt_deg": span("tilt_deg", magnitude=True),
         "inplane_mm": span("inplane_mm"),
     }
+    excluded = (dataset["simulation"].get("acquisitions") or {}).get("excluded")
+    if excluded:  # each quantity alone is in its range, but never both: say so
+        stated["untrained_corner"] = {"tilt_deg": float(excluded[0]), "slice_thickness_mm": float(excluded[1])}
+    return stated
 
 
 def _jsonable(value: Any) -> Any:

@@ -280,11 +280,12 @@ class BundleManifest:
         return copy.deepcopy(self.data.get("postprocessing", {}))
 
     @property
-    def training_acquisition(self) -> dict[str, list[float]] | None:
+    def training_acquisition(self) -> dict[str, Any] | None:
         """The acquisitions the model was trained on (a copy), or None when the manifest does not state them.
 
         ``{"slice_thickness_mm": [low, high], "slice_spacing_mm": [...], "tilt_deg": [...],
-        "inplane_mm": [...]}``, any subset, inclusive ranges in mm and degrees.
+        "inplane_mm": [...]}``, any subset, inclusive ranges in mm and degrees; optionally
+        ``"untrained_corner": {"tilt_deg": t, "slice_thickness_mm": s}`` (no scan both that tilted and that thick).
         """
         ranges = self.data.get("training_acquisition")
         return copy.deepcopy(dict(ranges)) if ranges is not None else None

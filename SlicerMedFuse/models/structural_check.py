@@ -119,6 +119,11 @@ def training_acquisition_problem(data: Any) -> str | None:
         return "field 'training_acquisition' is invalid: state at least one range or leave the field out"
     for key, bounds in ranges.items():
         field = f"training_acquisition.{key}"
+        if key == "untrained_corner":
+            problem = _corner_problem(field, bounds)
+            if problem:
+                return problem
+            continue
         if key not in _TRAINING_ACQUISITION_RULES:
             return f"field '{field}' is not allowed"
         if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds)):
@@ -127,6 +132,16 @@ def training_acquisition_problem(data: Any) -> str | None:
         sound = 0 <= low <= high <= 90 if key == "tilt_deg" else 0 < low <= high
         if not sound:
             return f"field '{field}' is invalid: expected {_TRAINING_ACQUISITION_RULES[key]}, got {bounds}"
+    return None
+
+
+def _corner_problem(field: str, corner: Any) -> str | None:
+    """``untrained_corner``: exactly ``tilt_deg`` (0-90) and ``slice_thickness_mm`` (> 0), numbers."""
+    if not (isinstance(corner, Mapping) and set(corner) == {"tilt_deg", "slice_thickness_mm"}):
+        return f'field \'{field}\' is invalid: expected {{"tilt_deg": ..., "slice_thickness_mm": ...}}'
+    tilt, thickness = corner["tilt_deg"], corner["slice_thickness_mm"]
+    if not (_is_number(tilt) and _is_number(thickness) and 0 <= tilt <= 90 and thickness > 0):
+        return f"field '{field}' is invalid: expected a tilt of 0-90 degrees and a thickness above 0 mm"
     return None
 
 

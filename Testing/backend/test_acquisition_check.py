@@ -189,6 +189,31 @@ def test_thick_tilted_slices_outside_the_range_give_one_merged_sentence_with_the
     assert "tilt is corrected on DICOM input" in warning and "vertex" in warning
 
 
+def test_a_scan_in_the_untrained_corner_is_outside_though_each_quantity_is_inside() -> None:
+    """The real GE scan of issue 15 (7.4 mm, 18.5 degrees) lies in the corner the demo models never saw."""
+    trained = TrainingAcquisition.from_dict({**TRAINED, "untrained_corner": {"tilt_deg": 18, "slice_thickness_mm": 5}})
+    assert trained is not None and trained.to_dict()["untrained_corner"] == {
+        "tilt_deg": 18.0,
+        "slice_thickness_mm": 5.0,
+    }
+    corner = _acquisition(7.4, 4.2, 18.5, (0.49, 0.49))
+    check = check_acquisition(corner, trained)
+    assert check.within is False and check.outside_fields == ("untrained_corner",)
+    assert "saw no scan tilted 18 degrees or more with slices 5 mm or thicker" in check.outside[0]
+    warning = acquisition_warning(corner, check)
+    assert warning is not None and "superres" in warning and "vertex" in warning
+    for inside in (_acquisition(7.4, 7.4, 10.0), _acquisition(3.0, 3.0, 24.0)):  # thick or tilted, not both
+        assert check_acquisition(inside, trained).within is True
+
+
+@pytest.mark.parametrize("corner", [{"tilt_deg": 18}, {"tilt_deg": 18, "slice_thickness_mm": 0}, [18, 5]])
+def test_a_bad_untrained_corner_is_refused_by_both_checks(corner: object) -> None:
+    data = {**_manifest(), "training_acquisition": {**TRAINED, "untrained_corner": corner}}
+    assert schema_problem("bundle-manifest", data) is not None
+    problem = structural_problem("bundle-manifest", data)
+    assert problem is not None and "training_acquisition.untrained_corner" in problem
+
+
 def test_slices_finer_than_the_range_get_no_thinner_slices_advice() -> None:
     acquisition = _acquisition(0.3, 0.3)
     warning = acquisition_warning(acquisition, check_acquisition(acquisition, TrainingAcquisition.from_dict(TRAINED)))
@@ -219,10 +244,11 @@ def test_the_manifest_states_its_training_acquisitions_or_none() -> None:
 
 
 def test_the_schema_and_the_structural_check_accept_a_sound_field() -> None:
-    data = {**_manifest(), "training_acquisition": copy.deepcopy(TRAINED)}
-    assert schema_problem("bundle-manifest", data) is None
-    assert structural_problem("bundle-manifest", data) is None
-    validate_manifest(data)
+    for stated in (TRAINED, {**TRAINED, "untrained_corner": {"tilt_deg": 18, "slice_thickness_mm": 5.0}}):
+        data = {**_manifest(), "training_acquisition": copy.deepcopy(stated)}
+        assert schema_problem("bundle-manifest", data) is None
+        assert structural_problem("bundle-manifest", data) is None
+        validate_manifest(data)
 
 
 @pytest.mark.parametrize(

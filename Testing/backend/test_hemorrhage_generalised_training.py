@@ -66,7 +66,8 @@ def test_training_acquisition_range_spans_the_training_cases(randomised: Path, t
         round(max(s["slice_thickness_mm"] for s in scans), 2),
     ]
     assert spans["tilt_deg"][0] >= 0
-    assert set(spans) == {"slice_thickness_mm", "slice_spacing_mm", "tilt_deg", "inplane_mm"}
+    assert set(spans) == {"slice_thickness_mm", "slice_spacing_mm", "tilt_deg", "inplane_mm", "untrained_corner"}
+    assert spans["untrained_corner"] == {"tilt_deg": 18.0, "slice_thickness_mm": 5.0}
     assert training_acquisition_range(tmp_path) == {}  # no dataset.json: nothing stated
 
 
