@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LAUNCHER", "Measurement", "PythonCommand", "run_measured"]
+__all__ = ["LAUNCHER", "Measurement", "PythonCommand", "run_measured", "stored_peak_mib"]
 
 #: The stdlib-only launcher that records a Python child's own peak memory and CPU time.
 LAUNCHER = Path(__file__).resolve().with_name("measured_child.py")
@@ -48,6 +48,9 @@ LAUNCHER = Path(__file__).resolve().with_name("measured_child.py")
 PythonCommand = tuple[str | Path, str | Path, Sequence[str | Path]]
 #: Seconds between a timeout's SIGTERM (the launcher still writes its record) and SIGKILL.
 TERMINATE_GRACE_S = 5.0
+#: Peak-memory fields of results written before this harness, and their factor to MiB (all were
+#: ``ru_maxrss`` KiB / 1024 or / 1024**2).
+LEGACY_PEAK_FIELDS = {"peak_rss_mb": 1.0, "peak_rss_gb": 1024.0}
 #: Characters of stdout / stderr kept in a :class:`Measurement` (the end of each).
 TAIL_CHARS = 20_000
 
@@ -247,3 +250,22 @@ def run_measured(
         error=child["error"],
         **measured,
     )
+
+
+def stored_peak_mib(entry: dict[str, Any]) -> tuple[float | None, str]:
+    """The peak RSS (MiB) of a stored result row and how it was measured, old rows included.
+
+    Args:
+        entry: A row of a results file: ``peak_rss_mib`` (+ ``peak_method``) as this harness writes
+            it, or a field of :data:`LEGACY_PEAK_FIELDS` from a file written before it.
+
+    Returns:
+        (MiB or None when the row has none, the method: ``peak_method`` of the row, ``"legacy"``
+        for the old fields).
+    """
+    if "peak_rss_mib" in entry:
+        return entry["peak_rss_mib"], entry.get("peak_method", "VmHWM")
+    for field, to_mib in LEGACY_PEAK_FIELDS.items():
+        if entry.get(field) is not None:
+            return round(entry[field] * to_mib, 1), "legacy"
+    return None, "none"
