@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LAUNCHER", "Measurement", "PythonCommand", "run_measured", "stored_peak_mib"]
+__all__ = ["LAUNCHER", "Measurement", "PythonCommand", "peak_cell", "run_measured", "stored_peak_mib"]
 
 #: The stdlib-only launcher that records a Python child's own peak memory and CPU time.
 LAUNCHER = Path(__file__).resolve().with_name("measured_child.py")
@@ -269,3 +269,16 @@ def stored_peak_mib(entry: dict[str, Any]) -> tuple[float | None, str]:
         if entry.get(field) is not None:
             return round(entry[field] * to_mib, 1), "legacy"
     return None, "none"
+
+
+def peak_cell(entry: dict[str, Any]) -> str:
+    """A table cell for a stored row's peak RSS: whole MiB, with the method where it is not VmHWM.
+
+    Args:
+        entry: A results row (see :func:`stored_peak_mib`).
+
+    Returns:
+        ``"1411"``, ``"1622 (wait4)"``, ``"900 (legacy)"`` or ``"-"`` when the row has no peak.
+    """
+    peak, method = stored_peak_mib(entry)
+    return "-" if peak is None else f"{peak:.0f}" + ("" if method == "VmHWM" else f" ({method})")

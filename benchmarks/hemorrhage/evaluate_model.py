@@ -34,7 +34,7 @@ from SlicerMedFuse.hemorrhage.evaluation import evaluate_folders, format_table
 from SlicerMedFuse.training.nnunet_dataset import read_nnunet_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import run_measured, stored_peak_mib  # noqa: E402
+from harness import peak_cell, run_measured, stored_peak_mib  # noqa: E402
 
 #: What each segmentation run records about its cost (seconds, MiB, how the peak was read).
 MEASURED = ("wall_s", "cpu_s", "peak_rss_mib", "peak_method")
@@ -77,13 +77,6 @@ def _cell(value: float | None, scale: float = 100.0) -> str:
     return "-" if value is None else f"{scale * value:.1f}"
 
 
-def _peak_cell(run: dict[str, Any]) -> str:
-    """Peak RSS (MiB) of a run; results written before the shared harness (``os.wait4``, which counts
-    this driver's size at fork) say so."""
-    peak, method = stored_peak_mib(run)
-    return "-" if peak is None else f"{peak:.0f}" + ("" if method == "VmHWM" else f" ({method})")
-
-
 def compare(named: dict[str, Path], stem: Path) -> dict[str, Any]:
     """Side-by-side tables of several ``results.json``; writes ``stem.json`` and ``stem.md``."""
     results = {
@@ -115,12 +108,12 @@ def compare(named: dict[str, Path], stem: Path) -> dict[str, Any]:
             if key in r:
                 run = r[key]
                 network = run["timings_s"].get("network")
-                lines.append(f"| {name} | {label} | {run['wall_s']:.1f} | {_peak_cell(run)} | {network:.1f} |")
+                lines.append(f"| {name} | {label} | {run['wall_s']:.1f} | {peak_cell(run)} | {network:.1f} |")
         per_case = list(r["per_case"].values())
         wall = [c["wall_s"] for c in per_case]
         lines.append(
             f"| {name} | held-out cases (n={len(wall)}, median / max) | {sorted(wall)[len(wall) // 2]:.1f} / "
-            f"{max(wall):.1f} | {_peak_cell(max(per_case, key=lambda c: stored_peak_mib(c)[0] or 0))} (max) | |"
+            f"{max(wall):.1f} | {peak_cell(max(per_case, key=lambda c: stored_peak_mib(c)[0] or 0))} (max) | |"
         )
     summary = {"models": results, "markdown": "\n".join(lines)}
     stem.parent.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from harness import PythonCommand, run_measured, stored_peak_mib  # noqa: E402
+from harness import PythonCommand, peak_cell, run_measured, stored_peak_mib  # noqa: E402
 
 DEFAULT_CT = REPO.parent / "shared" / "data" / "head_ct" / "invesalius_ct0051_head.nii.gz"
 DEFAULT_BLAST = REPO.parent / "shared" / "peers" / "blast-ct"
@@ -633,16 +633,10 @@ def markdown(results: dict[str, Any]) -> str:
                 label = "ours (`medfuse run hemorrhage`)" if name == "ours" else "nnU-Net v2 `nnUNetPredictor`"
                 lines.append(
                     f"| {label} | {'yes' if tag == 'mirroring' else 'no'} | {entry['wall_s']:.1f} | {entry.get('cpu_s')} | {core} | "
-                    f"{_peak_cell(entry)} |"
+                    f"{peak_cell(entry)} |"
                 )
         lines.append("")
     return "\n".join(lines) + "\n"
-
-
-def _peak_cell(entry: dict[str, Any]) -> str:
-    """Peak RSS (MiB) of a run, with the method where it is not VmHWM read in the run's own process."""
-    peak, method = entry.get("peak_rss_mib"), entry.get("peak_method")
-    return "-" if peak is None else f"{peak:.0f}" + ("" if method == "VmHWM" else f" ({method})")
 
 
 def _normal_table(results: dict[str, Any]) -> list[str]:
@@ -655,7 +649,7 @@ def _normal_table(results: dict[str, Any]) -> list[str]:
     for name, entry in rows:
         volumes = ", ".join(f"{k} {v:.2f}" for k, v in entry["false_positive_ml"].items())
         cpu = "-" if entry.get("cpu_s") is None else f"{entry['cpu_s']:.0f}"
-        lines.append(f"| {name} | {volumes} | {entry['wall_s']:.0f} | {cpu} | {_peak_cell(entry)} |")
+        lines.append(f"| {name} | {volumes} | {entry['wall_s']:.0f} | {cpu} | {peak_cell(entry)} |")
     return [*lines, ""]
 
 
@@ -685,7 +679,7 @@ def _held_out_tables(results: dict[str, Any]) -> list[str]:
         cases = list(entry["cases"].values())
         seconds = _mean_of([c["wall_s"] for c in cases])
         cpu = _mean_of([c.get("cpu_s") for c in cases])
-        rss = _peak_cell(max(cases, key=lambda c: c["peak_rss_mib"] or 0))
+        rss = peak_cell(max(cases, key=lambda c: c["peak_rss_mib"] or 0))
         dice = " | ".join(_cell(summary["dice"][k]["mean"]) for k in MAPPED_BHSD)
         lines.append(f"| {name} | {dice} | {_cell(summary['mean_dice'])} | {seconds} | {cpu} | {rss} |")
     lines += ["", "Per case: ground truth / predicted volume (mL) and Dice (%) per BLAST-CT class.", ""]
