@@ -497,8 +497,7 @@ def _brief(run: dict[str, Any]) -> dict[str, Any]:
     report = run.get("report") or {}
     return {
         "wall_s": run["wall_s"],
-        "peak_rss_mib": stored_peak_mib(run)[0],
-        "peak_method": stored_peak_mib(run)[1],
+        **dict(zip(("peak_rss_mib", "peak_method"), stored_peak_mib(run), strict=True)),
         "cpu_s": run.get("cpu_s"),
         "timings_s": report.get("timings_s"),
         "measured_at": run.get("measured_at"),
@@ -523,8 +522,7 @@ def ours_prediction(args: argparse.Namespace, image: Path, case_id: str) -> tupl
     run = {
         "wall_s": per_case.get("wall_s"),
         "cpu_s": per_case.get("cpu_s"),
-        "peak_rss_mib": stored_peak_mib(per_case)[0],
-        "peak_method": stored_peak_mib(per_case)[1],
+        **dict(zip(("peak_rss_mib", "peak_method"), stored_peak_mib(per_case), strict=True)),
         "report": json.loads(report.read_text(encoding="utf-8")) if report.exists() else None,
         "measured_at": f"by evaluate_model.py in {args.ours_pred.parent}",
     }
@@ -679,7 +677,7 @@ def _held_out_tables(results: dict[str, Any]) -> list[str]:
         cases = list(entry["cases"].values())
         seconds = _mean_of([c["wall_s"] for c in cases])
         cpu = _mean_of([c.get("cpu_s") for c in cases])
-        rss = peak_cell(max(cases, key=lambda c: c["peak_rss_mib"] or 0))
+        rss = peak_cell(max(cases, key=lambda c: stored_peak_mib(c)[0] or 0))
         dice = " | ".join(_cell(summary["dice"][k]["mean"]) for k in MAPPED_BHSD)
         lines.append(f"| {name} | {dice} | {_cell(summary['mean_dice'])} | {seconds} | {cpu} | {rss} |")
     lines += ["", "Per case: ground truth / predicted volume (mL) and Dice (%) per BLAST-CT class.", ""]
