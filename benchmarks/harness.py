@@ -120,6 +120,8 @@ class Measurement:
 
 
 def _python_argv(command: PythonCommand, record: Path) -> list[str]:
+    if len(command) != 3:
+        raise ValueError(f"a Python command is (python, target, args); got {len(command)} items: {command!r}")
     python, target, args = command
     target = str(target)
     if target.startswith("-m "):

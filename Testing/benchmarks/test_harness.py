@@ -148,3 +148,32 @@ def test_launcher_needs_only_the_standard_library_of_python_3_9(tmp_path: Path) 
     result = run_measured([sys.executable, "-I", str(LAUNCHER), "--record", str(record), str(script)])
     assert result.ok, result.stderr_tail
     assert json.loads(record.read_text())["peak_method"] == "VmHWM"
+
+
+def test_non_python_command_is_measured_by_wait4_and_can_time_out() -> None:
+    result = run_measured(["sleep", "30"], timeout_s=0.5)
+    assert result.timed_out and result.returncode == -15
+    assert result.peak_method == "wait4" and result.children_peak_rss_mib is None
+    assert result.wall_s < 10
+
+
+def test_python_command_must_have_three_parts() -> None:
+    with pytest.raises(ValueError, match="python, target, args"):
+        run_measured((sys.executable, "script.py"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("entry", "value", "cell"),
+    [
+        ({"peak_rss_mib": 1411.2, "peak_method": "VmHWM"}, 1411.2, "1411"),
+        ({"peak_rss_mib": 1622.0, "peak_method": "wait4"}, 1622.0, "1622 (wait4)"),
+        ({"peak_rss_mb": 616.8}, 616.8, "617 (legacy)"),  # ru_maxrss KiB / 1024
+        ({"peak_rss_gb": 1.5}, 1536.0, "1536 (legacy)"),  # ru_maxrss KiB / 1024**2
+        ({"wall_s": 1.0}, None, "-"),
+    ],
+)
+def test_stored_rows_old_and_new_read_in_mib(entry: dict, value: float | None, cell: str) -> None:
+    from harness import peak_cell, stored_peak_mib
+
+    assert stored_peak_mib(entry)[0] == value
+    assert peak_cell(entry) == cell
