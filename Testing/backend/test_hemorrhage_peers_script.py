@@ -79,7 +79,14 @@ def test_nnunet_plans_reproduce_bhsd_normalisation_and_our_topology(peers):
 
 
 def test_markdown_renders_every_section(peers):
-    run = {"wall_s": 1.0, "peak_rss_mb": 2.0, "timings_s": {"network": 0.5}, "measured_at": "t", "load_1min": 1}
+    run = {
+        "wall_s": 1.0,
+        "peak_rss_mib": 2.0,
+        "peak_method": "VmHWM",
+        "timings_s": {"network": 0.5},
+        "measured_at": "t",
+        "load_1min": 1,
+    }
     volumes = {"IPH": 1.0, "IVH": 0.0, "EAH": 2.0}
     case = {**run, "dice": {"IPH": 0.5, "IVH": None, "EAH": 0.25}, "gt_ml": volumes, "pred_ml": volumes}
     case["detected"] = dict.fromkeys(peers.DETECTED_BY, True)

@@ -10,8 +10,10 @@
 ``data`` simulates 1600 training and 300 held-out cases (:mod:`SlicerMedFuse.breast.aln_simulator`;
 training seeds 1000-1799 and 2100-2899, held-out 1800-2099). ``train`` trains one variant with :func:`~SlicerMedFuse.breast.aln_training.train_aln`
 on one thread (same recipe for both: BasicNet f = 4, DCE + T2W paths, clinical branch, 32^3 cubes
-of 2 mm, 50 x 20 iterations of batch 32, AdamW lr 1e-3, weight decay 1e-4, T2W dropout 0.25, seed 0), recording wall and
-CPU time, peak RSS and the load average. ``evaluate`` classifies the held-out cases through the
+of 2 mm, 50 x 20 iterations of batch 32, AdamW lr 1e-3, weight decay 1e-4, T2W dropout 0.25, seed 0) in a
+child process, recording wall and CPU time of the training call, the process's peak RSS and the load
+average. Peak memory, here and for the task run below, is measured by ``benchmarks/harness.py``
+(VmHWM read in the child itself, MiB). ``evaluate`` classifies the held-out cases through the
 task's own path (:meth:`~SlicerMedFuse.breast.aln_inference.AlnClassifier.predict`) with and
 without T2W, and adds two references on the same cases: a clinical-only logistic regression fitted
 on the training cases' ten fields, and the simulator's true probability (the best any model can
@@ -26,13 +28,14 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import peak_cell, run_measured  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 BUNDLED = Path(__file__).resolve().parents[2] / "SlicerMedFuse" / "models" / "bundled"
@@ -76,6 +79,27 @@ def data(out: Path) -> None:
 
 
 def train(out: Path, variant: str) -> None:
+    """Train one variant in a measured child process and write ``benchmark_train.json`` (times, peak RSS, load)."""
+    folder = out / "models" / variant
+    folder.mkdir(parents=True, exist_ok=True)
+    arguments = ["train-process", "--out", str(out), "--variant", variant]
+    run = run_measured((sys.executable, Path(__file__).resolve(), arguments), log=folder / "benchmark_train.log")
+    if not run.ok:
+        raise SystemExit(f"training {variant} failed; see {folder / 'benchmark_train.log'}")
+    target = folder / "benchmark_train.json"
+    record = json.loads(target.read_text(encoding="utf-8"))
+    record.update(
+        peak_rss_mib=run.peak_rss_mib,
+        peak_method=run.peak_method,
+        process_wall_s=round(run.wall_s, 1),
+        process_cpu_s=round(run.cpu_s, 1),
+    )
+    target.write_text(json.dumps(record, indent=2) + "\n")
+    print(record, flush=True)
+
+
+def train_process(out: Path, variant: str) -> None:
+    """The training itself (in the child that :func:`train` measures): wall and CPU time of the training call."""
     from SlicerMedFuse.breast.aln_training import AlnTrainingConfig, train_aln
     from SlicerMedFuse.training.trainer import TrainerConfig
 
@@ -101,7 +125,6 @@ def train(out: Path, variant: str) -> None:
         "bundle": str(bundle),
         "wall_s": round(time.perf_counter() - started, 1),
         "cpu_s": round(time.process_time() - cpu, 1),
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3),
         "threads": 1,
         "load_average_before": load_before,
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
@@ -110,7 +133,6 @@ def train(out: Path, variant: str) -> None:
         "batch_size": config.batch_size,
     }
     (out / "models" / variant / "benchmark_train.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(record, flush=True)
 
 
 def _logistic_fit(x: np.ndarray, y: np.ndarray, ridge: float = 1e-2, iterations: int = 50) -> np.ndarray:
@@ -162,27 +184,23 @@ def _time_task(out: Path, bundle: Path) -> dict:
     from SlicerMedFuse.breast.aln_dataset import read_aln_dataset
 
     case = read_aln_dataset(out / "data").test[0]
-    command = [sys.executable, "-m", "SlicerMedFuse", "run", "aln-metastasis"]
-    command += [f"--input={role}={path}" for role, path in case.images.items()] + [f"--input=mass={case.mass}"]
-    command += [f"--param={name}={value:g}" for name, value in case.clinical.items()]
-    command += ["--model", str(bundle), "--threads", "1", "--device", "cpu", "--progress", "none"]
+    arguments = ["run", "aln-metastasis"]
+    arguments += [f"--input={role}={path}" for role, path in case.images.items()] + [f"--input=mass={case.mass}"]
+    arguments += [f"--param={name}={value:g}" for name, value in case.clinical.items()]
+    arguments += ["--model", str(bundle), "--threads", "1", "--device", "cpu", "--progress", "none"]
     env = dict(os.environ, OMP_NUM_THREADS="1", ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS="1")
-    load_before = [round(v, 2) for v in os.getloadavg()]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    printed = process.stdout.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"medfuse run failed: {process.stderr.read()}")
+    run = run_measured((sys.executable, "-m SlicerMedFuse", arguments), env=env)
+    if not run.ok:
+        raise SystemExit(f"medfuse run failed: {run.stderr_tail}")
     return {
         "case": case.case_id,
-        "wall_s": round(wall, 2),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 3),
+        "wall_s": round(run.wall_s, 2),
+        "cpu_s": round(run.cpu_s, 2),
+        "peak_rss_mib": run.peak_rss_mib,
+        "peak_method": run.peak_method,
         "threads": 1,
-        "load_average_before": load_before,
-        "printed": json.loads(printed),
+        "load_average_before": [round(run.load_1min_before, 2)],
+        "printed": json.loads(run.stdout_tail),
     }
 
 
@@ -259,7 +277,7 @@ def report(out: Path) -> None:
         entry = results["variants"][variant]
         cost = (
             f"{entry['wall_s'] / 60:.1f} min wall, {entry['cpu_s'] / 60:.1f} CPU-min, peak RSS "
-            f"{entry['peak_rss_gb']:.2f} GB, load {entry['load_average_before'][0]:.1f}"
+            f"{peak_cell(entry)} MiB, load {entry['load_average_before'][0]:.1f}"
         )
         lines.append(_row(title, entry["all_sequences"], cost))
         lines.append(_row(f"{title}, T2W missing", entry["without_t2w"], "same model, T2W path zeros"))
@@ -279,7 +297,7 @@ def report(out: Path) -> None:
         "without the T2W they lose about 0.01 AUC.",
         "",
         f"`medfuse run aln-metastasis` on one case (DCE + T2W + mass, 40^3 voxels each; separate process, 1 thread): "
-        f"{task['wall_s']:.1f} s wall, {task['cpu_s']:.1f} s CPU, peak RSS {task['peak_rss_gb']:.2f} GB, "
+        f"{task['wall_s']:.1f} s wall, {task['cpu_s']:.1f} s CPU, peak RSS {peak_cell(task)} MiB, "
         f"load average {task['load_average_before'][0]:.1f} (2 cores shared with other jobs).",
         "",
         "The image-only network variant was not trained (CPU budget); the clinical-only row is a logistic "
@@ -307,12 +325,12 @@ def demo(out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("data", "train", "evaluate", "report", "demo"))
+    parser.add_argument("step", choices=("data", "train", "train-process", "evaluate", "report", "demo"))
     parser.add_argument("--out", type=Path, required=True, help="scratch folder (data, models, evaluation)")
     parser.add_argument("--variant", choices=tuple(VARIANTS), default="tm")
     args = parser.parse_args()
-    if args.step == "train":
-        train(args.out, args.variant)
+    if args.step in ("train", "train-process"):  # train-process: the child that `train` measures
+        (train if args.step == "train" else train_process)(args.out, args.variant)
     else:
         {"data": data, "evaluate": evaluate, "report": report, "demo": demo}[args.step](args.out)
 

@@ -9,7 +9,8 @@ inference path: study preparation, slice-wise network, threshold), and the fusio
 without T2W (presence mask). ``timing`` renders a 512 x 512 x 120 three-sequence phantom study
 (T1C, T2W, pre-contrast at the real crop's 0.664 x 0.664 x 2.1 mm) and runs ``medfuse run
 breast-mass`` on it as a separate process with ``--threads`` threads (2 needs both CPU slots), for the demo
-bundle; wall time, CPU time and peak RSS come from the child process (``os.wait4``). ``report`` writes ``benchmarks/results/breast.{json,md}``.
+bundle; wall time, CPU time and peak RSS (MiB) of that process come from ``benchmarks/harness.py`` (peak:
+VmHWM read in the process itself). ``report`` writes ``benchmarks/results/breast.{json,md}``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import dataclasses
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import peak_cell, run_measured  # noqa: E402
 
 ARCHITECTURES = ("unet", "fuseunet", "fuseunet-sa", "proposed")
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -65,25 +68,22 @@ def evaluate(out: Path, architectures: tuple[str, ...] = ARCHITECTURES) -> None:
         target.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 
-def _run_child(command: list[str], log: Path, threads: int) -> dict:
-    """Run ``command``; its own wall time and peak RSS (``os.wait4`` gives this child's resource usage)."""
-    started = time.perf_counter()
-    with log.open("w") as stream:
-        env = dict(os.environ, ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
-        process = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed; see {log}")
+def _run_child(arguments: list[str], log: Path, threads: int) -> dict:
+    """Run ``medfuse`` with ``arguments`` in a measured child process; its wall and CPU time (s) and peak RSS (MiB)."""
+    env = dict(os.environ, ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    run = run_measured((sys.executable, "-m SlicerMedFuse", arguments), env=env, log=log)
+    if not run.ok:
+        raise SystemExit(f"medfuse {' '.join(arguments)} failed; see {log}")
     return {
-        "wall_s": round(wall, 1),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),  # KiB on Linux
+        "wall_s": round(run.wall_s, 1),
+        "cpu_s": round(run.cpu_s, 1),
+        "peak_rss_mib": run.peak_rss_mib,
+        "peak_method": run.peak_method,
     }
 
 
 def _command(study: Path, name: str, bundle: Path, threads: int) -> list[str]:
-    command = [sys.executable, "-m", "SlicerMedFuse", "run", "breast-mass"]
+    command = ["run", "breast-mass"]
     command += [f"--input={role}={study / f'{role}.nii.gz'}" for role in ("t1c", "t2w", "pre")]
     command += [f"--output=mass={study / f'mass_{name}.nii.gz'}", "--model", str(bundle), "--threads", str(threads)]
     return command + ["--device", "cpu", "--report", str(study / f"report_{name}.json"), "--progress", "none"]
@@ -283,9 +283,9 @@ def report(out: Path) -> None:
         size = "x".join(str(v) for v in t["size"])
         lines += [
             "",
-            f"| Inference, `medfuse run`, T1C + T2W + pre, {timing['threads']} thread(s) | size | wall (s) | CPU (s) | peak RSS (GB) | bar |",
+            f"| Inference, `medfuse run`, T1C + T2W + pre, {timing['threads']} thread(s) | size | wall (s) | CPU (s) | peak RSS (MiB) | bar |",
             "|---|---|---|---|---|---|",
-            f"| demo bundle ({t['bundle']}) | {size} | {t['wall_s']} | {t['cpu_s']} | {t['peak_rss_gb']} | <= 90 s, <= 4 GB |",
+            f"| demo bundle ({t['bundle']}) | {size} | {t['wall_s']} | {t['cpu_s']} | {peak_cell(t)} | <= 90 s, <= 4 GB |",
         ]
         study = out / "study512"
         if (study / "mass_demo.nii.gz").is_file():

@@ -7,7 +7,8 @@ Usage::
     python benchmarks/hemorrhage/evaluate_model.py --compare NAME=OUT_DIR [NAME=OUT_DIR ...] --report RESULTS_STEM
 
 1. Every held-out case (``imagesTs``) is segmented through ``medfuse run hemorrhage`` in its own
-   process (wall time and peak RSS of that process from ``os.wait4``); predictions go to
+   process (wall time, CPU time and peak RSS in MiB of that process from ``benchmarks/harness.py``:
+   VmHWM read in the process itself, so this driver's imports do not count); predictions go to
    ``OUT_DIR/pred`` and are scored against ``labelsTs`` with ``medfuse evaluate hemorrhage``'s code.
 2. The real normal head CT is segmented the same way: every voxel called hemorrhage is a false positive.
 3. ``--large``: the real CT resampled to 512 x 512 x 40 (BHSD-like grid) for the timing of the issue.
@@ -22,10 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,25 +33,28 @@ import SimpleITK as sitk
 from SlicerMedFuse.hemorrhage.evaluation import evaluate_folders, format_table
 from SlicerMedFuse.training.nnunet_dataset import read_nnunet_dataset
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import peak_cell, run_measured, stored_peak_mib  # noqa: E402
+
+#: What each segmentation run records about its cost (seconds, MiB, how the peak was read).
+MEASURED = ("wall_s", "cpu_s", "peak_rss_mib", "peak_method")
 DEFAULT_CT = Path(__file__).resolve().parents[3] / "shared" / "data" / "head_ct" / "invesalius_ct0051_head.nii.gz"
 
 
 def run_case(image: Path, output: Path, model: Path, threads: int, mirroring: bool, overlap: float) -> dict[str, Any]:
-    """Segment one CT in a fresh process; returns its report, wall time (s) and peak RSS (MB)."""
+    """Segment one CT in a fresh process; returns its report, wall and CPU time (s) and peak RSS (MiB)."""
     report = output.with_name(output.name.replace(".nii.gz", ".json"))
-    command = [
-        sys.executable, "-m", "SlicerMedFuse", "run", "hemorrhage", "--input", f"ct={image}", "--output", str(output),
+    arguments = [
+        "run", "hemorrhage", "--input", f"ct={image}", "--output", str(output),
         "--model", str(model), "--threads", str(threads), "--device", "cpu", "--report", str(report),
         "--param", f"mirroring={str(mirroring).lower()}", "--param", f"overlap={overlap}", "--progress", "none",
     ]  # fmt: skip
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"segmenting {image} failed: {process.stderr.read() if process.stderr else ''}")
+    run = run_measured((sys.executable, "-m SlicerMedFuse", arguments))
+    if not run.ok:
+        raise RuntimeError(f"segmenting {image} failed: {run.stderr_tail}")
     data = json.loads(report.read_text(encoding="utf-8"))
-    return {"wall_s": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "report": data}
+    measured = {"wall_s": round(run.wall_s, 2), "cpu_s": round(run.cpu_s, 1), "peak_rss_mib": run.peak_rss_mib}
+    return {**measured, "peak_method": run.peak_method, "report": data}
 
 
 def large_ct(ct_path: Path, folder: Path) -> Path:
@@ -100,18 +102,18 @@ def compare(named: dict[str, Path], stem: Path) -> dict[str, Any]:
         fp = r["normal_ct"]["false_positive_ml"]
         lines.append(f"| {name} | " + " | ".join(f"{fp[c]:.2f}" for c in classes) + f" | {sum(fp.values()):.2f} |")
     lines += ["", "Inference (one process per CT, wall time and peak RSS of that process):", ""]
-    lines += ["| Model | CT | wall (s) | peak RSS (MB) | network (s) |", "|---|---|---|---|---|"]
+    lines += ["| Model | CT | wall (s) | peak RSS (MiB) | network (s) |", "|---|---|---|---|---|"]
     for name, r in results.items():
         for key, label in (("normal_ct", "real CT 256x256x108"), ("large_ct_512x512x40", "512x512x40")):
             if key in r:
                 run = r[key]
                 network = run["timings_s"].get("network")
-                lines.append(f"| {name} | {label} | {run['wall_s']:.1f} | {run['peak_rss_mb']:.0f} | {network:.1f} |")
+                lines.append(f"| {name} | {label} | {run['wall_s']:.1f} | {peak_cell(run)} | {network:.1f} |")
         per_case = list(r["per_case"].values())
         wall = [c["wall_s"] for c in per_case]
         lines.append(
             f"| {name} | held-out cases (n={len(wall)}, median / max) | {sorted(wall)[len(wall) // 2]:.1f} / "
-            f"{max(wall):.1f} | {max(c['peak_rss_mb'] for c in per_case):.0f} (max) | |"
+            f"{max(wall):.1f} | {peak_cell(max(per_case, key=lambda c: stored_peak_mib(c)[0] or 0))} (max) | |"
         )
     summary = {"models": results, "markdown": "\n".join(lines)}
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             case.images[0], pred / f"{case.case_id}.nii.gz", args.model, args.threads, args.mirroring, args.overlap
         )
         print(
-            f"{case.case_id}: {runs[case.case_id]['wall_s']} s, {runs[case.case_id]['peak_rss_mb']} MB", file=sys.stderr
+            f"{case.case_id}: {runs[case.case_id]['wall_s']} s, {runs[case.case_id]['peak_rss_mib']} MiB",
+            file=sys.stderr,
         )
     scores = evaluate_folders(pred, args.data / "labelsTs")
     results: dict[str, Any] = {
@@ -162,14 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_1min": {"start": round(load_start[0], 2)},
         "held_out": scores.to_dict(),
         "held_out_table": format_table(scores, args.model.name),
-        "per_case": {k: {"wall_s": v["wall_s"], "peak_rss_mb": v["peak_rss_mb"]} for k, v in runs.items()},
+        "per_case": {k: {key: v[key] for key in MEASURED} for k, v in runs.items()},
     }
     normal = run_case(
         args.ct, args.output / "normal_ct_labels.nii.gz", args.model, args.threads, args.mirroring, args.overlap
     )
     results["normal_ct"] = {
-        "wall_s": normal["wall_s"],
-        "peak_rss_mb": normal["peak_rss_mb"],
+        **{key: normal[key] for key in MEASURED},
         "false_positive_ml": {k: v["volume_ml"] for k, v in normal["report"]["classes"].items()},
         "timings_s": normal["report"]["timings_s"],
     }
@@ -184,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.overlap,
             )
         results["large_ct_512x512x40"] = {
-            "wall_s": big["wall_s"],
-            "peak_rss_mb": big["peak_rss_mb"],
+            **{key: big[key] for key in MEASURED},
             "timings_s": big["report"]["timings_s"],
         }
     results["load_average_1min"]["end"] = round(os.getloadavg()[0], 2)

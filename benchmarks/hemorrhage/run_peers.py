@@ -36,8 +36,11 @@ driver, the worker that imports a peer inside the benchmark venv.
    weights of the default plan (BHSD patch 32 x 128 x 128, nnU-Net filters 32-320, ``--spacing``),
    and the tables say so.
 
-Every run is a fresh process whose wall time and peak RSS come from ``os.wait4``; with ``--reuse``
-a run whose record is already in ``--work`` is not repeated (its record says when it was measured).
+Every run is a fresh process measured by ``benchmarks/harness.py``: wall time, CPU time and peak RSS
+in MiB (VmHWM read inside the run's own process, ours and the peers alike, so this driver's torch and
+MONAI do not count). With ``--reuse`` a run whose record is already in ``--work`` is not repeated (its
+record says when it was measured); records written before the harness (peak from ``os.wait4``, which
+carried the driver's size into the child) are measured again.
 Writes ``OUTPUT/hemorrhage_peers.json`` and ``OUTPUT/hemorrhage_peers.md``.
 """
 
@@ -56,6 +59,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from harness import PythonCommand, peak_cell, run_measured, stored_peak_mib  # noqa: E402
+
 DEFAULT_CT = REPO.parent / "shared" / "data" / "head_ct" / "invesalius_ct0051_head.nii.gz"
 DEFAULT_BLAST = REPO.parent / "shared" / "peers" / "blast-ct"
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results"
@@ -286,25 +292,24 @@ WORKERS["worker-nnunet-predict"] = _worker_nnunet_predict
 # --- driver (project venv) -------------------------------------------------------------------------
 
 
-def measured(command: list[str], record: Path, reuse: bool, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``command`` in a fresh process (or reuse its record); wall time, peak RSS, and its JSON report."""
+def measured(command: PythonCommand, record: Path, reuse: bool) -> dict[str, Any]:
+    """Run a Python ``command`` in a fresh process (or reuse its record); its measurement and JSON report.
+
+    A record without ``peak_method`` predates the shared harness (its peak came from ``os.wait4``) and
+    is measured again.
+    """
     if reuse and record.exists():
-        return json.loads(record.read_text(encoding="utf-8"))
+        earlier = json.loads(record.read_text(encoding="utf-8"))
+        if "peak_method" in earlier:
+            return earlier
     log = record.with_suffix(".log")
-    started = time.perf_counter()
-    with open(log, "w", encoding="utf-8") as stream:
-        process = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command[:4])} ... failed; see {log}")
-    report_path = Path(command[command.index("--report") + 1]) if "--report" in command else None
+    run = run_measured(command, log=log)
+    if not run.ok:
+        raise RuntimeError(f"{command[1]} {' '.join(map(str, command[2][:2]))} ... failed; see {log}")
+    arguments = [str(a) for a in command[2]]
+    report_path = Path(arguments[arguments.index("--report") + 1]) if "--report" in arguments else None
     result = {
-        "wall_s": round(seconds, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "load_1min": round(os.getloadavg()[0], 2),
+        **run.to_dict(),
         "report": json.loads(report_path.read_text(encoding="utf-8")) if report_path else None,
     }
     record.write_text(json.dumps(result, indent=1), encoding="utf-8")
@@ -315,24 +320,27 @@ def run_blast(args: argparse.Namespace, image: Path, name: str) -> tuple[dict[st
     folder = args.work / "blast"
     folder.mkdir(parents=True, exist_ok=True)
     output = folder / f"{name}.nii.gz"
-    command = [
-        str(args.bench_python), str(Path(__file__).resolve()), "worker-blast", "--input", str(image),
+    worker = [
+        "worker-blast", "--input", str(image),
         "--output", str(output), "--weights", str(args.blast_weights), "--members", str(args.blast_members),
         "--threads", str(args.threads), "--report", str(folder / f"{name}.report.json"),
     ]  # fmt: skip
-    return measured(command, folder / f"{name}.run.json", args.reuse), output
+    return measured(
+        (args.bench_python, Path(__file__).resolve(), worker), folder / f"{name}.run.json", args.reuse
+    ), output
 
 
 def run_ours(args: argparse.Namespace, model: Path, image: Path, name: str, mirroring: bool) -> tuple[dict, Path]:
     folder = args.work / "ours" / model.name
     folder.mkdir(parents=True, exist_ok=True)
     output = folder / f"{name}.nii.gz"
-    command = [
-        sys.executable, "-m", "SlicerMedFuse", "run", "hemorrhage", "--input", f"ct={image}", "--output", str(output),
+    arguments = [
+        "run", "hemorrhage", "--input", f"ct={image}", "--output", str(output),
         "--model", str(model), "--threads", str(args.threads), "--device", "cpu", "--progress", "none",
         "--param", f"mirroring={str(mirroring).lower()}", "--param", f"overlap={args.overlap}",
         "--report", str(folder / f"{name}.report.json"),
     ]  # fmt: skip
+    command = (sys.executable, "-m SlicerMedFuse", arguments)
     return measured(command, folder / f"{name}.run.json", args.reuse), output
 
 
@@ -473,13 +481,13 @@ def run_timing(args: argparse.Namespace, results: dict[str, Any]) -> None:
     for mirroring in (False, True) if args.nnunet_mirroring else (False,):
         tag = "mirroring" if mirroring else "no_mirroring"
         ours, _ = run_ours(args, bundle, large, f"large_{tag}", mirroring)
-        command = [
-            str(args.bench_python), str(Path(__file__).resolve()), "worker-nnunet-predict", "--folder",
+        worker = [
+            "worker-nnunet-predict", "--folder",
             str(model_folder), "--input", str(large), "--output", str(folder / f"pred_{tag}"),
             "--threads", str(args.threads), "--report", str(folder / f"{tag}.report.json"),
             "--tile-step", str(1.0 - args.overlap),
         ] + (["--mirroring"] if mirroring else [])  # fmt: skip
-        nnunet = measured(command, folder / f"{tag}.run.json", args.reuse)
+        nnunet = measured((args.bench_python, Path(__file__).resolve(), worker), folder / f"{tag}.run.json", args.reuse)
         timing[tag] = {"ours": _brief(ours), "nnunet": _brief(nnunet)}
         print(f"timing {tag}: ours {ours['wall_s']} s, nnU-Net {nnunet['wall_s']} s", file=sys.stderr)
     results["timing_512x512x40"] = timing
@@ -489,11 +497,11 @@ def _brief(run: dict[str, Any]) -> dict[str, Any]:
     report = run.get("report") or {}
     return {
         "wall_s": run["wall_s"],
-        "peak_rss_mb": run["peak_rss_mb"],
+        **dict(zip(("peak_rss_mib", "peak_method"), stored_peak_mib(run), strict=True)),
         "cpu_s": run.get("cpu_s"),
         "timings_s": report.get("timings_s"),
         "measured_at": run.get("measured_at"),
-        "load_1min": run.get("load_1min"),
+        "load_1min": run.get("load_1min_before", run.get("load_1min")),
     }
 
 
@@ -513,7 +521,8 @@ def ours_prediction(args: argparse.Namespace, image: Path, case_id: str) -> tupl
     per_case = json.loads(summary.read_text(encoding="utf-8"))["per_case"].get(case_id, {}) if summary.exists() else {}
     run = {
         "wall_s": per_case.get("wall_s"),
-        "peak_rss_mb": per_case.get("peak_rss_mb"),
+        "cpu_s": per_case.get("cpu_s"),
+        **dict(zip(("peak_rss_mib", "peak_method"), stored_peak_mib(per_case), strict=True)),
         "report": json.loads(report.read_text(encoding="utf-8")) if report.exists() else None,
         "measured_at": f"by evaluate_model.py in {args.ours_pred.parent}",
     }
@@ -576,7 +585,8 @@ def _cell(value: float | None, scale: float = 100.0) -> str:
 def markdown(results: dict[str, Any]) -> str:
     lines = ["# Hemorrhage peers: BLAST-CT and nnU-Net v2's predictor beside ours", ""]
     lines.append(f"Measured {results['date']} on {results['machine']}; {results['threads']} thread(s) per run; ")
-    lines[-1] += "wall time and peak RSS of each run's own process (imports, model loading and I/O included)."
+    lines[-1] += "wall time and peak RSS of each run's own process (imports, model loading and I/O included; "
+    lines[-1] += "peak = VmHWM read in that process by `benchmarks/harness.py`)."
     lines.append("")
     blast = results.get("blast_ct")
     if blast:
@@ -608,7 +618,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines[-1] += "sliding window and export). Wall and CPU time are the whole process."
         lines += [
             "",
-            "| run | mirroring | wall (s) | CPU (s) | inner (s) | peak RSS (MB) |",
+            "| run | mirroring | wall (s) | CPU (s) | inner (s) | peak RSS (MiB) |",
             "|---|---|---|---|---|---|",
         ]
         for tag in ("no_mirroring", "mirroring"):
@@ -621,7 +631,7 @@ def markdown(results: dict[str, Any]) -> str:
                 label = "ours (`medfuse run hemorrhage`)" if name == "ours" else "nnU-Net v2 `nnUNetPredictor`"
                 lines.append(
                     f"| {label} | {'yes' if tag == 'mirroring' else 'no'} | {entry['wall_s']:.1f} | {entry.get('cpu_s')} | {core} | "
-                    f"{entry['peak_rss_mb']:.0f} |"
+                    f"{peak_cell(entry)} |"
                 )
         lines.append("")
     return "\n".join(lines) + "\n"
@@ -632,12 +642,12 @@ def _normal_table(results: dict[str, Any]) -> list[str]:
     if "normal_ct" in results.get("ours", {}):
         rows.append(("ours", results["ours"]["normal_ct"]))
     lines = ["### Real normal head CT: false positives (mL)", ""]
-    lines += ["| model | false-positive volume per class (mL) | wall (s) | CPU (s) | peak RSS (MB) |"]
+    lines += ["| model | false-positive volume per class (mL) | wall (s) | CPU (s) | peak RSS (MiB) |"]
     lines += ["|---|---|---|---|---|"]
     for name, entry in rows:
         volumes = ", ".join(f"{k} {v:.2f}" for k, v in entry["false_positive_ml"].items())
         cpu = "-" if entry.get("cpu_s") is None else f"{entry['cpu_s']:.0f}"
-        lines.append(f"| {name} | {volumes} | {entry['wall_s']:.0f} | {cpu} | {entry['peak_rss_mb']:.0f} |")
+        lines.append(f"| {name} | {volumes} | {entry['wall_s']:.0f} | {cpu} | {peak_cell(entry)} |")
     return [*lines, ""]
 
 
@@ -660,14 +670,14 @@ def _held_out_tables(results: dict[str, Any]) -> list[str]:
     lines += [f"Cases of {results.get('simulated_data')}: {seeds or ', '.join(blast['cases'])}.", ""]
     if source:
         lines += [f"Ours: predictions written by `evaluate_model.py` ({source}), scored here.", ""]
-    lines += ["| model | IPH | IVH | EAH (EDH+SDH) | mean | wall s/case | CPU s/case | peak RSS (MB) |"]
+    lines += ["| model | IPH | IVH | EAH (EDH+SDH) | mean | wall s/case | CPU s/case | peak RSS (MiB, max) |"]
     lines += ["|---|---|---|---|---|---|---|---|"]
     for name, entry in rows:
         summary = entry["summary"]
         cases = list(entry["cases"].values())
         seconds = _mean_of([c["wall_s"] for c in cases])
         cpu = _mean_of([c.get("cpu_s") for c in cases])
-        rss = _mean_of([c["peak_rss_mb"] for c in cases], max)
+        rss = peak_cell(max(cases, key=lambda c: stored_peak_mib(c)[0] or 0))
         dice = " | ".join(_cell(summary["dice"][k]["mean"]) for k in MAPPED_BHSD)
         lines.append(f"| {name} | {dice} | {_cell(summary['mean_dice'])} | {seconds} | {cpu} | {rss} |")
     lines += ["", "Per case: ground truth / predicted volume (mL) and Dice (%) per BLAST-CT class.", ""]

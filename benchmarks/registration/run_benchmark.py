@@ -19,7 +19,8 @@ Metrics: Dice and HD95 (mm) over voxelmorph's standard 30 labels (those present 
 moving labels warped by nearest neighbour through the method's own field with SimpleITK, the same
 code for every method); % voxels with |J| <= 0 and std(log|J|) of the whole field; on (a) the field
 error mean |d - d_true| in mm over the brain; wall time of the registration call (imports and file
-I/O excluded) and of the whole process; the process's peak RSS.
+I/O excluded) and of the whole process; the process's peak RSS in MiB, measured by
+``benchmarks/harness.py`` (VmHWM read in the method's own process when it ends).
 
 HD95 follows ``monai.metrics.compute_hausdorff_distance(percentile=95)`` (the larger of the two
 directed 95th percentiles of boundary-to-boundary distances) but uses SimpleITK distance maps,
@@ -38,7 +39,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,9 +51,11 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synthesis  # noqa: E402
+from harness import run_measured  # noqa: E402
 
 from SlicerMedFuse.geometry import ImageGeometry  # noqa: E402
 from SlicerMedFuse.nets.warping import integrate_velocity, warp, warp_labels  # noqa: E402
@@ -239,9 +241,7 @@ def run_method(method: str, case: dict, folder: Path, peer_python: str, threads:
     )
     env["OMP_WAIT_POLICY"] = "PASSIVE"  # spinning OpenMP threads starve each other on a shared CPU
     env["PYTHONPATH"] = str(REPO)
-    command = [
-        python,
-        str(Path(__file__).with_name("run_method.py")),
+    arguments = [
         method,
         str(case["paths"]["fixed"]),
         str(case["paths"]["moving"]),
@@ -251,15 +251,10 @@ def run_method(method: str, case: dict, folder: Path, peer_python: str, threads:
         str(threads),
     ]
     if case["truth"] is None:  # inter-subject pairs need a linear stage: elastix gets its default affine map first
-        command.append("--affine-first")
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.stdout.read() if process.stdout else b""
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise RuntimeError(f"{method} failed:\n{output.decode(errors='replace')[-3000:]}")
+        arguments.append("--affine-first")
+    run = run_measured((python, Path(__file__).with_name("run_method.py"), arguments), env=env)
+    if not run.ok:
+        raise RuntimeError(f"{method} failed:\n{run.stderr_tail[-3000:]}")
     info = json.loads(info_path.read_text(encoding="utf-8"))
     field = sitk.ReadImage(str(field_path), sitk.sitkVectorFloat64)
     field_path.unlink()
@@ -267,11 +262,17 @@ def run_method(method: str, case: dict, folder: Path, peer_python: str, threads:
         "field": field,
         "registration_s": info["registration_s"],
         "registration_cpu_s": info.get("registration_cpu_s", float("nan")),
-        "process_s": wall,
-        "process_cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": info["peak_rss_mb"],
+        "process_s": run.wall_s,
+        "process_cpu_s": run.cpu_s,
+        "peak_rss_mib": run.peak_rss_mib,
         "report": info.get("report"),
     }
+
+
+def _current_fields(values: dict) -> dict:
+    """A row or summary of an earlier results file with today's field names: runs before the shared
+    harness stored the same measure (VmHWM / 1024, read in the method's process) as ``peak_rss_mb``."""
+    return {("peak_rss_mib" if key == "peak_rss_mb" else key): value for key, value in values.items()}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -320,14 +321,14 @@ def markdown(case: str, summary: dict, meta: dict) -> str:
         )
     lines += [
         "",
-        "| method | Dice | HD95 (mm) | % abs(J)<=0 | std log abs(J) | field error (mm) | time (s) | CPU (s) | process (s) | peak RSS (MB) |",
+        "| method | Dice | HD95 (mm) | % abs(J)<=0 | std log abs(J) | field error (mm) | time (s) | CPU (s) | process (s) | peak RSS (MiB) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, stats in summary.items():
         lines.append(
             f"| {method} | {_cell(stats, 'dice')} | {_cell(stats, 'hd95_mm', 2)} | {_cell(stats, 'folding_percent', 4)} | "
             f"{_cell(stats, 'std_log_jacobian')} | {_cell(stats, 'field_error_mm')} | {_cell(stats, 'registration_s', 1)} | "
-            f"{_cell(stats, 'registration_cpu_s', 1)} | {_cell(stats, 'process_s', 1)} | {_cell(stats, 'peak_rss_mb', 0)} |"
+            f"{_cell(stats, 'registration_cpu_s', 1)} | {_cell(stats, 'process_s', 1)} | {_cell(stats, 'peak_rss_mib', 0)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -349,7 +350,7 @@ def summary_markdown(summaries: dict[str, dict], meta: dict, loads: dict[str, di
             )
     lines += [
         "",
-        "| case | method | Dice | best peer Dice | field error (mm) | best peer error | % abs(J)<=0 | time (s) | fastest peer (s) | time ratio | CPU ratio | peak RSS (MB) |",
+        "| case | method | Dice | best peer Dice | field error (mm) | best peer error | % abs(J)<=0 | time (s) | fastest peer (s) | time ratio | CPU ratio | peak RSS (MiB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case, summary in summaries.items():
@@ -371,7 +372,7 @@ def summary_markdown(summaries: dict[str, dict], meta: dict, loads: dict[str, di
                 f"{stats['registration_s']['mean']:.1f} | {fastest['registration_s']['mean']:.1f} | "
                 f"{stats['registration_s']['mean'] / fastest['registration_s']['mean']:.2f} | "
                 f"{stats.get('registration_cpu_s', {'mean': float('nan')})['mean'] / fastest_cpu:.2f} | "
-                f"{stats['peak_rss_mb']['mean']:.0f} |"
+                f"{stats['peak_rss_mib']['mean']:.0f} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -448,7 +449,7 @@ def main() -> None:
                     "started": earlier["meta"]["started"],
                     "load": earlier["meta"]["load"],
                 }
-                for row in earlier["per_seed"]:
+                for row in map(_current_fields, earlier["per_seed"]):
                     if row["method"] in args.peers:
                         per_seed[case].append(row)
                         rows[case].setdefault(row["method"], []).append(
@@ -468,7 +469,7 @@ def main() -> None:
             row.update(
                 {
                     k: result[k]
-                    for k in ("registration_s", "registration_cpu_s", "process_s", "process_cpu_s", "peak_rss_mb")
+                    for k in ("registration_s", "registration_cpu_s", "process_s", "process_cpu_s", "peak_rss_mib")
                 }
             )
             rows[case].setdefault(method, []).append(row)
@@ -497,7 +498,7 @@ def write_summary(out: Path, summaries: dict[str, dict], meta: dict) -> None:
         earlier = out / f"registration_{case}.json"
         if case not in summaries and earlier.is_file():
             data = json.loads(earlier.read_text(encoding="utf-8"))
-            summaries[case] = data["summary"]
+            summaries[case] = {method: _current_fields(stats) for method, stats in data["summary"].items()}
             loads[case] = {**(data["meta"].get("load") or {}), "started": data["meta"].get("started")}
         elif case in summaries:
             loads[case] = {**(meta.get("load", {}).get(case) or {}), "started": meta.get("started")}

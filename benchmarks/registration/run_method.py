@@ -11,7 +11,9 @@ METHOD is ``medfuse-<preset>`` (SlicerMedFuse's ``fast``, ``accurate``, ``diffeo
 ``--affine-first``); the peers run in a separate venv
 (``/work/bench-venv``) because antspyx pins older numpy/scipy. The field is written as an ITK
 displacement field (LPS mm, fixed point -> moving point) on the fixed grid, and OUT_JSON holds the
-wall and CPU time of the registration call itself (imports and file reading excluded).
+wall and CPU time of the registration call itself (imports and file reading excluded). Peak memory:
+``run_benchmark.py`` starts this script through ``benchmarks/harness.py``, whose launcher reads the
+process's own VmHWM when it ends.
 """
 
 from __future__ import annotations
@@ -116,17 +118,8 @@ def main() -> None:
         seconds, extra = _ants(args.fixed, args.moving, args.out_field)
     else:
         seconds, extra = _elastix(args.fixed, args.moving, args.out_field, args.affine_first)
-    info = {"method": args.method, **seconds, "peak_rss_mb": _peak_rss_mb(), **extra}
+    info = {"method": args.method, **seconds, **extra}
     Path(args.out_json).write_text(json.dumps(info, default=str))
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory since exec (VmHWM). getrusage's ru_maxrss would include the
-    parent's memory at fork time, which Linux carries across exec."""
-    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ Thick slices are simulated with SR4ZCT's F-down along z (thickness r, overlap o,
 apart) from real fine volumes, restored onto the fine slices that lie between the first and last
 thick slice, and scored with PSNR (data range of the truth volume) and SSIM on the central coronal
 and sagittal slices, PSNR on the whole volume and PSNR inside a head mask (whole-volume numbers
-are flattered by air). Every (case, method) runs in its own process so wall time, CPU time and
-peak RSS (``resource.getrusage``) belong to that method alone.
+are flattered by air). Every (case, method) runs in its own process (``benchmarks/harness.py``), which
+reads, simulates, restores and writes the restored volume; wall and CPU time are the method's call
+inside it, peak RSS (MiB) the process's own (VmHWM read in it), so they belong to that method alone.
+The scores are computed afterwards by this driver, outside the measured process.
 
     python benchmarks/superres/run_benchmark.py                       # CT cases, fast SR4ZCT + baselines
     python benchmarks/superres/run_benchmark.py --cases ct:6.0/3.0 mni:5/2.5 --methods linear sr4zct-fast
@@ -21,14 +23,16 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from harness import peak_cell, run_measured  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
 VOLUMES = {
@@ -61,10 +65,6 @@ def _head_mask(truth: Any) -> Any:
     mask = sitk.BinaryMorphologicalClosing(mask, [2, 2, 2])
     mask = sitk.BinaryFillhole(mask)
     return sitk.GetArrayFromImage(mask).astype(bool)
-
-
-def _peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def time_faithful(case: str, iterations: int, seed: int) -> dict[str, Any]:
@@ -107,20 +107,21 @@ def time_faithful(case: str, iterations: int, seed: int) -> dict[str, Any]:
         "iterations_per_epoch": per_epoch,
         "epochs": faithful.epochs,
         "extrapolated_train_s": round(wall / steps * per_epoch * faithful.epochs, 0),
-        "peak_rss_mb": _peak_rss_mb(),
         "torch_threads": torch.get_num_threads(),
         "config": faithful.to_dict(),
     }
 
 
-def run_one(case: str, method: str, epochs: int, seed: int) -> dict[str, Any]:
-    """Simulate, restore with one method and score (runs inside the worker process)."""
-    import numpy as np
+def restore_one(case: str, method: str, epochs: int, seed: int, folder: Path) -> dict[str, Any]:
+    """Simulate and restore with one method (runs inside the measured worker process).
+
+    Writes ``folder/truth.nii.gz`` and ``folder/restored.nii.gz`` for :func:`score_restored`.
+    """
     import SimpleITK as sitk
     import torch
 
     from SlicerMedFuse.device import resolve_device
-    from SlicerMedFuse.superres.evaluation import score_volume, simulate_thick_slices
+    from SlicerMedFuse.superres.evaluation import simulate_thick_slices
     from SlicerMedFuse.superres.interpolation import interpolate_slices
     from SlicerMedFuse.superres.slice_geometry import detect_slice_geometry
     from SlicerMedFuse.superres.sr4zct import sr4zct_config, sr4zct_upsample
@@ -128,7 +129,6 @@ def run_one(case: str, method: str, epochs: int, seed: int) -> dict[str, Any]:
     volume, thickness, overlap = _parse_case(case)
     image = sitk.ReadImage(str(DATA / VOLUMES[volume][0]))
     simulation = simulate_thick_slices(image, thickness, overlap, axis=2)
-    truth = sitk.GetArrayFromImage(simulation.truth).astype(np.float32)
     started, cpu_started = time.perf_counter(), time.process_time()
     extra: dict[str, Any] = {}
     if method.startswith("sr4zct"):
@@ -146,9 +146,8 @@ def run_one(case: str, method: str, epochs: int, seed: int) -> dict[str, Any]:
     else:
         restored_image = interpolate_slices(simulation.thick, simulation.truth, method)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    peak_rss = _peak_rss_mb()  # before scoring, whose SSIM maps are not part of the method
-    restored = sitk.GetArrayFromImage(restored_image).astype(np.float32)
-    scores = score_volume(restored, truth, mask=_head_mask(truth))
+    sitk.WriteImage(sitk.Cast(simulation.truth, sitk.sitkFloat32), str(folder / "truth.nii.gz"))
+    sitk.WriteImage(sitk.Cast(restored_image, sitk.sitkFloat32), str(folder / "restored.nii.gz"))
     return {
         "case": case,
         "volume": VOLUMES[volume][1],
@@ -157,14 +156,25 @@ def run_one(case: str, method: str, epochs: int, seed: int) -> dict[str, Any]:
         "thick_size": list(simulation.thick.GetSize()),
         "truth_size": list(simulation.truth.GetSize()),
         "method": method,
-        **{name: round(value, 4) for name, value in scores.items()},
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
-        "peak_rss_mb": peak_rss,
         "torch_threads": torch.get_num_threads(),
         "itk_threads": sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(),
         **({"sr4zct": extra} if extra else {}),
     }
+
+
+def score_restored(run: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The worker's record with the scores of its restored volume against the truth (in this driver)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from SlicerMedFuse.superres.evaluation import score_volume
+
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "truth.nii.gz"))).astype(np.float32)
+    restored = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "restored.nii.gz"))).astype(np.float32)
+    scores = score_volume(restored, truth, mask=_head_mask(truth))
+    return {**run, **{name: round(value, 4) for name, value in scores.items()}}
 
 
 def _case_key(case: str) -> tuple[int, float]:
@@ -211,9 +221,11 @@ def _markdown(stored: dict[str, Any]) -> str:
         "head (truth > 10 % of its range, closed with a radius-2 ball, holes filled), air excluded.",
         "One torch and one ITK thread per run, each run in its own process; wall times on a shared",
         "2-core machine (`load_average` in superres.json), CPU s is the process's own CPU time.",
+        'Peak RSS: the run\'s whole process, VmHWM read in it (`benchmarks/harness.py`); "(legacy)": measured',
+        "before that harness, by getrusage in the worker (which includes the driver's size at fork).",
         "",
         "| case | method | PSNR cor | PSNR sag | SSIM cor | SSIM sag | PSNR vol | SSIM vol | PSNR mask | SSIM mask "
-        "| wall s | CPU s | peak RSS MB |",
+        "| wall s | CPU s | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
@@ -221,7 +233,7 @@ def _markdown(stored: dict[str, Any]) -> str:
             f"| {run['case']} | {run['method']} | {run['psnr_coronal']:.2f} | {run['psnr_sagittal']:.2f} | "
             f"{run['ssim_coronal']:.4f} | {run['ssim_sagittal']:.4f} | {run['psnr_volume']:.2f} | "
             f"{run['ssim_volume']:.4f} | {run['psnr_mask']:.2f} | {run['ssim_mask']:.4f} | "
-            f"{run['wall_s']} | {run['cpu_s']} | {run['peak_rss_mb']} |"
+            f"{run['wall_s']} | {run['cpu_s']} | {peak_cell(run)} |"
         )
     faithful = stored.get("faithful_extrapolation", {})
     if faithful:
@@ -235,7 +247,7 @@ def _markdown(stored: dict[str, Any]) -> str:
             "",
             "| case | slice px | measured iterations | CPU s / iteration | wall s / iteration "
             "| iterations (200 epochs x 2Z) | training h, CPU time | training h, wall | + inference s (fast run) "
-            "| peak RSS MB |",
+            "| peak RSS MiB |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for case, entry in sorted(faithful.items(), key=lambda item: _case_key(item[0])):
@@ -246,7 +258,7 @@ def _markdown(stored: dict[str, Any]) -> str:
                 f"| {case} | {'x'.join(map(str, entry['slice_size']))} | {entry['measured_iterations']} | "
                 f"{entry['cpu_s_per_iteration']} | {entry['wall_s_per_iteration']} | {iterations} | "
                 f"{entry['cpu_s_per_iteration'] * iterations / 3600:.1f} | {entry['wall_s_per_iteration'] * iterations / 3600:.1f} | "
-                f"{infer} | {entry['peak_rss_mb']} |"
+                f"{infer} | {peak_cell(entry)} |"
             )
     thread_runs = stored.get("thread_runs", {})
     if thread_runs:
@@ -256,13 +268,13 @@ def _markdown(stored: dict[str, Any]) -> str:
             "",
             "Same worker, torch and ITK threads as given; `load` is the 1-min load average when it started.",
             "",
-            "| case | method | threads | PSNR cor | PSNR sag | wall s | CPU s | peak RSS MB | load |",
+            "| case | method | threads | PSNR cor | PSNR sag | wall s | CPU s | peak RSS MiB | load |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for run in sorted(thread_runs.values(), key=lambda r: (_case_key(r["case"]), METHODS.index(r["method"]))):
             lines.append(
                 f"| {run['case']} | {run['method']} | {run['torch_threads']} | {run['psnr_coronal']:.2f} | "
-                f"{run['psnr_sagittal']:.2f} | {run['wall_s']} | {run['cpu_s']} | {run['peak_rss_mb']} | "
+                f"{run['psnr_sagittal']:.2f} | {run['wall_s']} | {run['cpu_s']} | {peak_cell(run)} | "
                 f"{run['load_average']} |"
             )
     return "\n".join(lines) + "\n"
@@ -277,10 +289,28 @@ def _worker(args: argparse.Namespace) -> int:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)
     case, method = args.worker
     if method == "sr4zct-faithful":
-        print(json.dumps(time_faithful(case, args.iterations, args.seed)))
+        run = time_faithful(case, args.iterations, args.seed)
     else:
-        print(json.dumps(run_one(case, method, args.epochs, args.seed)))
+        run = restore_one(case, method, args.epochs, args.seed, args.folder)
+    (args.folder / "run.json").write_text(json.dumps(run), encoding="utf-8")
     return 0
+
+
+def measure(case: str, method: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """One (case, method) in its own measured process, scored here; None (and a message) when it failed."""
+    with tempfile.TemporaryDirectory(prefix="medfuse-superres-") as scratch:
+        arguments = ["--worker", case, method, "--folder", scratch, "--epochs", str(args.epochs)]
+        arguments += ["--seed", str(args.seed), "--threads", str(args.threads), "--iterations", str(args.iterations)]
+        measured = run_measured((sys.executable, Path(__file__).resolve(), arguments))
+        if not measured.ok:
+            print(f"{case} {method} failed:\n{measured.stderr_tail[-2000:]}", file=sys.stderr)
+            return None
+        run = json.loads((Path(scratch) / "run.json").read_text(encoding="utf-8"))
+        if method != "sr4zct-faithful":
+            run = score_restored(run, Path(scratch))
+    run["peak_rss_mib"], run["peak_method"] = measured.peak_rss_mib, measured.peak_method
+    run["load_average"] = measured.load_1min_before
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch and ITK threads per run (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)  # the worker's output folder
     args = parser.parse_args(argv)
     if args.worker:
         return _worker(args)
@@ -305,15 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     for case in args.cases:
         _parse_case(case)
         for method in args.methods:
-            command = [sys.executable, __file__, "--worker", case, method, "--epochs", str(args.epochs)]
-            command += ["--seed", str(args.seed), "--threads", str(args.threads), "--iterations", str(args.iterations)]
-            load = os.getloadavg()[0]
-            completed = subprocess.run(command, capture_output=True, text=True, check=False)
-            if completed.returncode != 0:
-                print(f"{case} {method} failed:\n{completed.stderr[-2000:]}", file=sys.stderr)
+            run = measure(case, method, args)
+            if run is None:
                 continue
-            run = json.loads(completed.stdout.strip().splitlines()[-1])
-            run["load_average"] = round(load, 2)
             if method == "sr4zct-faithful":
                 stored.setdefault("faithful_extrapolation", {})[case] = run
                 print(f"{case:12s} {method:16s} {run['wall_s_per_iteration']} s/iteration", flush=True)
@@ -326,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{case:12s} {method:16s} cor {run['psnr_coronal']:.2f} sag {run['psnr_sagittal']:.2f} "
                     f"vol {run['psnr_volume']:.2f} mask {run['psnr_mask']:.2f} wall {run['wall_s']}s "
-                    f"cpu {run['cpu_s']}s rss {run['peak_rss_mb']} MB",
+                    f"cpu {run['cpu_s']}s rss {run['peak_rss_mib']} MiB",
                     flush=True,
                 )
             stored["machine"] = {
