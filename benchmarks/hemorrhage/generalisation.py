@@ -253,6 +253,33 @@ def run_blast(work: Path, bench_python: Path, weights: Path, datasets: dict[str,
     return results
 
 
+def run_large(work: Path, models: dict[str, Path], threads: int) -> dict[str, Any]:
+    """Each model on the real CT resampled to 512 x 512 x 40 through ``medfuse run hemorrhage`` (a measured child)."""
+    from evaluate_model import large_ct
+    from harness import run_measured
+
+    folder = work / "large"
+    folder.mkdir(parents=True, exist_ok=True)
+    image = folder / "head_ct_512x512x40.nii.gz"
+    if not image.is_file():
+        large_ct(DEFAULT_CT, folder)
+    results = {}
+    for name, model in models.items():
+        record = folder / f"{name}.run.json"
+        if not record.is_file():
+            argv = ["run", "hemorrhage", "--input", f"ct={image}", "--output", str(folder / f"{name}.nii.gz")]
+            argv += ["--model", str(model), "--threads", str(threads), "--device", "cpu", "--progress", "none"]
+            argv += ["--report", str(folder / f"{name}.report.json")]
+            measurement = run_measured((sys.executable, "-m SlicerMedFuse", argv), log=folder / f"{name}.log")
+            if not measurement.ok:
+                raise SystemExit(f"{name} on the 512 x 512 x 40 CT failed; see {folder / f'{name}.log'}")
+            run = {**measurement.to_dict(), "threads": threads}
+            run["timings_s"] = json.loads((folder / f"{name}.report.json").read_text(encoding="utf-8")).get("timings_s")
+            record.write_text(json.dumps(run, indent=1), encoding="utf-8")
+        results[name] = json.loads(record.read_text(encoding="utf-8"))
+    return results
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
@@ -316,6 +343,16 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"({v['oedema']:.2f}) | " + " | ".join(ours) + f" | {run['wall_s']:.0f} / {run['peak_rss_mib']:.0f} |"
             )
         lines.append("")
+    if summary.get("large"):
+        lines += ["## One CT of 512 x 512 x 40 through `medfuse run hemorrhage` (a measured child process)", ""]
+        lines += ["| model | threads | wall s | CPU s | peak MiB | network s |", "|---|---|---|---|---|---|"]
+        for name, run in summary["large"].items():
+            network = (run.get("timings_s") or {}).get("network")
+            lines.append(
+                f"| {name} | {run['threads']} | {run['wall_s']:.1f} | {run['cpu_s']:.1f} | {run['peak_rss_mib']:.0f} | "
+                f"{'-' if network is None else f'{network:.1f}'} |"
+            )
+        lines.append("")
     lines += ["## Cost (one child process per model and dataset, model loaded once)", ""]
     lines += ["| run | cases | s per case median / max | child wall s | child CPU s | child peak MiB |"]
     lines += ["|---|---|---|---|---|---|"]
@@ -358,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--blast-weights", type=Path, default=DEFAULT_BLAST)
     run.add_argument("--blast-cases", default="", help="DATASET:CASE,... for BLAST-CT")
     run.add_argument("--report", type=Path, help="results stem (writes .json and .md)")
+    run.add_argument(
+        "--large-threads", type=int, default=0, help="also time a 512 x 512 x 40 CT with this many threads"
+    )
     args = parser.parse_args(argv)
     if args.command == "sweep":
         print(write_sweep(args.output, args.ct))
@@ -370,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     scores = {key: score(args.work / "pred" / key, datasets[key.split("/")[1]]) for key in runs}
     chosen = [c for c in args.blast_cases.split(",") if c]
     blast = run_blast(args.work, args.bench_python, args.blast_weights, datasets, chosen) if chosen else {}
+    large = run_large(args.work, models, args.large_threads) if args.large_threads else {}
     summary = {
         "models": {name: str(path) for name, path in models.items()},
         "datasets": {name: DESCRIPTIONS.get(name, str(path)) for name, path in datasets.items()},
@@ -377,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         "scores": scores,
         "runs": runs,
         "blast": blast,
+        "large": large,
     }
     text = markdown(summary)
     print(text)
