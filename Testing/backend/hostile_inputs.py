@@ -20,7 +20,11 @@ import SimpleITK as sitk
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = REPO_ROOT / "SlicerMedFuse" / "models" / "bundled"
 HEMORRHAGE_MODEL = "medfuse-hemorrhage-demo-multiwindow"
-HEMORRHAGE_BUNDLE = BUNDLED / f"{HEMORRHAGE_MODEL}-0.5.1"
+#: The task's default bundle: the newest bundled version of its model.
+HEMORRHAGE_BUNDLE = max(
+    BUNDLED.glob(f"{HEMORRHAGE_MODEL}-[0-9]*"), key=lambda p: tuple(int(x) for x in p.name.rsplit("-", 1)[1].split("."))
+)
+HEMORRHAGE_VERSION = HEMORRHAGE_BUNDLE.name.rsplit("-", 1)[1]
 
 
 def cli_env() -> dict[str, str]:

@@ -27,6 +27,7 @@ from SlicerMedFuse.io.file_integrity import check_image_file
 
 from .hostile_inputs import (
     HEMORRHAGE_MODEL,
+    HEMORRHAGE_VERSION,
     cli_env,
     fingerprints,
     medfuse_command,
@@ -283,10 +284,10 @@ def test_refused_bundle_version_is_named_with_the_version_that_ran(
     result = run_cli(tmp_path, "run", "hemorrhage", "-i", "ct=ct.nii.gz", "-o", "labels.nii.gz", "--report", "r.json")
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
-    assert report["model"]["version"] == "0.5.1"
+    assert report["model"]["version"] == HEMORRHAGE_VERSION
     ran = f"Model '{HEMORRHAGE_MODEL}@9.0.0' was refused ("
     assert any(
-        w.startswith(ran) and w.endswith(f"version 0.5.1 of {HEMORRHAGE_MODEL} runs instead.")
+        w.startswith(ran) and w.endswith(f"version {HEMORRHAGE_VERSION} of {HEMORRHAGE_MODEL} runs instead.")
         for w in report["warnings"]
     )
     assert ran in result.stderr
@@ -317,8 +318,8 @@ def test_models_verify_checks_tensor_names_and_shapes_against_the_architecture(
     other = save({"stem.weight": np.zeros((4, 3, 3, 3, 3), np.float32)})
     store_bundle_copy(isolated_medfuse_home, "9.0.0", lambda m, f: set_weights(m, f, other))
     _verify(tmp_path, "9.0.0", "do not fit its architecture 'medfuse.MultiWindowHemorrhageUNet'")
-    ok = run_cli(tmp_path, "models", "verify", f"{HEMORRHAGE_MODEL}@0.5.1")
-    assert ok.returncode == 0 and ok.stdout.startswith(f"ok {HEMORRHAGE_MODEL} 0.5.1"), ok.stderr
+    ok = run_cli(tmp_path, "models", "verify", f"{HEMORRHAGE_MODEL}@{HEMORRHAGE_VERSION}")
+    assert ok.returncode == 0 and ok.stdout.startswith(f"ok {HEMORRHAGE_MODEL} {HEMORRHAGE_VERSION}"), ok.stderr
 
 
 def _huge_filters(manifest: dict, folder: Path) -> None:
