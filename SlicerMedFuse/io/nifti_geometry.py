@@ -148,7 +148,9 @@ def declared_affine(header: NiftiXforms, path: Path) -> np.ndarray | None:
         )
     if header.qform_code > 0:
         apart_mm = _largest_distance(sform, _qform_affine(header), header.shape)
-        field_diagonal = float(np.linalg.norm(np.linalg.norm(sform[:3, :3], axis=0) * np.asarray(header.shape[:3])))
+        extent = np.ones(3)
+        extent[: min(3, len(header.shape))] = header.shape[:3]  # a 2D image is one voxel deep
+        field_diagonal = float(np.linalg.norm(np.linalg.norm(sform[:3, :3], axis=0) * extent))
         if apart_mm > max(TOLERANCE_MM, QFORM_SHARE_OF_FIELD * field_diagonal):
             raise InputError(
                 f"'{path}' has an sform and a qform that place the voxels up to {apart_mm:.1f} mm apart, so its "

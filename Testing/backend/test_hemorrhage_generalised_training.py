@@ -28,7 +28,7 @@ def randomised(tmp_path_factory, shared_data) -> Path:
 
 
 def test_every_case_records_its_scan_and_anatomy(randomised: Path) -> None:
-    dataset = json.loads((randomised / "dataset.json").read_text())
+    dataset = json.loads((randomised / "dataset.json").read_text(encoding="utf-8"))
     cases = dataset["simulation"]["cases"]["train"]
     assert [c["bleed"] for c in cases] == [True, True, False, False]  # bleed-free cases: hard negatives
     assert dataset["simulation"]["acquisitions"]["excluded"] == [18.0, 5.0]
@@ -59,7 +59,8 @@ def test_rewriting_gives_the_same_cases(randomised: Path, tmp_path: Path, shared
 def test_training_acquisition_range_spans_the_training_cases(randomised: Path, tmp_path: Path) -> None:
     spans = training_acquisition_range(randomised)
     scans = [
-        c["acquisition"] for c in json.loads((randomised / "dataset.json").read_text())["simulation"]["cases"]["train"]
+        c["acquisition"]
+        for c in json.loads((randomised / "dataset.json").read_text(encoding="utf-8"))["simulation"]["cases"]["train"]
     ]
     assert spans["slice_thickness_mm"] == [
         round(min(s["slice_thickness_mm"] for s in scans), 2),
@@ -85,7 +86,7 @@ def test_training_starts_from_a_bundle_of_the_same_network(tmp_path_factory, sha
     before, after = load_file(bundle / "model.safetensors"), load_file(continued / "model.safetensors")
     # AdamW at lr 1e-12 changes nothing visible: the run started from the bundle's weights
     assert all(np.allclose(before[name], after[name]) for name in before)
-    manifest = json.loads((continued / "manifest.json").read_text())
+    manifest = json.loads((continued / "manifest.json").read_text(encoding="utf-8"))
     assert "started from the weights of tiny-hemorrhage-0.1.0" in manifest["training"]["notes"]
 
 
