@@ -120,8 +120,9 @@ def test_the_shipped_demo_models_carry_volumes_chosen_on_validation_cases(model_
     assert set(chosen["min_component_ml"]) == {"EDH", "IPH", "IVH", "SAH", "SDH"}
     assert all(0.05 <= v <= 5.0 for v in chosen["min_component_ml"].values())
     validation = chosen["validation"]
-    # validation cases, never the benchmark's (5000-5029, 35000-35059): 0.5.1's or the generalised models'
-    assert len(validation["cases"]) == 30
-    assert "seeds 15000-15029" in validation["note"] or "seeds 45000-45029" in validation["note"]
+    # validation cases, never the benchmark's (5000-5029, 35000-35059): the source CT's acquisition
+    # (seeds 15000-15029), and for the generalised model also re-scanned cases (45000-45029)
+    assert len(validation["cases"]) in (30, 60) and "seeds 15000-15029" in validation["note"]
+    assert (len(validation["cases"]) == 60) == ("seeds 45000-45029" in validation["note"])
     for name, means in chosen["mean_dice"].items():  # the recorded evidence supports the choice
         assert means[f"{chosen['min_component_ml'][name]:g}"] == max(means.values())
