@@ -31,7 +31,7 @@ __all__ = [
     "DICOM_GANTRY_TILT",
     "DICOM_SLICE_THICKNESS",
     "TRAINING_ACQUISITION_FIELDS",
-    "Acquisition",
+    "MeasuredAcquisition",
     "AcquisitionCheck",
     "TrainingAcquisition",
     "acquisition_warning",
@@ -57,7 +57,7 @@ _PATIENT_S = 2  # LPS index of the superior axis
 
 
 @dataclasses.dataclass(frozen=True)
-class Acquisition:
+class MeasuredAcquisition:
     """How a CT volume was acquired, as far as its image tells.
 
     Attributes:
@@ -120,7 +120,7 @@ def _tag_number(image: sitk.Image, tag: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def measure_acquisition(ct: sitk.Image) -> Acquisition:
+def measure_acquisition(ct: sitk.Image) -> MeasuredAcquisition:
     """Measure a CT's slice spacing, thickness, in-plane spacing, gantry tilt, slices and extent.
 
     Args:
@@ -128,7 +128,7 @@ def measure_acquisition(ct: sitk.Image) -> Acquisition:
             0018|1120 (tilt) are read from its metadata when present.
 
     Returns:
-        An :class:`Acquisition`.
+        An :class:`MeasuredAcquisition`.
 
     Raises:
         InputError: the image is not 3D.
@@ -153,7 +153,7 @@ def measure_acquisition(ct: sitk.Image) -> Acquisition:
     thickness, thickness_source = slice_spacing, "spacing"
     if recorded is not None and recorded > 0:
         thickness, thickness_source = recorded, "dicom"
-    return Acquisition(
+    return MeasuredAcquisition(
         slices=int(size[axis]),
         slice_axis=axis,
         slice_spacing_mm=slice_spacing,
@@ -249,7 +249,7 @@ def _inside(value: float, bounds: tuple[float, float]) -> bool:
     return low * (1 - _RANGE_SLACK) - 1e-9 <= value <= high * (1 + _RANGE_SLACK) + 1e-9
 
 
-def check_acquisition(acquisition: Acquisition, training: TrainingAcquisition | None) -> AcquisitionCheck:
+def check_acquisition(acquisition: MeasuredAcquisition, training: TrainingAcquisition | None) -> AcquisitionCheck:
     """Compare an acquisition with the model's training ranges.
 
     Args:
@@ -287,7 +287,7 @@ def check_acquisition(acquisition: Acquisition, training: TrainingAcquisition | 
     return AcquisitionCheck(not outside, tuple(outside), tuple(fields), training)
 
 
-def acquisition_warning(acquisition: Acquisition, check: AcquisitionCheck) -> str | None:
+def acquisition_warning(acquisition: MeasuredAcquisition, check: AcquisitionCheck) -> str | None:
     """One sentence for the user when the scan is outside the training range or has thick slices; else None.
 
     Merges the thick-slice warning (slices thicker or further apart than

@@ -36,8 +36,8 @@ import SimpleITK as sitk
 from SlicerMedFuse.errors import ResourceError
 from SlicerMedFuse.geometry import resample_to_reference
 from SlicerMedFuse.hemorrhage.acquisition_check import (
-    Acquisition,
     AcquisitionCheck,
+    MeasuredAcquisition,
     TrainingAcquisition,
     acquisition_warning,
     check_acquisition,
@@ -93,7 +93,7 @@ class HemorrhageSegmentation:
     network_grid: dict[str, Any]
     timings_s: dict[str, float]
     warnings: tuple[str, ...]
-    acquisition: Acquisition | None = None
+    acquisition: MeasuredAcquisition | None = None
     acquisition_check: AcquisitionCheck | None = None
 
     def report(self) -> dict[str, Any]:

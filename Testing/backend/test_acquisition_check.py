@@ -20,8 +20,8 @@ import SimpleITK as sitk
 from SlicerMedFuse.api import run_task
 from SlicerMedFuse.errors import InputError, ModelError
 from SlicerMedFuse.hemorrhage.acquisition_check import (
-    Acquisition,
     AcquisitionCheck,
+    MeasuredAcquisition,
     TrainingAcquisition,
     acquisition_warning,
     check_acquisition,
@@ -61,8 +61,8 @@ def _tilted(degrees: float) -> np.ndarray:
     return np.array([[1, 0, 0], [0, math.cos(t), -math.sin(t)], [0, math.sin(t), math.cos(t)]])
 
 
-def _acquisition(thickness=1.0, spacing=1.0, tilt=0.0, inplane=(0.5, 0.5)) -> Acquisition:
-    return Acquisition(40, 2, spacing, thickness, "dicom", inplane, tilt, "dicom", 40 * spacing)
+def _acquisition(thickness=1.0, spacing=1.0, tilt=0.0, inplane=(0.5, 0.5)) -> MeasuredAcquisition:
+    return MeasuredAcquisition(40, 2, spacing, thickness, "dicom", inplane, tilt, "dicom", 40 * spacing)
 
 
 # --- measuring ------------------------------------------------------------------------------------
