@@ -59,6 +59,8 @@ _SUB_PLANE_MM = 0.75
 _NOISE_REFERENCE_MM = 5.0
 #: HU of air (outside the scanned field).
 _AIR_HU = -1024.0
+#: A head pose: rotation (and scale) about a centre, then a shift; maps scanner points to source points.
+Pose = sitk.Euler3DTransform | sitk.AffineTransform
 #: Density (HU) above which bone is dense enough to harden the beam (petrous bone, skull base).
 _DENSE_BONE_HU = 900.0
 
@@ -187,17 +189,8 @@ class AcquisitionRanges:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The ranges as JSON-ready lists."""
-        return json_ready(dataclasses.asdict(self))
-
-
-def json_ready(value: Any) -> Any:
-    """Tuples as lists, recursively (for JSON)."""
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [json_ready(v) for v in value]
-    return value
+        """The ranges (tuples, written to JSON as lists)."""
+        return dataclasses.asdict(self)
 
 
 #: What the demo models are trained on: every range of issue 15 except the thick-and-tilted corner.
@@ -252,15 +245,14 @@ class _Frame:
     lateral_mm: np.ndarray  # (n,) shift of each slice along col (the shear)
 
 
-def _frame(ct: sitk.Image, acquisition: Acquisition, pose: sitk.Transform | None) -> _Frame:
+def _frame(ct: sitk.Image, acquisition: Acquisition, pose: Pose | None) -> _Frame:
     tilt = math.radians(acquisition.tilt_deg)
     row = np.array([1.0, 0.0, 0.0])
     col = np.array([0.0, math.cos(tilt), -math.sin(tilt)])
     normal = np.cross(row, col)
     points = _head_points(ct)
     if pose is not None:  # the pose maps output points to source points: place the head with its inverse
-        inverse = pose.GetInverse()
-        points = np.array([inverse.TransformPoint(tuple(float(x) for x in p)) for p in points])
+        points = _place(points, pose)
     u, v, w = points @ row, points @ col, points @ normal
     margin = 8.0
     first = float(w.min()) + acquisition.cut_base_mm
@@ -279,6 +271,13 @@ def _frame(ct: sitk.Image, acquisition: Acquisition, pose: sitk.Transform | None
     ny = int(math.ceil(v_extent / acquisition.inplane_mm)) + 1
     origin = u_start * row + v_start * col + first * normal
     return _Frame(row, col, normal, origin, (nx, ny), depths, lateral)
+
+
+def _place(source_points: np.ndarray, pose: Pose) -> np.ndarray:
+    """Where the pose puts source points in the scanner: its inverse, ``A^-1 (q - c - t) + c``, for all at once."""
+    matrix = np.asarray(pose.GetMatrix()).reshape(3, 3)
+    center, translation = np.asarray(pose.GetCenter()), np.asarray(pose.GetTranslation())
+    return np.linalg.solve(matrix, (source_points - center - translation).T).T + center
 
 
 def _head_points(ct: sitk.Image, step: int = 4) -> np.ndarray:
@@ -391,7 +390,7 @@ def simulate_acquisition(
     labels: sitk.Image | None,
     acquisition: Acquisition,
     rng: np.random.Generator,
-    pose: sitk.Transform | None = None,
+    pose: Pose | None = None,
 ) -> tuple[sitk.Image, sitk.Image | None]:
     """Scan ``ct`` (HU) and its labels with ``acquisition``.
 
