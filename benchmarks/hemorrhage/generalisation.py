@@ -44,7 +44,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE.parent))  # benchmarks/: the shared harness
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # benchmarks/ (the shared harness) and its hemorrhage scripts
 
 DEFAULT_CT = REPO.parent / "shared" / "data" / "head_ct" / "invesalius_ct0051_head.nii.gz"
 DEFAULT_BLAST = REPO.parent / "shared" / "peers" / "blast-ct"
@@ -140,33 +140,17 @@ def predict(model: Path, data: Path, output: Path, threads: int) -> dict[str, An
 
 def score(pred_dir: Path, data: Path) -> dict[str, Any]:
     """Dice per class on bleed cases (BHSD Table 1), false-positive mL per class on bleed-free cases."""
-    import SimpleITK as sitk
+    from SlicerMedFuse.hemorrhage.evaluation import evaluate_folders
 
-    from SlicerMedFuse.hemorrhage.evaluation import evaluate_pair
-
-    cases = test_cases(data)
-    bleed_dice: dict[str, list[float]] = {name: [] for name in CLASSES}
-    free_fp: list[dict[str, float]] = []
-    per_case: dict[str, Any] = {}
-    for case in cases:
-        scores = evaluate_pair(
-            sitk.ReadImage(str(pred_dir / f"{case['case']}.nii.gz")), sitk.ReadImage(case["labels"]), case["case"]
-        )
-        per_case[case["case"]] = {"dice": scores.dice, "fp_ml": scores.fp_volume_ml, "bleed": case["bleed"]}
-        if case["bleed"]:
-            for name in CLASSES:
-                if scores.dice[name] is not None:
-                    bleed_dice[name].append(float(scores.dice[name]))
-        else:
-            free_fp.append({name: float(scores.fp_volume_ml[name]) for name in CLASSES})
-    dice = {name: (statistics.fmean(v) if v else None) for name, v in bleed_dice.items()}
-    available = [v for v in dice.values() if v is not None]
+    bleed = {case["case"]: case["bleed"] for case in test_cases(data)}
+    result = evaluate_folders(pred_dir, data / "labelsTs")  # a bleed-free case adds no Dice, only false positives
+    free_fp = [case.fp_volume_ml for case in result.cases if not bleed[case.case_id]]
     totals = [sum(fp.values()) for fp in free_fp]
     return {
-        "dice": dice,
-        "cases_with_class": {name: len(v) for name, v in bleed_dice.items()},
-        "mean_dice": statistics.fmean(available) if available else None,
-        "bleed_cases": sum(1 for c in cases if c["bleed"]),
+        "dice": result.dice,
+        "cases_with_class": result.cases_with_class,
+        "mean_dice": result.mean_dice,
+        "bleed_cases": sum(bleed.values()),
         "free_cases": len(free_fp),
         "fp_ml_mean": {name: (statistics.fmean(fp[name] for fp in free_fp) if free_fp else None) for name in CLASSES},
         "fp_ml_total": {
@@ -174,20 +158,11 @@ def score(pred_dir: Path, data: Path) -> dict[str, Any]:
             "mean": statistics.fmean(totals) if totals else None,
             "max": max(totals) if totals else None,
         },
-        "per_case": per_case,
+        "per_case": {
+            case.case_id: {"dice": case.dice, "fp_ml": case.fp_volume_ml, "bleed": bleed[case.case_id]}
+            for case in result.cases
+        },
     }
-
-
-def blast_fp_ml(prediction: Path) -> dict[str, float]:
-    """BLAST-CT's volume per class (mL) of one prediction."""
-    import numpy as np
-    import SimpleITK as sitk
-
-    labels = sitk.ReadImage(str(prediction))
-    counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=5)
-    voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
-    names = {"IPH": 1, "EAH": 2, "oedema": 3, "IVH": 4}
-    return {name: round(float(counts[value]) * voxel_ml, 3) for name, value in names.items()}
 
 
 # --- driver ----------------------------------------------------------------------------------------
@@ -231,6 +206,7 @@ def run_predictions(work: Path, models: dict[str, Path], datasets: dict[str, Pat
 def run_blast(work: Path, bench_python: Path, weights: Path, datasets: dict[str, Path], chosen: list[str]) -> dict:
     """BLAST-CT (first member) on the chosen ``DATASET:CASE`` items, one measured child each."""
     from harness import run_measured
+    from run_peers import blast_worker
 
     results: dict[str, Any] = {}
     for item in chosen:
@@ -240,14 +216,13 @@ def run_blast(work: Path, bench_python: Path, weights: Path, datasets: dict[str,
         folder.mkdir(parents=True, exist_ok=True)
         record = folder / f"{case_id}.run.json"
         if not record.is_file():
-            argv = ["worker-blast", "--input", case["image"], "--output", str(folder / f"{case_id}.nii.gz")]
-            argv += ["--weights", str(weights), "--members", "1", "--threads", "1"]
-            argv += ["--report", str(folder / f"{case_id}.report.json")]
+            report = folder / f"{case_id}.report.json"
+            argv = blast_worker(Path(case["image"]), folder / f"{case_id}.nii.gz", weights, 1, 1, report)
             measurement = run_measured((bench_python, HERE / "run_peers.py", argv), log=folder / f"{case_id}.log")
             if not measurement.ok:
                 raise SystemExit(f"BLAST-CT on {item} failed; see {folder / f'{case_id}.log'}")
             run = measurement.to_dict()
-            run["volumes_ml"] = blast_fp_ml(folder / f"{case_id}.nii.gz")
+            run["volumes_ml"] = json.loads(report.read_text(encoding="utf-8"))["volumes_ml"]  # per BLAST-CT class
             record.write_text(json.dumps(run, indent=1), encoding="utf-8")
         results[item] = {"bleed": case["bleed"], **json.loads(record.read_text(encoding="utf-8"))}
     return results

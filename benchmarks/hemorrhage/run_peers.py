@@ -320,14 +320,20 @@ def run_blast(args: argparse.Namespace, image: Path, name: str) -> tuple[dict[st
     folder = args.work / "blast"
     folder.mkdir(parents=True, exist_ok=True)
     output = folder / f"{name}.nii.gz"
-    worker = [
-        "worker-blast", "--input", str(image),
-        "--output", str(output), "--weights", str(args.blast_weights), "--members", str(args.blast_members),
-        "--threads", str(args.threads), "--report", str(folder / f"{name}.report.json"),
-    ]  # fmt: skip
+    worker = blast_worker(
+        image, output, args.blast_weights, args.blast_members, args.threads, folder / f"{name}.report.json"
+    )
     return measured(
         (args.bench_python, Path(__file__).resolve(), worker), folder / f"{name}.run.json", args.reuse
     ), output
+
+
+def blast_worker(image: Path, output: Path, weights: Path, members: int, threads: int, report: Path) -> list[str]:
+    """Arguments of this script's ``worker-blast`` (run by the benchmark venv's python): BLAST-CT on one CT."""
+    return [
+        "worker-blast", "--input", str(image), "--output", str(output), "--weights", str(weights),
+        "--members", str(members), "--threads", str(threads), "--report", str(report),
+    ]  # fmt: skip
 
 
 def run_ours(args: argparse.Namespace, model: Path, image: Path, name: str, mirroring: bool) -> tuple[dict, Path]:
