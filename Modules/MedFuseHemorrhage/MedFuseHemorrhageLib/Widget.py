@@ -14,9 +14,6 @@ from MedFuseHemorrhageLib import (
 )
 from MedFuseHemorrhageLib.ModuleLogic import MedFuseHemorrhageLogic
 
-#: Style of the acquisition line when the CT lies outside the model's training acquisitions (as the model warning).
-ACQUISITION_WARNING_STYLE = "QLabel { color: rgb(200, 40, 40); font-weight: bold; }"
-
 
 class MedFuseHemorrhageWidget(MedFusePanelWidget):
     """The panel: parameter node <-> widgets, model choice, Apply/Cancel, progress, table and segment editor."""
@@ -127,7 +124,8 @@ class MedFuseHemorrhageWidget(MedFusePanelWidget):
         self.ui.statusLabel.text = "\n".join([HemorrhageLogic.resultSummary(tableNode, job.report), *warnings])
         line, outside = HemorrhageLogic.acquisitionLine(job.report)
         self.ui.acquisitionLabel.text = line
-        self.ui.acquisitionLabel.styleSheet = ACQUISITION_WARNING_STYLE if outside else ""
+        # outside the model's training acquisitions: styled as the model warning (one style, in the .ui)
+        self.ui.acquisitionLabel.styleSheet = self.ui.modelWarningLabel.styleSheet if outside else ""
         self._showResult(ctNode, segmentationNode, tableNode)
 
     def _showResult(self, ctNode, segmentationNode, tableNode) -> None:
